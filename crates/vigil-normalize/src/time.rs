@@ -1,0 +1,138 @@
+//! Timestamp parsing into UTC microseconds: RFC 3339 / ISO 8601 text, epoch numbers, and the
+//! Apache/NGINX `10/Oct/2000:13:55:36 -0700` form. Hand-rolled for the hot path; returns `None` on
+//! anything it does not fully understand, so the caller can dead-letter with a reason.
+
+use chrono::NaiveDate;
+
+fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
+    let s = b.get(at..at + n)?;
+    let mut v = 0i64;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(v)
+}
+
+fn epoch_us(year: i64, month: i64, day: i64, h: i64, m: i64, s: i64) -> Option<i64> {
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
+    let days = i64::from(date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32);
+    Some(((days * 86_400) + h * 3600 + m * 60 + s) * 1_000_000)
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z|±HH:MM|±HHMM]`; no zone means UTC.
+pub fn parse_rfc3339_us(text: &str) -> Option<i64> {
+    let b = text.trim().as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let base = epoch_us(digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?, digits(b, 11, 2)?, digits(b, 14, 2)?, digits(b, 17, 2)?)?;
+    let mut i = 19;
+    let mut micros = 0i64;
+    if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 6 {
+                micros = micros * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..6 {
+            micros *= 10;
+        }
+    }
+    let offset_s = match b.get(i) {
+        None => 0,
+        Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
+        Some(&sign @ (b'+' | b'-')) => {
+            let rest = &b[i + 1..];
+            let (hh, mm) = match rest.len() {
+                5 if rest[2] == b':' => (digits(rest, 0, 2)?, digits(rest, 3, 2)?),
+                4 => (digits(rest, 0, 2)?, digits(rest, 2, 2)?),
+                2 => (digits(rest, 0, 2)?, 0),
+                _ => return None,
+            };
+            let s = hh * 3600 + mm * 60;
+            if sign == b'+' { s } else { -s }
+        }
+        _ => return None,
+    };
+    Some(base + micros - offset_s * 1_000_000)
+}
+
+/// Apache/NGINX `%t` without brackets: `25/Oct/2015:04:11:25 +0100`.
+pub fn parse_clf_us(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
+        return None;
+    }
+    let month = month_number(&b[3..6])?;
+    let base = epoch_us(digits(b, 7, 4)?, month, digits(b, 0, 2)?, digits(b, 12, 2)?, digits(b, 15, 2)?, digits(b, 18, 2)?)?;
+    let sign = match b[21] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let offset_s = sign * (digits(b, 22, 2)? * 3600 + digits(b, 24, 2)? * 60);
+    Some(base - offset_s * 1_000_000)
+}
+
+/// `Jan`..`Dec` to 1..12.
+pub fn month_number(name: &[u8]) -> Option<i64> {
+    const MONTHS: [&[u8]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+    MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name)).map(|p| p as i64 + 1)
+}
+
+/// Epoch number: seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude.
+pub fn epoch_number_us(value: f64) -> Option<i64> {
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    let us = if value < 1e11 {
+        value * 1e6
+    } else if value < 1e14 {
+        value * 1e3
+    } else if value < 1e17 {
+        value
+    } else {
+        value / 1e3
+    };
+    Some(us as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_forms() {
+        let z = parse_rfc3339_us("2024-08-02T08:53:24Z").unwrap();
+        assert_eq!(z, 1_722_588_804_000_000);
+        assert_eq!(parse_rfc3339_us("2024-08-02T08:53:24.5Z"), Some(z + 500_000));
+        assert_eq!(parse_rfc3339_us("2018-10-26T13:42:46.764713Z").map(|v| v % 1_000_000), Some(764_713));
+        assert_eq!(parse_rfc3339_us("2024-08-02T10:53:24+02:00"), Some(z));
+        assert_eq!(parse_rfc3339_us("2024-08-02 08:53:24"), Some(z));
+        assert_eq!(parse_rfc3339_us("2024-08-02T08:53:24.000000001Z"), Some(z));
+        for bad in ["", "2024-13-02T08:53:24Z", "2024-02-30T00:00:00Z", "2024-08-02T08:53:24Q", "2024-08-02T08:53"] {
+            assert_eq!(parse_rfc3339_us(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn clf_and_epoch() {
+        assert_eq!(parse_clf_us("25/Oct/2015:04:11:25 +0100"), parse_rfc3339_us("2015-10-25T03:11:25Z"));
+        assert_eq!(parse_clf_us("25/Foo/2015:04:11:25 +0100"), None);
+        assert_eq!(epoch_number_us(1_700_000_000.0), Some(1_700_000_000_000_000));
+        assert_eq!(epoch_number_us(1_700_000_000_000.0), Some(1_700_000_000_000_000));
+        assert_eq!(epoch_number_us(f64::NAN), None);
+    }
+}
