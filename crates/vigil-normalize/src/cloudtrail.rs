@@ -73,6 +73,10 @@ impl Normalizer for CloudTrail {
         "cloudtrail"
     }
 
+    fn source(&self) -> &str {
+        SOURCE
+    }
+
     fn framing(&self) -> Framing {
         Framing::Json { envelope_key: Some("Records") }
     }

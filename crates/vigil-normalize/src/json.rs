@@ -159,6 +159,10 @@ impl Normalizer for JsonNormalizer {
         self.format
     }
 
+    fn source(&self) -> &str {
+        &self.mapping.source
+    }
+
     fn framing(&self) -> Framing {
         Framing::Json { envelope_key: None }
     }

@@ -57,6 +57,10 @@ impl Normalizer for K8sAudit {
         "k8s_audit"
     }
 
+    fn source(&self) -> &str {
+        SOURCE
+    }
+
     fn framing(&self) -> Framing {
         Framing::Json { envelope_key: Some("items") }
     }

@@ -261,6 +261,9 @@ pub trait Normalizer: Send + Sync + fmt::Debug {
     /// The format name (`cloudtrail`, ...).
     fn format(&self) -> &'static str;
 
+    /// The `source` column value of its events (`aws.cloudtrail`, ...).
+    fn source(&self) -> &str;
+
     /// How records are cut out of a stream of this format.
     fn framing(&self) -> Framing;
 
@@ -332,6 +335,55 @@ impl NormalizedBatch {
     pub fn rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
+}
+
+/// The dead letters of one source partition as a batch of [`vigil_schema::dead_letter_schema`].
+pub fn dead_letters_to_batch(
+    dead: &[DeadLetter],
+    normalizer: &dyn Normalizer,
+    ingest_source: &str,
+    partition: i32,
+    ingest_time_us: i64,
+) -> RecordBatch {
+    use arrow::array::{BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+    let n = dead.len();
+    let mut source = StringBuilder::with_capacity(n, n * 16);
+    let mut format = StringBuilder::with_capacity(n, n * 16);
+    let mut code = StringBuilder::with_capacity(n, n * 16);
+    let mut reason = StringBuilder::with_capacity(n, n * 64);
+    let mut raw = BinaryBuilder::with_capacity(n, dead.iter().map(|d| d.raw.len()).sum());
+    let mut event_id = StringBuilder::with_capacity(n, n * 32);
+    let mut src = StringBuilder::with_capacity(n, n * 16);
+    let mut part = Int32Builder::with_capacity(n);
+    let mut offset = Int64Builder::with_capacity(n);
+    let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    for d in dead {
+        source.append_value(normalizer.source());
+        format.append_value(normalizer.format());
+        code.append_value(d.code.as_str());
+        reason.append_value(&d.reason);
+        raw.append_value(&d.raw);
+        event_id.append_value(vigil_schema::event_id(normalizer.source(), &d.raw));
+        src.append_value(ingest_source);
+        part.append_value(partition);
+        offset.append_value(d.offset);
+        time.append_value(ingest_time_us);
+    }
+    let columns: Vec<arrow::array::ArrayRef> = vec![
+        Arc::new(source.finish()),
+        Arc::new(format.finish()),
+        Arc::new(code.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(raw.finish()),
+        Arc::new(event_id.finish()),
+        Arc::new(src.finish()),
+        Arc::new(part.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(time.finish()),
+    ];
+    // Columns are built in dead_letter_schema's order and types.
+    #[allow(clippy::expect_used)]
+    RecordBatch::try_new(vigil_schema::dead_letter_schema(), columns).expect("dead letter columns match the schema (bug)")
 }
 
 /// Normalizes `records` on the current rayon pool, `chunk_rows` records per task. The output does not

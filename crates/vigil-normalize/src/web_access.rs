@@ -133,6 +133,10 @@ impl Normalizer for ApacheCombined {
         "apache_combined"
     }
 
+    fn source(&self) -> &str {
+        SOURCE
+    }
+
     fn framing(&self) -> Framing {
         Framing::Lines
     }

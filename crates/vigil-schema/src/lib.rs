@@ -24,9 +24,11 @@
 
 mod builder;
 mod columns;
+pub mod time;
 
 pub use builder::{EventBatchBuilder, EventRow, Provenance, event_id};
 pub use columns::*;
+pub use time::{date_hour, format_time_us};
 
 use std::sync::{Arc, OnceLock};
 

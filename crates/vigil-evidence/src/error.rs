@@ -1,0 +1,53 @@
+//! Errors of the evidence archive.
+
+/// Errors of this crate, sorted by what the user can do: fix the location (`Location`), retry
+/// (`Store`), or report a bug (`Internal`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The evidence location is unusable as given.
+    #[error("evidence location `{location}`: {reason}")]
+    Location {
+        /// What the user gave.
+        location: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The object store refused or failed an operation; often transient.
+    #[error("evidence store {operation} `{path}` failed: {source}")]
+    Store {
+        /// `put`, `get`, `list`.
+        operation: &'static str,
+        /// Object path.
+        path: String,
+        /// The cause.
+        source: object_store::Error,
+    },
+    /// A manifest entry could not be read as one.
+    #[error("manifest entry `{path}` is not valid: {reason}")]
+    Manifest {
+        /// Object path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Encoding Parquet failed: a bug.
+    #[error("encoding {what} as Parquet failed (a bug, please report it): {source}")]
+    Encode {
+        /// What was encoded.
+        what: String,
+        /// The cause.
+        source: parquet::errors::ParquetError,
+    },
+    /// An Arrow operation failed: a bug.
+    #[error("internal error (a bug, please report it): {0}")]
+    Internal(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}

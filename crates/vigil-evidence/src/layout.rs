@@ -1,0 +1,79 @@
+//! Where each object lives in the archive (Hive-style, so DataFusion, DuckDB, Spark, Trino and Athena
+//! read each kind as one table):
+//!
+//! ```text
+//! {root}/events/source=S/date=YYYY-MM-DD/hour=HH/{ingest_source}-{partition}-{first}-{last}.parquet
+//! {root}/alerts/date=YYYY-MM-DD/{ingest_source}-{partition}-{first}-{last}.parquet
+//! {root}/dead_letters/format=F/{ingest_source}-{partition}-{first}-{last}.parquet
+//! {root}/manifests/{ingest_source}/{partition}/{seq:012}.json
+//! ```
+//!
+//! A data file's name is fixed by the offsets it covers, so a replay of the same range rewrites the same
+//! object instead of adding one. Dead letters have no trustworthy event time, so they are partitioned by
+//! input format only (their `ingest_time` column dates them).
+
+use object_store::path::Path;
+
+/// The base name of the data files of one committed range.
+pub fn file_stem(ingest_source: &str, partition: i32, first: i64, last: i64) -> String {
+    format!("{ingest_source}-{partition}-{first}-{last}")
+}
+
+pub use vigil_schema::date_hour;
+
+/// Path of an events file.
+pub fn events_path(root: &Path, source: &str, date: &str, hour: &str, stem: &str) -> Path {
+    root.clone()
+        .join("events")
+        .join(format!("source={source}").as_str())
+        .join(format!("date={date}").as_str())
+        .join(format!("hour={hour}").as_str())
+        .join(format!("{stem}.parquet").as_str())
+}
+
+/// Path of an alerts file.
+pub fn alerts_path(root: &Path, date: &str, stem: &str) -> Path {
+    root.clone().join("alerts").join(format!("date={date}").as_str()).join(format!("{stem}.parquet").as_str())
+}
+
+/// Path of a dead-letters file.
+pub fn dead_letters_path(root: &Path, format: &str, stem: &str) -> Path {
+    root.clone().join("dead_letters").join(format!("format={format}").as_str()).join(format!("{stem}.parquet").as_str())
+}
+
+/// Folder of one source partition's manifest chain.
+pub fn manifest_dir(root: &Path, ingest_source: &str, partition: i32) -> Path {
+    root.clone().join("manifests").join(ingest_source).join(partition.to_string().as_str())
+}
+
+/// Path of one manifest entry.
+pub fn manifest_path(root: &Path, ingest_source: &str, partition: i32, seq: u64) -> Path {
+    manifest_dir(root, ingest_source, partition).join(format!("{seq:012}.json").as_str())
+}
+
+/// The path relative to the archive root, as recorded in manifests.
+pub fn relative(root: &Path, path: &Path) -> String {
+    let full = path.as_ref();
+    let prefix = root.as_ref();
+    if prefix.is_empty() {
+        return full.to_string();
+    }
+    full.strip_prefix(prefix).map(|s| s.trim_start_matches('/')).unwrap_or(full).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_hive_style() {
+        let root = Path::from("archive");
+        let (date, hour) = date_hour(1_722_588_804_000_000);
+        assert_eq!((date.as_str(), hour.as_str()), ("2024-08-02", "08"));
+        let stem = file_stem("file-ab", 0, 1, 10);
+        let p = events_path(&root, "aws.cloudtrail", &date, &hour, &stem);
+        assert_eq!(p.as_ref(), "archive/events/source=aws.cloudtrail/date=2024-08-02/hour=08/file-ab-0-1-10.parquet");
+        assert_eq!(relative(&root, &p), "events/source=aws.cloudtrail/date=2024-08-02/hour=08/file-ab-0-1-10.parquet");
+        assert_eq!(manifest_path(&root, "t", 3, 7).as_ref(), "archive/manifests/t/3/000000000007.json");
+    }
+}

@@ -1,0 +1,269 @@
+//! Pipeline configuration: a TOML file (`vigil run --config pipelines/demo.toml`) or the same from flags.
+//!
+//! ```toml
+//! [pipeline]
+//! batch_rows = 32768        # a micro-batch closes at this many records ...
+//! batch_ms = 1000           # ... or this long after its first record, whichever comes first
+//! threads = 0               # parse / rule / encode threads; 0 = every core
+//!
+//! [[inputs]]
+//! format = "cloudtrail"     # cloudtrail, k8s_audit, web_access_json, apache_combined, json
+//! path = "../fixtures/cloudtrail"   # file, directory (all files, sorted), .gz, or - for stdin
+//!
+//! [[inputs]]
+//! format = "json"
+//! path = "app.ndjson"
+//! source = "myapp.audit"    # JSON formats only: source, class, [inputs.fields] mapping
+//! fields = { time = "ts", actor_user = "user.name" }
+//!
+//! [rules]
+//! dirs = ["rules/soc2"]
+//!
+//! [evidence]
+//! url = "../out/evidence"   # local directory or file:// URL
+//!
+//! [alerts]
+//! path = "../out/alerts.ndjson"     # or "-" for stdout
+//!
+//! [dead_letters]
+//! path = "../out/dead_letters.ndjson"
+//! ```
+//!
+//! Relative paths in a config file are relative to the file's directory, so a pipeline runs the same
+//! from any working directory. Relative paths given as flags are relative to the working directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vigil_normalize::{Format, FormatOptions};
+
+use crate::{Error, Result};
+
+/// Micro-batch and parallelism settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// A micro-batch closes at this many records.
+    pub batch_rows: usize,
+    /// A micro-batch closes this many milliseconds after its first record.
+    pub batch_ms: u64,
+    /// Worker threads for parsing, rules and encoding; 0 means every core.
+    pub threads: usize,
+    /// Records larger than this are dead-lettered `too_large` (bytes).
+    pub max_record_bytes: usize,
+    /// A JSON document (envelope file) larger than this is refused (bytes).
+    pub max_document_bytes: usize,
+    /// zstd level of the Parquet evidence.
+    pub zstd_level: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            batch_rows: 32_768,
+            batch_ms: 1_000,
+            threads: 0,
+            max_record_bytes: 4 << 20,
+            max_document_bytes: 512 << 20,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl Settings {
+    /// Threads to use: the setting, or every core.
+    pub fn effective_threads(&self) -> usize {
+        if self.threads > 0 { self.threads } else { std::thread::available_parallelism().map_or(1, |n| n.get()) }
+    }
+}
+
+/// One input.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Format name.
+    pub format: String,
+    /// File, directory, `.gz` file, or `-` for stdin.
+    pub path: String,
+    /// JSON formats: value of the `source` column.
+    pub source: Option<String>,
+    /// JSON formats: value of the `class` column.
+    pub class: Option<String>,
+    /// JSON formats: canonical column -> dotted field path.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+impl InputConfig {
+    /// Parses `FORMAT:PATH` as given to `--input`.
+    pub fn from_flag(flag: &str) -> Result<Self> {
+        let (format, path) = flag.split_once(':').ok_or_else(|| Error::Config {
+            origin: "--input".into(),
+            reason: format!("`{flag}` is not FORMAT:PATH (for example cloudtrail:logs/ or apache_combined:-)"),
+        })?;
+        Ok(InputConfig { format: format.to_string(), path: path.to_string(), source: None, class: None, fields: Default::default() })
+    }
+
+    /// The parsed format.
+    pub fn format(&self) -> Result<Format> {
+        self.format.parse().map_err(|e: vigil_normalize::Error| Error::Config { origin: format!("input `{}`", self.path), reason: e.to_string() })
+    }
+
+    /// Options of the JSON formats.
+    pub fn options(&self) -> FormatOptions {
+        FormatOptions { source: self.source.clone(), class: self.class.clone(), fields: self.fields.clone() }
+    }
+}
+
+/// Rule directories.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Directories of `.sql` rule files.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Where evidence goes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Local directory or `file://` URL.
+    pub url: String,
+}
+
+/// An NDJSON output.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// File path, or `-` for stdout; none means not written (still archived).
+    pub path: Option<String>,
+}
+
+/// A whole pipeline.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Batching and threads.
+    #[serde(default)]
+    pub pipeline: Settings,
+    /// Inputs, read one after the other.
+    #[serde(default)]
+    pub inputs: Vec<InputConfig>,
+    /// Rules.
+    #[serde(default)]
+    pub rules: RulesConfig,
+    /// Evidence archive.
+    pub evidence: EvidenceConfig,
+    /// Alert output.
+    #[serde(default)]
+    pub alerts: OutputConfig,
+    /// Dead-letter output.
+    #[serde(default)]
+    pub dead_letters: OutputConfig,
+}
+
+fn rebase(base: &Path, value: &str) -> String {
+    if value == "-" || value.contains("://") || Path::new(value).is_absolute() {
+        value.to_string()
+    } else {
+        base.join(value).to_string_lossy().into_owned()
+    }
+}
+
+impl PipelineConfig {
+    /// Reads a config file; relative paths in it become relative to its directory.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config { origin: path.display().to_string(), reason: format!("cannot read the file: {e}") })?;
+        let mut config: PipelineConfig = toml::from_str(&text)
+            .map_err(|e| Error::Config { origin: path.display().to_string(), reason: e.to_string().trim_end().to_string() })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for input in &mut config.inputs {
+            input.path = rebase(&base, &input.path);
+        }
+        for dir in &mut config.rules.dirs {
+            *dir = PathBuf::from(rebase(&base, &dir.to_string_lossy()));
+        }
+        config.evidence.url = rebase(&base, &config.evidence.url);
+        for out in [&mut config.alerts.path, &mut config.dead_letters.path] {
+            if let Some(p) = out {
+                *p = rebase(&base, p);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Every problem that can be found without running: settings, formats and mappings, input paths.
+    /// Rules are checked by the rule engine.
+    pub fn problems(&self, origin: &str) -> Vec<Error> {
+        let mut out = Vec::new();
+        let mut problem = |reason: String| out.push(Error::Config { origin: origin.to_string(), reason });
+        if self.pipeline.batch_rows == 0 {
+            problem("pipeline.batch_rows must be at least 1".into());
+        }
+        if self.pipeline.batch_ms == 0 {
+            problem("pipeline.batch_ms must be at least 1".into());
+        }
+        if !(1..=22).contains(&self.pipeline.zstd_level) {
+            problem(format!("pipeline.zstd_level {} is not between 1 and 22", self.pipeline.zstd_level));
+        }
+        if self.inputs.is_empty() {
+            problem("no inputs: add an [[inputs]] table or --input FORMAT:PATH".into());
+        }
+        let stdin_inputs = self.inputs.iter().filter(|i| i.path == "-").count();
+        if stdin_inputs > 1 {
+            problem("stdin (`-`) can be read by one input only".into());
+        }
+        for input in &self.inputs {
+            match input.format() {
+                Ok(format) => {
+                    if let Err(e) = format.build(&input.options()) {
+                        problem(format!("input `{}`: {e}", input.path));
+                    }
+                    let json_format = matches!(format, Format::Json | Format::WebAccessJson);
+                    if !json_format && (input.source.is_some() || input.class.is_some() || !input.fields.is_empty()) {
+                        problem(format!("input `{}`: source, class and fields apply only to the json and web_access_json formats", input.path));
+                    }
+                }
+                Err(e) => problem(e.to_string()),
+            }
+            if input.path != "-" && !Path::new(&input.path).exists() {
+                problem(format!("input `{}` ({}) does not exist", input.path, input.format));
+            }
+        }
+        if self.rules.dirs.is_empty() {
+            problem("no rule directories: add [rules] dirs = [...] or --rules DIR (alerts need rules)".into());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[[inputs]]\nformat = \"cloudtrail\"\npath = \"logs\"\n[rules]\ndirs = [\"rules\"]\n[evidence]\nurl = \"ev\"\n[alerts]\npath = \"-\"\n").unwrap();
+        let config = PipelineConfig::load(&path).unwrap();
+        assert_eq!(config.inputs[0].path, dir.path().join("logs").to_string_lossy());
+        assert_eq!(config.alerts.path.as_deref(), Some("-"));
+        assert_eq!(config.pipeline, Settings::default());
+        let problems: Vec<String> = config.problems("p.toml").iter().map(ToString::to_string).collect();
+        assert!(problems.iter().any(|p| p.contains("does not exist")), "{problems:?}");
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[pipeline]\nbatch_rowz = 5\n[evidence]\nurl = \"e\"\n").unwrap();
+        let err = PipelineConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("batch_rowz"), "{err}");
+        let flag = InputConfig::from_flag("cloudtrail").unwrap_err().to_string();
+        assert!(flag.contains("FORMAT:PATH"));
+    }
+}

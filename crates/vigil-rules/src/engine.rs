@@ -1,0 +1,347 @@
+//! The rule engine: every rule planned once against the `events` table, then run over each micro-batch.
+//!
+//! The `events` table is a provider whose batches are swapped per micro-batch, so the SQL of a rule is
+//! parsed, checked and optimized once at start, and only the physical plan is made per batch. Rules run
+//! concurrently on the tokio runtime; each uses DataFusion's partitions (one per normalized chunk).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::{SQLOptions, SessionState};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::SessionConfig;
+use sha2::{Digest, Sha256};
+use vigil_schema::{event_schema, timestamp_type};
+
+use crate::alert::{Alert, alert_id, format_time_us};
+use crate::rule::{Rule, parse_rule};
+use crate::validate::check_read_only;
+use crate::{Error, Result};
+
+/// Tables a rule may query.
+pub const TABLES: [&str; 1] = ["events"];
+
+/// The rules of one or more directories, in load order, with the pack's hash.
+#[derive(Debug, Clone, Default)]
+pub struct RulePack {
+    /// Rules sorted by directory, then file name.
+    pub rules: Vec<Rule>,
+    /// SHA-256 over every rule's id and hash: which rule versions were active (CC8.1).
+    pub hash: String,
+}
+
+impl RulePack {
+    /// Builds a pack from rules, refusing duplicate ids.
+    pub fn new(rules: Vec<Rule>) -> std::result::Result<Self, Vec<Error>> {
+        let mut errors = Vec::new();
+        let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+        for rule in &rules {
+            if let Some(first) = seen.insert(&rule.id, &rule.path) {
+                errors.push(Error::rule(&rule.path, 1, format!("rule id `{}` is already used by {}", rule.id, first.display())));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut hasher = Sha256::new();
+        for rule in &rules {
+            hasher.update(rule.id.as_bytes());
+            hasher.update([0u8]);
+            hasher.update(rule.hash.as_bytes());
+            hasher.update([b'\n']);
+        }
+        Ok(RulePack { rules, hash: hex::encode(hasher.finalize()) })
+    }
+}
+
+/// The `.sql` files directly in `dir`, sorted by name.
+pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let io = |source| Error::Io { path: dir.to_path_buf(), source };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sql") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads and checks every rule file of `dirs` (header and read-only SQL). All problems are returned, not
+/// only the first, so `vigil validate` can list them.
+pub fn load_rules(dirs: &[PathBuf]) -> std::result::Result<RulePack, Vec<Error>> {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for dir in dirs {
+        let files = match rule_files(dir) {
+            Ok(files) => files,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if files.is_empty() {
+            errors.push(Error::Io {
+                path: dir.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no .sql rule files in this directory"),
+            });
+        }
+        for path in files {
+            let loaded = std::fs::read_to_string(&path)
+                .map_err(|source| Error::Io { path: path.clone(), source })
+                .and_then(|text| parse_rule(&path, &text))
+                .and_then(|rule| check_read_only(&path, &rule.sql, &TABLES).map(|()| rule));
+            match loaded {
+                Ok(rule) => rules.push(rule),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    RulePack::new(rules)
+}
+
+/// The `events` table: batches swapped in per micro-batch.
+#[derive(Debug)]
+struct EventsTable {
+    partitions: RwLock<Arc<Vec<Vec<RecordBatch>>>>,
+}
+
+#[async_trait]
+impl TableProvider for EventsTable {
+    fn schema(&self) -> SchemaRef {
+        event_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let partitions = self.partitions.read().map_err(|_| DataFusionError::Internal("events table lock poisoned".into()))?.clone();
+        let exec = MemorySourceConfig::try_new_exec(&partitions, event_schema(), projection.cloned())?;
+        Ok(exec)
+    }
+}
+
+/// Where a rule's result puts the columns an alert needs.
+#[derive(Debug, Clone)]
+struct Shape {
+    time: usize,
+    event_ids: EventIds,
+    fields: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum EventIds {
+    One(usize),
+    Many(usize),
+}
+
+struct CompiledRule {
+    rule: Rule,
+    plan: LogicalPlan,
+    shape: Shape,
+}
+
+/// Compiled rules, ready to run over micro-batches.
+pub struct RuleEngine {
+    state: SessionState,
+    table: Arc<EventsTable>,
+    rules: Vec<CompiledRule>,
+    pack_hash: String,
+}
+
+impl fmt::Debug for RuleEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleEngine").field("rules", &self.rules.len()).field("pack_hash", &self.pack_hash).finish()
+    }
+}
+
+fn shape_of(rule: &Rule, schema: &arrow::datatypes::Schema) -> Result<Shape> {
+    let at = |name: &str| schema.fields().iter().position(|f| f.name() == name);
+    let line = rule.query_line;
+    let time = at("time").ok_or_else(|| Error::rule(&rule.path, line, "the query must return a `time` column (the event time, or max(time) AS time)"))?;
+    if !matches!(schema.field(time).data_type(), DataType::Timestamp(_, _)) {
+        return Err(Error::rule(&rule.path, line, "`time` must be a timestamp (select the events' time column or an aggregate of it)"));
+    }
+    let event_ids = match (at("event_id"), at("event_ids")) {
+        (Some(i), None) if schema.field(i).data_type() == &DataType::Utf8 => EventIds::One(i),
+        (None, Some(i)) if matches!(schema.field(i).data_type(), DataType::List(f) if f.data_type() == &DataType::Utf8) => EventIds::Many(i),
+        _ => {
+            return Err(Error::rule(
+                &rule.path,
+                line,
+                "the query must return `event_id` (one alert per row) or `array_agg(event_id) AS event_ids` (one alert per group), not both",
+            ));
+        }
+    };
+    let id_col = match event_ids {
+        EventIds::One(i) | EventIds::Many(i) => i,
+    };
+    let fields = (0..schema.fields().len()).filter(|&i| i != time && i != id_col).collect();
+    Ok(Shape { time, event_ids, fields })
+}
+
+impl RuleEngine {
+    /// Plans every rule of `pack` against the `events` table; all problems are returned.
+    pub async fn new(pack: &RulePack, threads: usize) -> std::result::Result<Self, Vec<Error>> {
+        let config = SessionConfig::new()
+            .with_target_partitions(threads.max(1))
+            .with_information_schema(false)
+            .set_bool("datafusion.sql_parser.enable_ident_normalization", true);
+        let mut state = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        if let Err(e) = datafusion_functions_json::register_all(&mut state) {
+            return Err(vec![Error::Eval { rule: "(engine set-up)".into(), source: e }]);
+        }
+        let table = Arc::new(EventsTable { partitions: RwLock::new(Arc::new(Vec::new())) });
+        let ctx = datafusion::prelude::SessionContext::new_with_state(state.clone());
+        if let Err(e) = ctx.register_table("events", table.clone()) {
+            return Err(vec![Error::Eval { rule: "(engine set-up)".into(), source: e }]);
+        }
+        let state = ctx.state();
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        for rule in &pack.rules {
+            let planned = async {
+                let plan = state.create_logical_plan(&rule.sql).await?;
+                options.verify_plan(&plan)?;
+                state.optimize(&plan)
+            }
+            .await;
+            match planned {
+                Ok(plan) => match shape_of(rule, plan.schema().as_arrow()) {
+                    Ok(shape) => rules.push(CompiledRule { rule: rule.clone(), plan, shape }),
+                    Err(e) => errors.push(e),
+                },
+                Err(e) => errors.push(Error::rule(&rule.path, rule.query_line, format!("the query does not plan: {}", first_line(&e)))),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(RuleEngine { state, table, rules, pack_hash: pack.hash.clone() })
+    }
+
+    /// The compiled rules, in pack order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().map(|c| &c.rule)
+    }
+
+    /// The hash of the active rule pack.
+    pub fn pack_hash(&self) -> &str {
+        &self.pack_hash
+    }
+
+    /// Runs every rule over `batches` (one micro-batch, any number of partitions). Alerts come in rule
+    /// order, then by time and id, whatever the partitioning.
+    pub async fn evaluate(&mut self, batches: &[RecordBatch]) -> Result<Vec<Alert>> {
+        let partitions: Vec<Vec<RecordBatch>> = batches.iter().filter(|b| b.num_rows() > 0).map(|b| vec![b.clone()]).collect();
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        *self.table.partitions.write().map_err(|_| Error::Eval {
+            rule: "(engine)".into(),
+            source: DataFusionError::Internal("events table lock poisoned".into()),
+        })? = Arc::new(partitions);
+        let runs = self.rules.iter().map(|compiled| async {
+            let eval = |source| Error::Eval { rule: compiled.rule.id.clone(), source };
+            let physical = self.state.create_physical_plan(&compiled.plan).await.map_err(eval)?;
+            let output = collect(physical, self.state.task_ctx()).await.map_err(eval)?;
+            let mut alerts = Vec::new();
+            for batch in &output {
+                alerts_from_batch(&compiled.rule, &compiled.shape, batch, &mut alerts).map_err(eval)?;
+            }
+            alerts.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
+            alerts.dedup_by(|a, b| a.alert_id == b.alert_id);
+            Ok::<_, Error>(alerts)
+        });
+        let per_rule = futures::future::try_join_all(runs).await?;
+        *self.table.partitions.write().map_err(|_| Error::Eval {
+            rule: "(engine)".into(),
+            source: DataFusionError::Internal("events table lock poisoned".into()),
+        })? = Arc::new(Vec::new());
+        Ok(per_rule.into_iter().flatten().collect())
+    }
+}
+
+fn first_line(e: &DataFusionError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+fn alerts_from_batch(rule: &Rule, shape: &Shape, batch: &RecordBatch, out: &mut Vec<Alert>) -> datafusion::error::Result<()> {
+    if batch.num_rows() == 0 {
+        return Ok(());
+    }
+    let times = cast(batch.column(shape.time), &timestamp_type())?;
+    let times = times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+    let field_batch = batch.project(&shape.fields)?;
+    let mut field_rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::with_capacity(batch.num_rows());
+    if field_batch.num_columns() > 0 {
+        let mut buf = Vec::new();
+        {
+            let mut writer = arrow::json::ArrayWriter::new(&mut buf);
+            writer.write(&field_batch)?;
+            writer.finish()?;
+        }
+        field_rows = serde_json::from_slice(&buf).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    }
+    field_rows.resize(batch.num_rows(), serde_json::Map::new());
+    for (row, fields) in field_rows.into_iter().enumerate() {
+        let mut event_ids: Vec<String> = match shape.event_ids {
+            EventIds::One(i) => {
+                let col = batch.column(i).as_string::<i32>();
+                if col.is_null(row) { Vec::new() } else { vec![col.value(row).to_string()] }
+            }
+            EventIds::Many(i) => {
+                let list = batch.column(i).as_list::<i32>();
+                if list.is_null(row) {
+                    Vec::new()
+                } else {
+                    let values = list.value(row);
+                    let values = values.as_string::<i32>();
+                    values.iter().flatten().map(str::to_string).collect()
+                }
+            }
+        };
+        if event_ids.is_empty() || times.is_null(row) {
+            continue;
+        }
+        event_ids.sort();
+        event_ids.dedup();
+        let time_us = times.value(row);
+        out.push(Alert {
+            alert_id: alert_id(&rule.id, &event_ids),
+            rule_id: rule.id.clone(),
+            rule_title: rule.title.clone(),
+            severity: rule.severity.as_str(),
+            criteria: rule.criteria.clone(),
+            rule_hash: rule.hash.clone(),
+            time_us,
+            time: format_time_us(time_us),
+            fields,
+            event_ids,
+        });
+    }
+    Ok(())
+}
