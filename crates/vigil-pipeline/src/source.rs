@@ -144,7 +144,8 @@ impl Sender<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.chunk.is_empty() {
-            self.send(ReadEvent::Chunk(std::mem::take(&mut self.chunk)))?;
+            let chunk = std::mem::take(&mut self.chunk);
+            self.send(ReadEvent::Chunk(chunk))?;
         }
         Ok(())
     }

@@ -1,0 +1,111 @@
+//! What a run did, per input and in total, and whether every record is accounted for.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One input file's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct InputSummary {
+    /// Path (`-` for stdin).
+    pub input: String,
+    /// Format name.
+    pub format: String,
+    /// `file-<fingerprint>`.
+    pub ingest_source: String,
+    /// Records read in this run (blank lines are not records).
+    pub records_read: u64,
+    /// Archived as events.
+    pub events: u64,
+    /// Archived as dead letters.
+    pub dead_letters: u64,
+    /// Blank lines skipped.
+    pub skipped_blank: u64,
+    /// Records already in the archive from an earlier run, not processed again.
+    pub already_archived: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Micro-batches committed.
+    pub batches: u64,
+}
+
+impl InputSummary {
+    /// Whether every record read ended up in exactly one of events and dead letters.
+    pub fn reconciles(&self) -> bool {
+        self.records_read == self.events + self.dead_letters
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    /// Per input file.
+    pub inputs: Vec<InputSummary>,
+    /// Alerts per rule id (rules with none are listed with 0).
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    /// Rule ids active in the run.
+    pub rules: Vec<String>,
+    /// Evidence location.
+    pub evidence: String,
+    /// Wall time.
+    #[serde(serialize_with = "seconds")]
+    pub elapsed: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl RunSummary {
+    /// Totals over every input.
+    pub fn total(&self) -> InputSummary {
+        let mut t = InputSummary { input: "total".into(), ..InputSummary::default() };
+        for i in &self.inputs {
+            t.records_read += i.records_read;
+            t.events += i.events;
+            t.dead_letters += i.dead_letters;
+            t.skipped_blank += i.skipped_blank;
+            t.already_archived += i.already_archived;
+            t.alerts += i.alerts;
+            t.batches += i.batches;
+        }
+        t
+    }
+
+    /// Whether every input reconciles.
+    pub fn reconciles(&self) -> bool {
+        self.inputs.iter().all(InputSummary::reconciles)
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.total();
+        writeln!(f, "{:<60} {:>15} {:>9} {:>9} {:>9} {:>9} {:>9}", "input", "format", "read", "archived", "dead", "earlier", "alerts")?;
+        for i in self.inputs.iter().chain(std::iter::once(&total)) {
+            let name = if i.input.len() > 60 { format!("...{}", &i.input[i.input.len() - 57..]) } else { i.input.clone() };
+            writeln!(f, "{name:<60} {:>15} {:>9} {:>9} {:>9} {:>9} {:>9}", i.format, i.records_read, i.events, i.dead_letters, i.already_archived, i.alerts)?;
+        }
+        writeln!(f)?;
+        let check = if self.reconciles() { "ok" } else { "MISMATCH" };
+        writeln!(
+            f,
+            "records read {} = archived {} + dead-lettered {} ({check}); {} already archived by an earlier run, {} blank lines",
+            total.records_read, total.events, total.dead_letters, total.already_archived, total.skipped_blank
+        )?;
+        writeln!(f, "alerts per rule:")?;
+        for rule in &self.rules {
+            writeln!(f, "  {:>6}  {rule}", self.alerts_by_rule.get(rule).copied().unwrap_or(0))?;
+        }
+        writeln!(f, "evidence: {}", self.evidence)?;
+        write!(
+            f,
+            "{} records in {:.2}s ({:.0} records/s)",
+            total.records_read,
+            self.elapsed.as_secs_f64(),
+            total.records_read as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        )
+    }
+}
