@@ -40,12 +40,24 @@ fn line_of_parser_error(message: &str, sql: &str) -> u64 {
 
 struct Checker<'a> {
     path: &'a Path,
+    sql: &'a str,
     tables: &'a [&'a str],
     ctes: HashSet<String>,
     error: Option<Error>,
 }
 
 impl Checker<'_> {
+    /// The span's line, or (for nodes the parser gives no span) the first line holding `needle`.
+    fn line(&self, span_line: u64, needle: &str) -> u64 {
+        if span_line > 0 {
+            return span_line;
+        }
+        self.sql
+            .lines()
+            .position(|l| !l.trim_start().starts_with("--") && l.contains(needle))
+            .map_or_else(|| statement_line(self.sql), |i| i as u64 + 1)
+    }
+
     fn refuse(&mut self, line: u64, reason: String) -> ControlFlow<()> {
         self.error = Some(Error::rule(self.path, line, reason));
         ControlFlow::Break(())
@@ -68,7 +80,11 @@ impl Visitor for Checker<'_> {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-        let line = factor.span().start.line;
+        let needle = match factor {
+            TableFactor::Table { name, .. } => name.to_string(),
+            _ => "(".to_string(),
+        };
+        let line = self.line(factor.span().start.line, &needle);
         match factor {
             TableFactor::Table { args: Some(_), name, .. } => {
                 self.refuse(line, format!("table function `{name}` is not allowed in a rule; query the `events` table"))
@@ -86,7 +102,7 @@ impl Visitor for Checker<'_> {
         if self.tables.contains(&bare.as_str()) || self.ctes.contains(&bare) {
             return ControlFlow::Continue(());
         }
-        let line = relation.span().start.line;
+        let line = self.line(relation.span().start.line, &name);
         let hint = if name.contains('/') || name.contains('.') { " (rules cannot read files or other catalogs)" } else { "" };
         self.refuse(line, format!("unknown table `{name}`{hint}; a rule may query only: {}", self.tables.join(", ")))
     }
@@ -96,7 +112,8 @@ impl Visitor for Checker<'_> {
             let name = function.name.to_string().to_lowercase();
             let name = name.rsplit('.').next().unwrap_or(&name).to_string();
             if FILE_FUNCTIONS.contains(&name.as_str()) || name.starts_with("read_") {
-                return self.refuse(expr.span().start.line, format!("function `{name}` reads files and is not allowed in a rule"));
+                let line = self.line(expr.span().start.line, &function.name.to_string());
+                return self.refuse(line, format!("function `{name}` reads files and is not allowed in a rule"));
             }
         }
         ControlFlow::Continue(())
@@ -130,7 +147,7 @@ pub fn check_read_only(path: &Path, sql: &str, tables: &[&str]) -> Result<()> {
         DfStatement::Explain(_) => return Err(Error::rule(path, statement_line(sql), "rules are queries; EXPLAIN is not allowed")),
         _ => return Err(Error::rule(path, statement_line(sql), "rules are read-only queries; only SELECT is allowed")),
     };
-    let mut checker = Checker { path, tables, ctes: HashSet::new(), error: None };
+    let mut checker = Checker { path, sql, tables, ctes: HashSet::new(), error: None };
     let _ = query.visit(&mut checker);
     match checker.error {
         Some(error) => Err(error),
