@@ -5,7 +5,7 @@
 //!
 //! | column | filled from |
 //! | --- | --- |
-//! | `time` | `eventTime`, else `@timestamp`; neither parses: dead letter `invalid_time` |
+//! | `time` | `eventTime`, else `@timestamp` (Logstash), else `p_event_time` (Panther data lake); none parses: dead letter `invalid_time` |
 //! | `class` | `authentication` for `ConsoleLogin`, `AssumeRole*`, `GetSessionToken`, `GetFederationToken`, `CheckMfa`, `ExternalIdPDirectoryLogin`; `account_change` for IAM calls that change something (not `Get*`/`List*`/`Generate*`/`Simulate*`); else `api_activity` |
 //! | `activity` | `eventName` (required: `missing_field` otherwise) |
 //! | `outcome` | `failure` when `errorCode` is set or `responseElements.ConsoleLogin` is `Failure`; else `success` |
@@ -86,9 +86,9 @@ impl Normalizer for CloudTrail {
             if !v.is_object() {
                 return Err(Rejection::new(ReasonCode::NotAnObject, "a CloudTrail record must be a JSON object"));
             }
-            let time_text = text(v.get("eventTime")).or_else(|| text(v.get("@timestamp")));
+            let time_text = text(v.get("eventTime")).or_else(|| text(v.get("@timestamp"))).or_else(|| text(v.get("p_event_time")));
             let Some(time_text) = time_text else {
-                return Err(Rejection::new(ReasonCode::InvalidTime, "no eventTime (or @timestamp) in the record"));
+                return Err(Rejection::new(ReasonCode::InvalidTime, "no eventTime (nor @timestamp, p_event_time) in the record"));
             };
             let time_us = parse_rfc3339_us(time_text)
                 .ok_or_else(|| Rejection::new(ReasonCode::InvalidTime, format!("eventTime `{time_text}` is not an RFC 3339 time")))?;

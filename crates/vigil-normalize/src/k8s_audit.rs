@@ -5,7 +5,7 @@
 //!
 //! | column | filled from |
 //! | --- | --- |
-//! | `time` | `requestReceivedTimestamp`, else `stageTimestamp`, else `metadata.creationTimestamp` |
+//! | `time` | `requestReceivedTimestamp`, else `stageTimestamp`, `metadata.creationTimestamp`, `p_event_time` (Panther data lake) |
 //! | `class` | `account_change` for writes to `(cluster)roles`, `(cluster)rolebindings`, `serviceaccounts`; else `api_activity` |
 //! | `activity` | `verb` and `objectRef.resource[/subresource]`: `create pods/exec`, `get secrets`, `create clusterrolebindings` |
 //! | `outcome` | `responseStatus.code`: below 400 `success`, else `failure`; absent: `unknown` |
@@ -79,6 +79,7 @@ impl Normalizer for K8sAudit {
             let time_text = text(v.get("requestReceivedTimestamp"))
                 .or_else(|| text(v.get("stageTimestamp")))
                 .or_else(|| text(path(v, &["metadata", "creationTimestamp"])))
+                .or_else(|| text(v.get("p_event_time")))
                 .ok_or_else(|| Rejection::new(ReasonCode::InvalidTime, "no requestReceivedTimestamp or stageTimestamp in the event"))?;
             let time_us = parse_rfc3339_us(time_text)
                 .ok_or_else(|| Rejection::new(ReasonCode::InvalidTime, format!("timestamp `{time_text}` is not an RFC 3339 time")))?;

@@ -164,10 +164,22 @@ impl Normalizer for ApacheCombined {
             s => Some(s.parse::<i64>().map_err(|_| unrecognized("size is not a number"))?),
         };
         c.skip_spaces();
+        let mut unterminated = false;
         let (referer, agent) = if c.pos < line.len() && line.as_bytes()[c.pos] == b'"' {
             let referer = c.quoted("referer is not quoted")?;
             c.skip_spaces();
-            let agent = c.quoted("user agent is not quoted")?;
+            // A line cut short (buffer limits, truncated files) loses the user agent's closing quote:
+            // keep what is there and say so in attrs.
+            let agent = match c.quoted("user agent is not quoted") {
+                Ok(agent) => agent,
+                Err(_) if line.as_bytes().get(c.pos) == Some(&b'"') => {
+                    unterminated = true;
+                    let rest = &line[c.pos + 1..];
+                    c.pos = line.len();
+                    rest
+                }
+                Err(e) => return Err(e),
+            };
             (dash(referer), dash(agent))
         } else {
             (None, None)
@@ -193,6 +205,7 @@ impl Normalizer for ApacheCombined {
         attrs.member("host", abs_host);
         attrs.member("request", if parsed.is_none() { Some(request) } else { None });
         attrs.member("extra", dash(extra));
+        attrs.member("truncated", unterminated.then_some("user agent has no closing quote"));
         attrs.finish();
         let attrs = &scratch.attrs;
 
@@ -247,8 +260,11 @@ mod tests {
             b"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"\x16\x03\x01\" 400 226 \"-\" \"-\"",
             b"this is not a log line",
             br#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 5 "-" "curl/8" "1.2.3.5""#,
+            br#"46.118.127.106 - - [20/May/2015:12:05:17 +0000] "GET /x.py HTTP/1.1" 200 235 "-" "Mozilla/5.0 (compatible; Googlebot/2.1"#,
         ]);
-        assert_eq!(out.rows(), 4);
+        assert_eq!(out.rows(), 5);
+        assert_eq!(cell(&out, 4, "user_agent"), "Mozilla/5.0 (compatible; Googlebot/2.1");
+        assert!(cell(&out, 4, "attrs").contains("truncated"));
         assert_eq!(out.dead_letters.len(), 1);
         assert_eq!(out.dead_letters[0].offset, 4);
         assert_eq!(cell(&out, 0, "http_path"), "/linux/x");
