@@ -217,6 +217,9 @@ pub async fn run_test_file(path: &Path, pack: &RulePack, update: bool) -> Result
             let _ = writeln!(out, "{line}");
         }
         std::fs::write(path, out).map_err(|e| parse_error(path, 1, &format!("cannot update: {e}")))?;
+        for result in &mut results {
+            result.expected = result.actual.clone();
+        }
     }
     Ok(results)
 }

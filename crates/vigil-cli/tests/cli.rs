@@ -1,0 +1,108 @@
+//! The `vigil` binary as a user runs it: flags, stdin, exit codes and messages.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn vigil() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.current_dir(repo());
+    cmd
+}
+
+#[test]
+fn run_reads_stdin_and_writes_alerts_to_stdout() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let lines = "203.0.113.9 - - [10/Oct/2023:13:55:36 +0000] \"GET /.env HTTP/1.1\" 404 153 \"-\" \"sqlmap/1.7\"\n\
+                 not a log line\n\
+                 \n\
+                 198.51.100.1 - - [10/Oct/2023:13:55:37 +0000] \"GET / HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"\n";
+    let mut child = vigil()
+        .args(["run", "--input", "apache_combined:-", "--rules", "pipelines/rules/soc2", "--alerts", "-", "--batch-ms", "50"])
+        .arg("--evidence")
+        .arg(out.path().join("ev"))
+        .arg("--dlq")
+        .arg(out.path().join("dlq.ndjson"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vigil starts");
+    child.stdin.take().expect("stdin").write_all(lines.as_bytes()).expect("write");
+    let output = child.wait_with_output().expect("vigil ends");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let alerts: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("alert json")).collect();
+    let rules: Vec<&str> = alerts.iter().map(|a| a["rule_id"].as_str().expect("rule_id")).collect();
+    assert!(rules.contains(&"web_sensitive_path_probe") && rules.contains(&"attack_tool_user_agent"), "{stdout}");
+    assert!(stderr.contains("records read 3 = archived 2 + dead-lettered 1 (ok)"), "{stderr}");
+    let dlq = std::fs::read_to_string(out.path().join("dlq.ndjson")).expect("dlq");
+    assert!(dlq.contains(r#""raw":"not a log line""#) && dlq.contains(r#""ingest_offset":2"#), "{dlq}");
+}
+
+#[test]
+fn validate_names_file_line_and_reason_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    std::fs::write(rules.join("good.sql"), "-- id: good\n-- title: Good\n-- severity: low\n-- criteria: CC7.2\nSELECT time, event_id FROM events\n").expect("write");
+    std::fs::write(rules.join("evil.sql"), "-- id: evil\n-- title: Evil\n-- severity: low\n-- criteria: CC7.2\nSELECT time, event_id FROM events;\nDROP TABLE events\n").expect("write");
+    std::fs::write(rules.join("typo.sql"), "-- id: typo\n-- title: Typo\n-- severity: low\n-- criteria: CC7.2\nSELECT time, event_id FROM events WHERE actor = 'x'\n").expect("write");
+    let config = dir.path().join("p.toml");
+    std::fs::write(&config, "[[inputs]]\nformat = \"cloudtrail\"\npath = \"missing.ndjson\"\n[[inputs]]\nformat = \"syslog\"\npath = \"-\"\n[rules]\ndirs = [\"rules\"]\n[evidence]\nurl = \"ev\"\n").expect("write");
+    let output = vigil().arg("validate").arg("--config").arg(&config).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("evil.sql:1: a rule holds exactly one SELECT query"), "{stdout}");
+    assert!(stdout.contains("missing.ndjson") && stdout.contains("does not exist"), "{stdout}");
+    assert!(stdout.contains("unknown input format `syslog`"), "{stdout}");
+    std::fs::remove_file(rules.join("evil.sql")).expect("rm");
+    let output = vigil().arg("validate").arg("--config").arg(&config).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("typo.sql:5: the query does not plan"), "{stdout}");
+}
+
+#[test]
+fn validate_accepts_the_demo_pipeline() {
+    let output = vigil().args(["validate", "--config", "pipelines/demo.toml"]).output().expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
+fn a_missing_input_is_an_error_with_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = vigil()
+        .args(["run", "--input", "cloudtrail:/no/such/file", "--rules", "pipelines/rules/soc2", "--evidence"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/no/such/file") && stderr.contains("does not exist"), "{stderr}");
+}
+
+#[test]
+fn rules_test_passes_the_pack_and_fails_a_wrong_expectation() {
+    let output = vigil().args(["rules", "test", "pipelines/rules/soc2"]).output().expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pack = dir.path().join("pack");
+    std::fs::create_dir_all(pack.join("tests")).expect("mkdir");
+    std::fs::copy(repo().join("pipelines/rules/soc2/k8s_exec_into_pod.sql"), pack.join("k8s_exec_into_pod.sql")).expect("copy");
+    let good = std::fs::read_to_string(repo().join("pipelines/rules/soc2/tests/k8s_exec_into_pod.test")).expect("read");
+    let wrong = good.replacen("records 2:", "records 9:", 1);
+    assert_ne!(good, wrong);
+    std::fs::write(pack.join("tests/k8s_exec_into_pod.test"), wrong).expect("write");
+    let output = vigil().arg("rules").arg("test").arg(&pack).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("missing: records 9:") && stdout.contains("extra:   records 2:"), "{stdout}");
+    let output = vigil().arg("rules").arg("test").arg("--update").arg(&pack).output().expect("runs");
+    assert_eq!(output.status.code(), Some(0), "--update rewrites the expectations");
+    assert_eq!(std::fs::read_to_string(pack.join("tests/k8s_exec_into_pod.test")).expect("read"), good);
+}
