@@ -21,7 +21,12 @@ fn alert_ids(dir: &std::path::Path) -> BTreeSet<String> {
     std::fs::read_to_string(dir.join("alerts.ndjson"))
         .unwrap_or_default()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("alert json")["alert_id"].as_str().expect("alert_id").to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("alert json")["alert_id"]
+                .as_str()
+                .expect("alert_id")
+                .to_string()
+        })
         .collect()
 }
 
@@ -64,7 +69,8 @@ fn every_fixture_record_is_archived_or_dead_lettered() {
     let ids = alert_ids(out.path());
     assert_eq!(ids.len(), alerts.num_rows());
     assert_eq!(alerts.num_rows() as u64, total.alerts);
-    let event_ids: BTreeSet<&str> = events.column_by_name("event_id").expect("col").as_string::<i32>().iter().flatten().collect();
+    let event_ids: BTreeSet<&str> =
+        events.column_by_name("event_id").expect("col").as_string::<i32>().iter().flatten().collect();
     let lists = alerts.column_by_name("event_ids").expect("col").as_list::<i32>();
     for row in 0..alerts.num_rows() {
         let values = lists.value(row);
@@ -73,7 +79,14 @@ fn every_fixture_record_is_archived_or_dead_lettered() {
         }
     }
     // The shipped rules fire on the attack traces.
-    for rule in ["aws_console_login_without_mfa", "aws_admin_policy_attached", "aws_cloudtrail_logging_disabled", "k8s_cluster_admin_binding", "k8s_exec_into_pod", "web_sensitive_path_probe"] {
+    for rule in [
+        "aws_console_login_without_mfa",
+        "aws_admin_policy_attached",
+        "aws_cloudtrail_logging_disabled",
+        "k8s_cluster_admin_binding",
+        "k8s_exec_into_pod",
+        "web_sensitive_path_probe",
+    ] {
         assert!(summary.alerts_by_rule.get(rule).copied().unwrap_or(0) > 0, "{rule} did not fire: {summary}");
     }
 }
@@ -94,7 +107,11 @@ fn results_do_not_depend_on_batch_size_or_threads() {
         let dead = rows_by_event(&read_kind(&evidence, "dead_letters").expect("dead letters"));
         let alerts = alert_ids(out.path());
         if batch_rows == 1 {
-            let (ref_events, ref_dead, ref_alerts): &(std::collections::BTreeMap<_, _>, std::collections::BTreeMap<_, _>, BTreeSet<String>) = reference.as_ref().expect("reference first");
+            let (ref_events, ref_dead, ref_alerts): &(
+                std::collections::BTreeMap<_, _>,
+                std::collections::BTreeMap<_, _>,
+                BTreeSet<String>,
+            ) = reference.as_ref().expect("reference first");
             let sources: BTreeSet<&str> = events.values().map(|cells| cells[1].as_str()).collect();
             let subset = |m: &std::collections::BTreeMap<(String, i64), Vec<String>>| -> std::collections::BTreeMap<(String, i64), Vec<String>> {
                 m.iter().filter(|(_, cells)| sources.contains(cells[1].as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -132,11 +149,12 @@ fn running_twice_leaves_the_archive_unchanged() {
 fn an_appended_file_resumes_after_its_archived_lines() {
     let out = tempfile::tempdir().expect("tempdir");
     let log = out.path().join("access.log");
-    let lines: Vec<String> = std::fs::read_to_string(repo().join("fixtures/apache_combined/elastic-apache-head1000.log"))
-        .expect("fixture")
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let lines: Vec<String> =
+        std::fs::read_to_string(repo().join("fixtures/apache_combined/elastic-apache-head1000.log"))
+            .expect("fixture")
+            .lines()
+            .map(str::to_string)
+            .collect();
     std::fs::write(&log, lines[..600].join("\n") + "\n\n").expect("write");
     let first = run(config(&[("apache_combined", log.clone())], out.path(), 256, 2));
     assert_eq!(first.total().records_read, 600);
@@ -209,7 +227,9 @@ fn every_shared_dataset_file_runs_and_reconciles() {
     // the SOURCE.md note inside a dataset folder, and Panther rule-test fragments that carry no event time
     // or verb (synthetic snippets, not whole records).
     for input in &summary.inputs {
-        let may_refuse = input.input.contains("panther-rule-tests") || input.input.ends_with("SOURCE.md") || input.input.ends_with("fal_01_003.json");
+        let may_refuse = input.input.contains("panther-rule-tests")
+            || input.input.ends_with("SOURCE.md")
+            || input.input.ends_with("fal_01_003.json");
         if !may_refuse {
             assert_eq!(input.dead_letters, 0, "{input:?}");
         }

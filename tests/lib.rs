@@ -27,7 +27,9 @@ pub fn config(inputs: &[(&str, PathBuf)], out: &Path, batch_rows: usize, threads
         pipeline: Settings { batch_rows, threads, ..Settings::default() },
         inputs: inputs
             .iter()
-            .map(|(format, path)| InputConfig::from_flag(&format!("{format}:{}", path.display())).expect("valid input flag"))
+            .map(|(format, path)| {
+                InputConfig::from_flag(&format!("{format}:{}", path.display())).expect("valid input flag")
+            })
             .collect(),
         rules: RulesConfig { dirs: vec![repo().join("pipelines/rules/soc2")] },
         evidence: EvidenceConfig { url: out.join("evidence").display().to_string() },
@@ -39,7 +41,14 @@ pub fn config(inputs: &[(&str, PathBuf)], out: &Path, batch_rows: usize, threads
 /// Runs a config to the end on a fresh multi-threaded runtime.
 pub fn run(config: PipelineConfig) -> RunSummary {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    rt.block_on(async { vigil_pipeline::Pipeline::new(config, "test").await.expect("pipeline starts").run().await.expect("pipeline runs") })
+    rt.block_on(async {
+        vigil_pipeline::Pipeline::new(config, "test")
+            .await
+            .expect("pipeline starts")
+            .run()
+            .await
+            .expect("pipeline runs")
+    })
 }
 
 /// Every Parquet file below `dir`, sorted.
@@ -78,7 +87,8 @@ pub fn read_kind(evidence: &Path, kind: &str) -> Option<RecordBatch> {
 /// text except `ingest_time` (the wall clock of the run): what must not depend on batching or threads.
 pub fn rows_by_event(batch: &RecordBatch) -> BTreeMap<(String, i64), Vec<String>> {
     let ids = batch.column_by_name("event_id").expect("event_id").as_string::<i32>();
-    let offsets = batch.column_by_name("ingest_offset").expect("ingest_offset").as_primitive::<arrow::datatypes::Int64Type>();
+    let offsets =
+        batch.column_by_name("ingest_offset").expect("ingest_offset").as_primitive::<arrow::datatypes::Int64Type>();
     let mut out = BTreeMap::new();
     for row in 0..batch.num_rows() {
         let cells: Vec<String> = batch

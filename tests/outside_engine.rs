@@ -25,7 +25,11 @@ fn duckdb_reads_the_archive_as_one_table() {
     let out = tempfile::tempdir().expect("tempdir");
     let f = repo().join("fixtures");
     let summary = run(config(
-        &[("cloudtrail", f.join("cloudtrail")), ("k8s_audit", f.join("k8s_audit")), ("apache_combined", f.join("apache_combined"))],
+        &[
+            ("cloudtrail", f.join("cloudtrail")),
+            ("k8s_audit", f.join("k8s_audit")),
+            ("apache_combined", f.join("apache_combined")),
+        ],
         out.path(),
         700,
         2,

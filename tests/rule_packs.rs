@@ -8,7 +8,8 @@ use vigil_tests::repo;
 #[test]
 fn every_pack_passes_its_rule_tests() {
     let root = repo().join("pipelines/rules");
-    let mut dirs: Vec<_> = std::fs::read_dir(&root).expect("pipelines/rules").flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<_> =
+        std::fs::read_dir(&root).expect("pipelines/rules").flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
     assert!(!dirs.is_empty());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -20,7 +21,11 @@ fn every_pack_passes_its_rule_tests() {
         let cases: Vec<_> = report.cases.iter().filter(|c| c.rule == rule.id).collect();
         assert!(cases.iter().any(|c| !c.expected.is_empty()), "{}: no case where the rule fires", rule.id);
         assert!(cases.iter().any(|c| c.expected.is_empty()), "{}: no case where the rule stays silent", rule.id);
-        assert!(!rule.criteria.is_empty() && !rule.description.is_empty() && !rule.remediation.is_empty(), "{}: header incomplete", rule.id);
+        assert!(
+            !rule.criteria.is_empty() && !rule.description.is_empty() && !rule.remediation.is_empty(),
+            "{}: header incomplete",
+            rule.id
+        );
     }
 }
 
@@ -32,7 +37,11 @@ fn refused_rules_name_file_line_and_reason() {
     assert!(files.len() >= 5);
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read");
-        let expected = text.lines().next().and_then(|l| l.strip_prefix("-- expect-error: ")).expect("first line is -- expect-error: ...");
+        let expected = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("-- expect-error: "))
+            .expect("first line is -- expect-error: ...");
         let scratch = tempfile::tempdir().expect("tempdir");
         let copy = scratch.path().join(file.file_name().expect("name"));
         std::fs::write(&copy, &text).expect("write");

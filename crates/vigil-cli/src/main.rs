@@ -147,14 +147,16 @@ fn default_rule_dirs(dirs: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
 
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     // Parsing and encoding run on rayon; DataFusion and I/O on tokio: both sized to the same thread count.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("vigil-work-{i}")).build_global();
+    let _ =
+        rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("vigil-work-{i}")).build_global();
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build()?)
 }
 
 fn run(args: PipelineArgs) -> Result<ExitCode> {
     let config = args.resolve()?;
     let origin = args.origin();
-    let alerts_to_stdout = config.alerts.path.as_deref() == Some("-") || config.dead_letters.path.as_deref() == Some("-");
+    let alerts_to_stdout =
+        config.alerts.path.as_deref() == Some("-") || config.dead_letters.path.as_deref() == Some("-");
     let rt = runtime(config.pipeline.effective_threads())?;
     let summary = rt.block_on(async { Pipeline::new(config, &origin).await?.run().await })?;
     if alerts_to_stdout {
@@ -163,7 +165,8 @@ fn run(args: PipelineArgs) -> Result<ExitCode> {
         println!("{summary}");
     }
     if let Some(path) = &args.summary_json {
-        std::fs::write(path, serde_json::to_vec_pretty(&summary)?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if !summary.reconciles() {
         eprintln!("error: records read do not equal archived + dead-lettered; this is a bug, please report it");
@@ -191,7 +194,10 @@ fn validate(args: PipelineArgs) -> Result<ExitCode> {
         },
     };
     if config.evidence.url.contains("://") && !config.evidence.url.starts_with("file://") {
-        problems.push(format!("{origin}: evidence `{}`: only local directories and file:// URLs are supported", config.evidence.url));
+        problems.push(format!(
+            "{origin}: evidence `{}`: only local directories and file:// URLs are supported",
+            config.evidence.url
+        ));
     }
     if problems.is_empty() {
         println!("{origin}: ok ({} inputs, {rule_count} rules, evidence {})", config.inputs.len(), config.evidence.url);
@@ -219,7 +225,14 @@ fn rules(command: RulesCommand) -> Result<ExitCode> {
             let pack = vigil_rules::load_rules(&dirs).map_err(vigil_pipeline::Error::Rules)?;
             println!("{:<48} {:<10} {:<9} {:<18} title", "id", "kind", "severity", "criteria");
             for r in &pack.rules {
-                println!("{:<48} {:<10} {:<9} {:<18} {}", r.id, "stateless", r.severity.as_str(), r.criteria.join(","), r.title);
+                println!(
+                    "{:<48} {:<10} {:<9} {:<18} {}",
+                    r.id,
+                    "stateless",
+                    r.severity.as_str(),
+                    r.criteria.join(","),
+                    r.title
+                );
             }
             println!("{} rules, pack hash {}", pack.rules.len(), pack.hash);
             Ok(ExitCode::SUCCESS)
@@ -229,7 +242,8 @@ fn rules(command: RulesCommand) -> Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
         Command::Run(args) => run(args),

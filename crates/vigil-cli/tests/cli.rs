@@ -22,7 +22,17 @@ fn run_reads_stdin_and_writes_alerts_to_stdout() {
                  \n\
                  198.51.100.1 - - [10/Oct/2023:13:55:37 +0000] \"GET / HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"\n";
     let mut child = vigil()
-        .args(["run", "--input", "apache_combined:-", "--rules", "pipelines/rules/soc2", "--alerts", "-", "--batch-ms", "50"])
+        .args([
+            "run",
+            "--input",
+            "apache_combined:-",
+            "--rules",
+            "pipelines/rules/soc2",
+            "--alerts",
+            "-",
+            "--batch-ms",
+            "50",
+        ])
         .arg("--evidence")
         .arg(out.path().join("ev"))
         .arg("--dlq")
@@ -50,7 +60,11 @@ fn validate_names_file_line_and_reason_and_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).expect("mkdir");
-    std::fs::write(rules.join("good.sql"), "-- id: good\n-- title: Good\n-- severity: low\n-- criteria: CC7.2\nSELECT time, event_id FROM events\n").expect("write");
+    std::fs::write(
+        rules.join("good.sql"),
+        "-- id: good\n-- title: Good\n-- severity: low\n-- criteria: CC7.2\nSELECT time, event_id FROM events\n",
+    )
+    .expect("write");
     std::fs::write(rules.join("evil.sql"), "-- id: evil\n-- title: Evil\n-- severity: low\n-- criteria: CC7.2\nSELECT time, event_id FROM events;\nDROP TABLE events\n").expect("write");
     std::fs::write(rules.join("typo.sql"), "-- id: typo\n-- title: Typo\n-- severity: low\n-- criteria: CC7.2\nSELECT time, event_id FROM events WHERE actor = 'x'\n").expect("write");
     let config = dir.path().join("p.toml");
@@ -93,7 +107,8 @@ fn rules_test_passes_the_pack_and_fails_a_wrong_expectation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pack = dir.path().join("pack");
     std::fs::create_dir_all(pack.join("tests")).expect("mkdir");
-    std::fs::copy(repo().join("pipelines/rules/soc2/k8s_exec_into_pod.sql"), pack.join("k8s_exec_into_pod.sql")).expect("copy");
+    std::fs::copy(repo().join("pipelines/rules/soc2/k8s_exec_into_pod.sql"), pack.join("k8s_exec_into_pod.sql"))
+        .expect("copy");
     let good = std::fs::read_to_string(repo().join("pipelines/rules/soc2/tests/k8s_exec_into_pod.test")).expect("read");
     let wrong = good.replacen("records 2:", "records 9:", 1);
     assert_ne!(good, wrong);

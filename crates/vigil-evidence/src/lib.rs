@@ -100,12 +100,11 @@ impl Archive {
     /// Every manifest entry of one source partition, oldest first.
     pub async fn chain(&self, ingest_source: &str, partition: i32) -> Result<Vec<ManifestEntry>> {
         let dir = layout::manifest_dir(&self.root, ingest_source, partition);
-        let mut metas: Vec<_> = self
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|source| Error::Store { operation: "list", path: dir.to_string(), source })?;
+        let mut metas: Vec<_> = self.store.list(Some(&dir)).try_collect().await.map_err(|source| Error::Store {
+            operation: "list",
+            path: dir.to_string(),
+            source,
+        })?;
         metas.sort_by(|a, b| a.location.cmp(&b.location));
         let mut entries = Vec::with_capacity(metas.len());
         for meta in metas {
@@ -153,10 +152,11 @@ impl Archive {
             let store = self.store.clone();
             let path = self.absolute(&path);
             async move {
-                store
-                    .put(&path, PutPayload::from(bytes))
-                    .await
-                    .map_err(|source| Error::Store { operation: "put", path: path.to_string(), source })
+                store.put(&path, PutPayload::from(bytes)).await.map_err(|source| Error::Store {
+                    operation: "put",
+                    path: path.to_string(),
+                    source,
+                })
             }
         });
         futures::future::try_join_all(puts).await?;
@@ -233,9 +233,12 @@ fn time_column(batch: &RecordBatch) -> Option<&arrow::array::PrimitiveArray<Time
     batch.column_by_name(vigil_schema::TIME)?.as_primitive_opt::<TimestampMicrosecondType>()
 }
 
+/// Row indices of one input batch (by position) that fall in one file group.
+type RowsOfBatch = (usize, Vec<u32>);
+
 fn group_events(root: &Path, stem: &str, events: &[RecordBatch]) -> Result<Vec<Group>> {
     // (source, hour since epoch) -> per batch, the row indices; BTreeMap keeps file order deterministic.
-    let mut groups: BTreeMap<(String, i64), Vec<(usize, Vec<u32>)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, i64), Vec<RowsOfBatch>> = BTreeMap::new();
     for (b, batch) in events.iter().enumerate() {
         let times = time_column(batch).ok_or_else(|| Error::Internal("events batch without a time column".into()))?;
         let sources = batch
@@ -265,7 +268,13 @@ fn group_events(root: &Path, stem: &str, events: &[RecordBatch]) -> Result<Vec<G
             });
         }
         let (time_min, time_max) = time_range(&batches);
-        out.push(Group { kind: "events", path: layout::events_path(root, &source, &date, &hour_text, stem), batches, time_min, time_max });
+        out.push(Group {
+            kind: "events",
+            path: layout::events_path(root, &source, &date, &hour_text, stem),
+            batches,
+            time_min,
+            time_max,
+        });
     }
     Ok(out)
 }
@@ -296,15 +305,23 @@ fn group_alerts(root: &Path, stem: &str, alerts: &RecordBatch) -> Result<Vec<Gro
         .map(|(date, rows)| {
             let batch = take_record_batch(alerts, &UInt32Array::from(rows))?;
             let (time_min, time_max) = time_range(std::slice::from_ref(&batch));
-            Ok(Group { kind: "alerts", path: layout::alerts_path(root, &date, stem), batches: vec![batch], time_min, time_max })
+            Ok(Group {
+                kind: "alerts",
+                path: layout::alerts_path(root, &date, stem),
+                batches: vec![batch],
+                time_min,
+                time_max,
+            })
         })
         .collect()
 }
 
 fn encode(group: &Group, zstd_level: i32) -> Result<Bytes> {
-    let level = ZstdLevel::try_new(zstd_level).map_err(|source| Error::Encode { what: group.path.to_string(), source })?;
+    let level =
+        ZstdLevel::try_new(zstd_level).map_err(|source| Error::Encode { what: group.path.to_string(), source })?;
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
-    let schema = group.batches.first().map(RecordBatch::schema).ok_or_else(|| Error::Internal("empty file group".into()))?;
+    let schema =
+        group.batches.first().map(RecordBatch::schema).ok_or_else(|| Error::Internal("empty file group".into()))?;
     let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))
         .map_err(|source| Error::Encode { what: group.path.to_string(), source })?;
     for batch in &group.batches {
@@ -320,7 +337,13 @@ pub fn prepare(commit: &RangeCommit<'_>, zstd_level: i32) -> Result<PreparedComm
     let stem = layout::file_stem(commit.ingest_source, commit.partition, commit.first_offset, commit.last_offset);
     let mut groups = group_events(&root, &stem, commit.events)?;
     if let Some(dead) = commit.dead_letters.filter(|d| d.num_rows() > 0) {
-        groups.push(Group { kind: "dead_letters", path: layout::dead_letters_path(&root, commit.format, &stem), batches: vec![dead.clone()], time_min: None, time_max: None });
+        groups.push(Group {
+            kind: "dead_letters",
+            path: layout::dead_letters_path(&root, commit.format, &stem),
+            batches: vec![dead.clone()],
+            time_min: None,
+            time_max: None,
+        });
     }
     if let Some(alerts) = commit.alerts.filter(|a| a.num_rows() > 0) {
         groups.extend(group_alerts(&root, &stem, alerts)?);

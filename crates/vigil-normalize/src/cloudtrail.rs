@@ -39,8 +39,20 @@ pub const SOURCE: &str = "aws.cloudtrail";
 pub struct CloudTrail;
 
 const TARGET_KEYS: [&str; 14] = [
-    "roleArn", "policyArn", "bucketName", "secretId", "name", "roleName", "groupName", "functionName", "trailName", "groupId",
-    "instanceId", "keyId", "dBInstanceIdentifier", "userName",
+    "roleArn",
+    "policyArn",
+    "bucketName",
+    "secretId",
+    "name",
+    "roleName",
+    "groupName",
+    "functionName",
+    "trailName",
+    "groupId",
+    "instanceId",
+    "keyId",
+    "dBInstanceIdentifier",
+    "userName",
 ];
 
 fn class_of(event_source: Option<&str>, name: &str) -> &'static str {
@@ -81,34 +93,50 @@ impl Normalizer for CloudTrail {
         Framing::Json { envelope_key: Some("Records") }
     }
 
-    fn normalize(&self, raw: &[u8], provenance: &Provenance<'_>, scratch: &mut Scratch, out: &mut EventBatchBuilder) -> Result<(), Rejection> {
+    fn normalize(
+        &self,
+        raw: &[u8],
+        provenance: &Provenance<'_>,
+        scratch: &mut Scratch,
+        out: &mut EventBatchBuilder,
+    ) -> Result<(), Rejection> {
         scratch.with_json(raw, |v, attrs| {
             if !v.is_object() {
                 return Err(Rejection::new(ReasonCode::NotAnObject, "a CloudTrail record must be a JSON object"));
             }
-            let time_text = text(v.get("eventTime")).or_else(|| text(v.get("@timestamp"))).or_else(|| text(v.get("p_event_time")));
+            let time_text =
+                text(v.get("eventTime")).or_else(|| text(v.get("@timestamp"))).or_else(|| text(v.get("p_event_time")));
             let Some(time_text) = time_text else {
-                return Err(Rejection::new(ReasonCode::InvalidTime, "no eventTime (nor @timestamp, p_event_time) in the record"));
+                return Err(Rejection::new(
+                    ReasonCode::InvalidTime,
+                    "no eventTime (nor @timestamp, p_event_time) in the record",
+                ));
             };
-            let time_us = parse_rfc3339_us(time_text)
-                .ok_or_else(|| Rejection::new(ReasonCode::InvalidTime, format!("eventTime `{time_text}` is not an RFC 3339 time")))?;
-            let name = str_at(v, "eventName").ok_or_else(|| Rejection::new(ReasonCode::MissingField, "eventName is missing or not a string"))?;
+            let time_us = parse_rfc3339_us(time_text).ok_or_else(|| {
+                Rejection::new(ReasonCode::InvalidTime, format!("eventTime `{time_text}` is not an RFC 3339 time"))
+            })?;
+            let name = str_at(v, "eventName")
+                .ok_or_else(|| Rejection::new(ReasonCode::MissingField, "eventName is missing or not a string"))?;
             let identity = v.get("userIdentity");
             let params = v.get("requestParameters").filter(|p| p.is_object());
             let ip_text = str_at(v, "sourceIPAddress");
             let src_ip = ip_text.and_then(canonical_ip);
             let ip_verbatim = matches!((&src_ip, ip_text), (Some(Cow::Borrowed(_)), Some(_)));
-            let failed = text(v.get("errorCode")).is_some() || text(path(v, &["responseElements", "ConsoleLogin"])) == Some("Failure");
-            let mfa = boolean(path(v, &["additionalEventData", "MFAUsed"]))
-                .or_else(|| boolean(identity.and_then(|i| path(i, &["sessionContext", "attributes", "mfaAuthenticated"]))));
-            let target_resource = text(path(v, &["resources"]).and_then(|r| r.as_array()).and_then(|a| a.get(0)).and_then(|r| r.get("ARN")))
-                .or_else(|| params.and_then(|p| TARGET_KEYS.iter().find_map(|k| str_at(p, k))));
+            let failed = text(v.get("errorCode")).is_some()
+                || text(path(v, &["responseElements", "ConsoleLogin"])) == Some("Failure");
+            let mfa = boolean(path(v, &["additionalEventData", "MFAUsed"])).or_else(|| {
+                boolean(identity.and_then(|i| path(i, &["sessionContext", "attributes", "mfaAuthenticated"])))
+            });
+            let target_resource = text(
+                path(v, &["resources"]).and_then(|r| r.as_array()).and_then(|a| a.get(0)).and_then(|r| r.get("ARN")),
+            )
+            .or_else(|| params.and_then(|p| TARGET_KEYS.iter().find_map(|k| str_at(p, k))));
 
             write_attrs(
                 raw,
                 |k| {
                     !matches!(k, b"eventTime" | b"eventName" | b"awsRegion" | b"userAgent" | b"recipientAccountId")
-                        && !(ip_verbatim && k == b"sourceIPAddress")
+                        && (!ip_verbatim || k != b"sourceIPAddress")
                 },
                 attrs,
             )
@@ -121,7 +149,12 @@ impl Normalizer for CloudTrail {
                 activity: Some(Cow::Borrowed(name)),
                 outcome: Cow::Borrowed(if failed { outcome::FAILURE } else { outcome::SUCCESS }),
                 actor_user: identity
-                    .and_then(|i| str_at(i, "arn").or_else(|| str_at(i, "userName")).or_else(|| str_at(i, "principalId")).or_else(|| str_at(i, "invokedBy")))
+                    .and_then(|i| {
+                        str_at(i, "arn")
+                            .or_else(|| str_at(i, "userName"))
+                            .or_else(|| str_at(i, "principalId"))
+                            .or_else(|| str_at(i, "invokedBy"))
+                    })
                     .map(Cow::Borrowed),
                 actor_type: identity.and_then(|i| str_at(i, "type")).map(Cow::Borrowed),
                 src_ip,
@@ -130,7 +163,9 @@ impl Normalizer for CloudTrail {
                 target_user: params.and_then(|p| str_at(p, "userName")).map(Cow::Borrowed),
                 target_resource: target_resource.map(Cow::Borrowed),
                 privilege: privilege_of(name, params).map(Cow::Borrowed),
-                cloud_account: str_at(v, "recipientAccountId").or_else(|| identity.and_then(|i| str_at(i, "accountId"))).map(Cow::Borrowed),
+                cloud_account: str_at(v, "recipientAccountId")
+                    .or_else(|| identity.and_then(|i| str_at(i, "accountId")))
+                    .map(Cow::Borrowed),
                 region: str_at(v, "awsRegion").map(Cow::Borrowed),
                 attrs: (!attrs.is_empty()).then_some(Cow::Borrowed(attrs.as_str())),
                 ..EventRow::default()
@@ -182,7 +217,9 @@ mod tests {
 
     #[test]
     fn logstash_reshaped_record_uses_at_timestamp() {
-        let out = one(r#"{"eventName":"ListBuckets","@timestamp":"2020-09-14T00:44:23.000Z","eventSource":"s3.amazonaws.com","userIdentity":{"type":"IAMUser","userName":"pedro"}}"#);
+        let out = one(
+            r#"{"eventName":"ListBuckets","@timestamp":"2020-09-14T00:44:23.000Z","eventSource":"s3.amazonaws.com","userIdentity":{"type":"IAMUser","userName":"pedro"}}"#,
+        );
         assert_eq!(out.rows(), 1);
         assert_eq!(col(&out, "actor_user").as_deref(), Some("pedro"));
     }
@@ -201,7 +238,9 @@ mod tests {
 
     #[test]
     fn iam_policy_attach_is_account_change_with_privilege() {
-        let out = one(r#"{"eventTime":"2024-08-02T08:53:24Z","eventSource":"iam.amazonaws.com","eventName":"AttachUserPolicy","errorCode":"AccessDenied","requestParameters":{"userName":"eve","policyArn":"arn:aws:iam::aws:policy/AdministratorAccess"}}"#);
+        let out = one(
+            r#"{"eventTime":"2024-08-02T08:53:24Z","eventSource":"iam.amazonaws.com","eventName":"AttachUserPolicy","errorCode":"AccessDenied","requestParameters":{"userName":"eve","policyArn":"arn:aws:iam::aws:policy/AdministratorAccess"}}"#,
+        );
         assert_eq!(col(&out, "class").as_deref(), Some("account_change"));
         assert_eq!(col(&out, "outcome").as_deref(), Some("failure"));
         assert_eq!(col(&out, "privilege").as_deref(), Some("arn:aws:iam::aws:policy/AdministratorAccess"));

@@ -51,7 +51,10 @@ pub(crate) fn scalar_text<'i>(v: Option<V<'_, 'i>>) -> Option<Cow<'i, str>> {
 /// A number, or a string holding one.
 pub(crate) fn number(v: Option<V<'_, '_>>) -> Option<f64> {
     let v = v?;
-    v.as_f64().or_else(|| v.as_i64().map(|i| i as f64)).or_else(|| v.as_u64().map(|u| u as f64)).or_else(|| v.as_str()?.trim().parse().ok())
+    v.as_f64()
+        .or_else(|| v.as_i64().map(|i| i as f64))
+        .or_else(|| v.as_u64().map(|u| u as f64))
+        .or_else(|| v.as_str()?.trim().parse().ok())
 }
 
 /// A boolean, or a string `true`/`false`/`yes`/`no`.
@@ -121,7 +124,9 @@ impl<'o> ObjectText<'o> {
     }
 
     pub(crate) fn member(&mut self, key: &str, value: Option<&str>) {
-        let (Some(out), Some(value)) = (self.out.as_deref_mut(), value) else { return };
+        let (Some(out), Some(value)) = (self.out.as_deref_mut(), value) else {
+            return;
+        };
         out.push(if out.is_empty() { '{' } else { ',' });
         push_json_str(out, key);
         out.push(':');
@@ -129,10 +134,8 @@ impl<'o> ObjectText<'o> {
     }
 
     pub(crate) fn finish(self) {
-        if let Some(out) = self.out {
-            if !out.is_empty() {
-                out.push('}');
-            }
+        if let Some(out) = self.out.filter(|o| !o.is_empty()) {
+            out.push('}');
         }
     }
 }

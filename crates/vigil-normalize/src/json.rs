@@ -50,8 +50,25 @@ use crate::{Error, FormatOptions, Framing, Normalizer, ReasonCode, Rejection, Re
 
 /// Canonical columns a JSON field can be mapped to.
 pub const MAPPABLE: [&str; 19] = [
-    "time", "class", "activity", "outcome", "actor_user", "actor_type", "src_ip", "user_agent", "mfa", "target_user",
-    "target_resource", "privilege", "http_method", "http_path", "http_status", "bytes", "latency_ms", "cloud_account", "region",
+    "time",
+    "class",
+    "activity",
+    "outcome",
+    "actor_user",
+    "actor_type",
+    "src_ip",
+    "user_agent",
+    "mfa",
+    "target_user",
+    "target_resource",
+    "privilege",
+    "http_method",
+    "http_path",
+    "http_status",
+    "bytes",
+    "latency_ms",
+    "cloud_account",
+    "region",
 ];
 
 /// Column index -> candidate paths (first present wins).
@@ -70,7 +87,12 @@ fn split_path(p: &str) -> Vec<String> {
 
 impl Mapping {
     fn empty(source: &str) -> Self {
-        Mapping { source: source.to_string(), class: None, paths: vec![Vec::new(); MAPPABLE.len()], parse_request: false }
+        Mapping {
+            source: source.to_string(),
+            class: None,
+            paths: vec![Vec::new(); MAPPABLE.len()],
+            parse_request: false,
+        }
     }
 
     fn set(&mut self, column: &str, candidates: &[&str]) {
@@ -131,7 +153,10 @@ impl JsonNormalizer {
                 });
             };
             if field.split('.').any(str::is_empty) {
-                return Err(Error::InvalidMapping { column: column.clone(), reason: format!("`{field}` is not a dotted field path") });
+                return Err(Error::InvalidMapping {
+                    column: column.clone(),
+                    reason: format!("`{field}` is not a dotted field path"),
+                });
             }
             mapping.paths[i] = vec![split_path(field)];
         }
@@ -149,7 +174,9 @@ impl JsonNormalizer {
 fn outcome_word(s: &str) -> &'static str {
     match s.to_ascii_lowercase().as_str() {
         "success" | "succeeded" | "successful" | "ok" | "allow" | "allowed" | "true" | "pass" => outcome::SUCCESS,
-        "failure" | "failed" | "fail" | "deny" | "denied" | "error" | "false" | "rejected" | "blocked" => outcome::FAILURE,
+        "failure" | "failed" | "fail" | "deny" | "denied" | "error" | "false" | "rejected" | "blocked" => {
+            outcome::FAILURE
+        }
         _ => outcome::UNKNOWN,
     }
 }
@@ -167,7 +194,13 @@ impl Normalizer for JsonNormalizer {
         Framing::Json { envelope_key: None }
     }
 
-    fn normalize(&self, raw: &[u8], provenance: &Provenance<'_>, scratch: &mut Scratch, out: &mut EventBatchBuilder) -> Result<(), Rejection> {
+    fn normalize(
+        &self,
+        raw: &[u8],
+        provenance: &Provenance<'_>,
+        scratch: &mut Scratch,
+        out: &mut EventBatchBuilder,
+    ) -> Result<(), Rejection> {
         scratch.with_json(raw, |v, attrs| {
             if !v.is_object() {
                 return Err(Rejection::new(ReasonCode::NotAnObject, "a JSON log record must be a JSON object"));
@@ -189,7 +222,12 @@ impl Normalizer for JsonNormalizer {
             } else {
                 number(Some(time_value)).and_then(epoch_number_us)
             }
-            .ok_or_else(|| Rejection::new(ReasonCode::InvalidTime, "the time field is neither an RFC 3339 time nor an epoch number"))?;
+            .ok_or_else(|| {
+                Rejection::new(
+                    ReasonCode::InvalidTime,
+                    "the time field is neither an RFC 3339 time nor an epoch number",
+                )
+            })?;
 
             let s = scalar_text;
             let http_status = match get("http_status") {
@@ -197,11 +235,15 @@ impl Normalizer for JsonNormalizer {
                     number(Some(x))
                         .filter(|n| n.fract() == 0.0 && (0.0..1000.0).contains(n))
                         .map(|n| n as i32)
-                        .ok_or_else(|| Rejection::new(ReasonCode::InvalidField, "http_status is not an HTTP status number"))?,
+                        .ok_or_else(|| {
+                            Rejection::new(ReasonCode::InvalidField, "http_status is not an HTTP status number")
+                        })?,
                 ),
                 None => None,
             };
-            let bytes = get("bytes").and_then(|x| if x.as_str() == Some("-") { Some(0.0) } else { number(Some(x)) }).map(|n| n as i64);
+            let bytes = get("bytes")
+                .and_then(|x| if x.as_str() == Some("-") { Some(0.0) } else { number(Some(x)) })
+                .map(|n| n as i64);
             let ip_field = get("src_ip");
             let ip_text = text(ip_field);
             let src_ip = ip_text.and_then(canonical_ip);
@@ -210,18 +252,23 @@ impl Normalizer for JsonNormalizer {
             let mut http_path = s(get("http_path"));
             let mut target = s(get("target_resource"));
             let mut activity = s(get("activity"));
-            if self.mapping.parse_request && (method.is_none() || http_path.is_none()) {
-                if let Some((m, t, _)) = text(v.get("request")).and_then(split_request) {
-                    let (_, p) = split_absolute(t);
-                    method = method.or(Some(Cow::Borrowed(m)));
-                    activity = activity.or(Some(Cow::Borrowed(m)));
-                    http_path = http_path.or(Some(Cow::Borrowed(p)));
-                    target = target.or(Some(Cow::Borrowed(p)));
-                }
+            if self.mapping.parse_request
+                && (method.is_none() || http_path.is_none())
+                && let Some((m, t, _)) = text(v.get("request")).and_then(split_request)
+            {
+                let (_, p) = split_absolute(t);
+                method = method.or(Some(Cow::Borrowed(m)));
+                activity = activity.or(Some(Cow::Borrowed(m)));
+                http_path = http_path.or(Some(Cow::Borrowed(p)));
+                target = target.or(Some(Cow::Borrowed(p)));
             }
             let outcome_value = get("outcome");
             let outcome = match (outcome_value, http_status) {
-                (Some(o), _) => o.as_str().map(outcome_word).or_else(|| o.as_bool().map(|b| if b { outcome::SUCCESS } else { outcome::FAILURE })).unwrap_or(outcome::UNKNOWN),
+                (Some(o), _) => o
+                    .as_str()
+                    .map(outcome_word)
+                    .or_else(|| o.as_bool().map(|b| if b { outcome::SUCCESS } else { outcome::FAILURE }))
+                    .unwrap_or(outcome::UNKNOWN),
                 (None, Some(st)) if st < 400 => outcome::SUCCESS,
                 (None, Some(_)) => outcome::FAILURE,
                 (None, None) => outcome::UNKNOWN,
@@ -289,7 +336,10 @@ mod tests {
         assert_eq!(cell(&out, 0, "outcome"), "failure");
         assert_eq!(cell(&out, 0, "source"), "web.access");
         let attrs = cell(&out, 0, "attrs");
-        assert!(attrs.contains("http_referer") && attrs.contains("request") && !attrs.contains("remote_addr"), "{attrs}");
+        assert!(
+            attrs.contains("http_referer") && attrs.contains("request") && !attrs.contains("remote_addr"),
+            "{attrs}"
+        );
     }
 
     #[test]
@@ -297,7 +347,11 @@ mod tests {
         let options = FormatOptions {
             source: Some("myapp.audit".into()),
             class: Some("authentication".into()),
-            fields: BTreeMap::from([("actor_user".into(), "user.name".into()), ("outcome".into(), "result".into()), ("time".into(), "ts".into())]),
+            fields: BTreeMap::from([
+                ("actor_user".into(), "user.name".into()),
+                ("outcome".into(), "result".into()),
+                ("time".into(), "ts".into()),
+            ]),
         };
         let n = Format::Json.build(&options).unwrap();
         let mut records = RawRecords::default();

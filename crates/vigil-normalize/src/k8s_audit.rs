@@ -65,24 +65,37 @@ impl Normalizer for K8sAudit {
         Framing::Json { envelope_key: Some("items") }
     }
 
-    fn normalize(&self, raw: &[u8], provenance: &Provenance<'_>, scratch: &mut Scratch, out: &mut EventBatchBuilder) -> Result<(), Rejection> {
+    fn normalize(
+        &self,
+        raw: &[u8],
+        provenance: &Provenance<'_>,
+        scratch: &mut Scratch,
+        out: &mut EventBatchBuilder,
+    ) -> Result<(), Rejection> {
         scratch.with_json(raw, |v, attrs| {
             if !v.is_object() {
                 return Err(Rejection::new(ReasonCode::NotAnObject, "a Kubernetes audit event must be a JSON object"));
             }
-            if let Some(kind) = v.get("kind") {
-                if kind.as_str() != Some("Event") {
-                    return Err(Rejection::new(ReasonCode::InvalidField, "kind must be \"Event\" (an audit.k8s.io Event)"));
-                }
+            if let Some(kind) = v.get("kind")
+                && kind.as_str() != Some("Event")
+            {
+                return Err(Rejection::new(ReasonCode::InvalidField, "kind must be \"Event\" (an audit.k8s.io Event)"));
             }
-            let verb = str_at(v, "verb").ok_or_else(|| Rejection::new(ReasonCode::MissingField, "verb is missing or not a string"))?;
+            let verb = str_at(v, "verb")
+                .ok_or_else(|| Rejection::new(ReasonCode::MissingField, "verb is missing or not a string"))?;
             let time_text = text(v.get("requestReceivedTimestamp"))
                 .or_else(|| text(v.get("stageTimestamp")))
                 .or_else(|| text(path(v, &["metadata", "creationTimestamp"])))
                 .or_else(|| text(v.get("p_event_time")))
-                .ok_or_else(|| Rejection::new(ReasonCode::InvalidTime, "no requestReceivedTimestamp or stageTimestamp in the event"))?;
-            let time_us = parse_rfc3339_us(time_text)
-                .ok_or_else(|| Rejection::new(ReasonCode::InvalidTime, format!("timestamp `{time_text}` is not an RFC 3339 time")))?;
+                .ok_or_else(|| {
+                    Rejection::new(
+                        ReasonCode::InvalidTime,
+                        "no requestReceivedTimestamp or stageTimestamp in the event",
+                    )
+                })?;
+            let time_us = parse_rfc3339_us(time_text).ok_or_else(|| {
+                Rejection::new(ReasonCode::InvalidTime, format!("timestamp `{time_text}` is not an RFC 3339 time"))
+            })?;
 
             let object_ref = v.get("objectRef");
             let resource = object_ref.and_then(|o| str_at(o, "resource"));
@@ -98,18 +111,28 @@ impl Normalizer for K8sAudit {
                 (Some(ns), None) => Some(Cow::Borrowed(ns)),
                 (None, None) => None,
             });
-            let is_rbac = matches!(resource, Some("roles" | "clusterroles" | "rolebindings" | "clusterrolebindings" | "serviceaccounts"));
+            let is_rbac = matches!(
+                resource,
+                Some("roles" | "clusterroles" | "rolebindings" | "clusterrolebindings" | "serviceaccounts")
+            );
             let writes = matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection");
-            let status = path(v, &["responseStatus", "code"]).and_then(|c| c.as_i64()).and_then(|c| i32::try_from(c).ok());
-            let user = text(path(v, &["impersonatedUser", "username"])).or_else(|| text(path(v, &["user", "username"])));
+            let status =
+                path(v, &["responseStatus", "code"]).and_then(|c| c.as_i64()).and_then(|c| i32::try_from(c).ok());
+            let user =
+                text(path(v, &["impersonatedUser", "username"])).or_else(|| text(path(v, &["user", "username"])));
             let request_object = v.get("requestObject");
-            let subjects = request_object.and_then(|o| o.get("subjects")).and_then(|s| s.as_array()).map(|subjects| {
-                subjects.iter().filter_map(|s| str_at(s, "name")).collect::<Vec<_>>().join(",")
-            });
+            let subjects = request_object
+                .and_then(|o| o.get("subjects"))
+                .and_then(|s| s.as_array())
+                .map(|subjects| subjects.iter().filter_map(|s| str_at(s, "name")).collect::<Vec<_>>().join(","));
             let privilege = request_object.and_then(|o| path(o, &["roleRef", "name"])).and_then(|n| n.into_string());
 
-            write_attrs(raw, |k| !matches!(k, b"requestReceivedTimestamp" | b"userAgent" | b"requestURI" | b"verb"), attrs)
-                .map_err(|e| Rejection::new(ReasonCode::InvalidJson, format!("invalid JSON structure: {e}")))?;
+            write_attrs(
+                raw,
+                |k| !matches!(k, b"requestReceivedTimestamp" | b"userAgent" | b"requestURI" | b"verb"),
+                attrs,
+            )
+            .map_err(|e| Rejection::new(ReasonCode::InvalidJson, format!("invalid JSON structure: {e}")))?;
 
             let row = EventRow {
                 time_us,
@@ -123,7 +146,8 @@ impl Normalizer for K8sAudit {
                 }),
                 actor_user: user.map(Cow::Borrowed),
                 actor_type: user.map(|u| Cow::Borrowed(actor_type(u))),
-                src_ip: text(v.get("sourceIPs").and_then(|s| s.as_array()).and_then(|a| a.get(0))).and_then(canonical_ip),
+                src_ip: text(v.get("sourceIPs").and_then(|s| s.as_array()).and_then(|a| a.get(0)))
+                    .and_then(canonical_ip),
                 user_agent: str_at(v, "userAgent").map(Cow::Borrowed),
                 target_user: subjects.filter(|s| !s.is_empty()).map(Cow::Owned),
                 target_resource,

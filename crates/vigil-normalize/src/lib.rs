@@ -83,7 +83,8 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order shown to users.
-    pub const ALL: [Format; 5] = [Format::Cloudtrail, Format::K8sAudit, Format::WebAccessJson, Format::ApacheCombined, Format::Json];
+    pub const ALL: [Format; 5] =
+        [Format::Cloudtrail, Format::K8sAudit, Format::WebAccessJson, Format::ApacheCombined, Format::Json];
 
     /// The name used in configs and `--input FORMAT:PATH`.
     pub fn name(self) -> &'static str {
@@ -102,7 +103,9 @@ impl Format {
             Format::Cloudtrail => Arc::new(cloudtrail::CloudTrail),
             Format::K8sAudit => Arc::new(k8s_audit::K8sAudit),
             Format::ApacheCombined => Arc::new(web_access::ApacheCombined),
-            Format::WebAccessJson => Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::web_access(), options)?),
+            Format::WebAccessJson => {
+                Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::web_access(), options)?)
+            }
             Format::Json => Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::generic(), options)?),
         })
     }
@@ -383,7 +386,8 @@ pub fn dead_letters_to_batch(
     ];
     // Columns are built in dead_letter_schema's order and types.
     #[allow(clippy::expect_used)]
-    RecordBatch::try_new(vigil_schema::dead_letter_schema(), columns).expect("dead letter columns match the schema (bug)")
+    RecordBatch::try_new(vigil_schema::dead_letter_schema(), columns)
+        .expect("dead letter columns match the schema (bug)")
 }
 
 /// Normalizes `records` on the current rayon pool, `chunk_rows` records per task. The output does not
@@ -406,7 +410,12 @@ pub fn normalize_records(
                 let raw = &records.data[start..end];
                 let provenance = Provenance { ingest_source, partition, offset, ingest_time_us };
                 if let Err(rejection) = normalizer.normalize(raw, &provenance, scratch, &mut builder) {
-                    dead.push(DeadLetter { offset, code: rejection.code, reason: rejection.message, raw: raw.to_vec() });
+                    dead.push(DeadLetter {
+                        offset,
+                        code: rejection.code,
+                        reason: rejection.message,
+                        raw: raw.to_vec(),
+                    });
                 }
             }
             let batch = (!builder.is_empty()).then(|| builder.finish());
@@ -442,12 +451,16 @@ mod tests {
             if i % 7 == 0 {
                 records.push(i, b"{broken");
             } else {
-                let line = format!(r#"{{"eventTime":"2024-01-01T00:00:{:02}Z","eventName":"E{i}","eventSource":"s3.amazonaws.com"}}"#, i % 60);
+                let line = format!(
+                    r#"{{"eventTime":"2024-01-01T00:00:{:02}Z","eventName":"E{i}","eventSource":"s3.amazonaws.com"}}"#,
+                    i % 60
+                );
                 records.push(i, line.as_bytes());
             }
         }
         let whole = normalize_records(normalizer.as_ref(), &records, "t", 0, 5, 1000);
-        let concat = |b: &NormalizedBatch| arrow::compute::concat_batches(&vigil_schema::event_schema(), &b.batches).unwrap();
+        let concat =
+            |b: &NormalizedBatch| arrow::compute::concat_batches(&vigil_schema::event_schema(), &b.batches).unwrap();
         for chunk in [1, 3, 16] {
             let cut = normalize_records(normalizer.as_ref(), &records, "t", 0, 5, chunk);
             assert_eq!(concat(&cut), concat(&whole));

@@ -179,15 +179,10 @@ mod tests {
     fn members_keep_exact_spans() {
         let text = br#" { "a" : 1, "b":{"x":[1,"]}"]}, "c\"q":"s" } "#;
         let members = object_members(text).unwrap();
-        let got: Vec<(&[u8], &[u8])> =
-            members.iter().map(|m| (&text[m.key.clone()], &text[m.value.clone()])).collect();
+        let got: Vec<(&[u8], &[u8])> = members.iter().map(|m| (&text[m.key.clone()], &text[m.value.clone()])).collect();
         assert_eq!(
             got,
-            vec![
-                (&b"a"[..], &b"1"[..]),
-                (&b"b"[..], &br#"{"x":[1,"]}"]}"#[..]),
-                (&br#"c\"q"#[..], &br#""s""#[..])
-            ]
+            vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &br#"{"x":[1,"]}"]}"#[..]), (&br#"c\"q"#[..], &br#""s""#[..])]
         );
     }
 

@@ -20,7 +20,8 @@ fn epoch_us(year: i64, month: i64, day: i64, h: i64, m: i64, s: i64) -> Option<i
     if h > 23 || m > 59 || s > 60 {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
+    let date =
+        NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
     let days = i64::from(date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32);
     Some(((days * 86_400) + h * 3600 + m * 60 + s) * 1_000_000)
 }
@@ -28,10 +29,23 @@ fn epoch_us(year: i64, month: i64, day: i64, h: i64, m: i64, s: i64) -> Option<i
 /// `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z|±HH:MM|±HHMM]`; no zone means UTC.
 pub fn parse_rfc3339_us(text: &str) -> Option<i64> {
     let b = text.trim().as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
-    let base = epoch_us(digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?, digits(b, 11, 2)?, digits(b, 14, 2)?, digits(b, 17, 2)?)?;
+    let base = epoch_us(
+        digits(b, 0, 4)?,
+        digits(b, 5, 2)?,
+        digits(b, 8, 2)?,
+        digits(b, 11, 2)?,
+        digits(b, 14, 2)?,
+        digits(b, 17, 2)?,
+    )?;
     let mut i = 19;
     let mut micros = 0i64;
     if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
@@ -76,7 +90,8 @@ pub fn parse_clf_us(text: &str) -> Option<i64> {
         return None;
     }
     let month = month_number(&b[3..6])?;
-    let base = epoch_us(digits(b, 7, 4)?, month, digits(b, 0, 2)?, digits(b, 12, 2)?, digits(b, 15, 2)?, digits(b, 18, 2)?)?;
+    let base =
+        epoch_us(digits(b, 7, 4)?, month, digits(b, 0, 2)?, digits(b, 12, 2)?, digits(b, 15, 2)?, digits(b, 18, 2)?)?;
     let sign = match b[21] {
         b'+' => 1,
         b'-' => -1,
@@ -88,7 +103,8 @@ pub fn parse_clf_us(text: &str) -> Option<i64> {
 
 /// `Jan`..`Dec` to 1..12.
 pub fn month_number(name: &[u8]) -> Option<i64> {
-    const MONTHS: [&[u8]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+    const MONTHS: [&[u8]; 12] =
+        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
     MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name)).map(|p| p as i64 + 1)
 }
 

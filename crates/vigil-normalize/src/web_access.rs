@@ -42,7 +42,9 @@ pub(crate) fn split_request(request: &str) -> Option<(&str, &str, &str)> {
     let method = parts.next()?;
     let target = parts.next()?;
     let protocol = parts.next().unwrap_or("");
-    let method_ok = !method.is_empty() && method.len() <= 16 && method.bytes().all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_');
+    let method_ok = !method.is_empty()
+        && method.len() <= 16
+        && method.bytes().all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_');
     (method_ok && !target.is_empty()).then_some((method, target, protocol))
 }
 
@@ -141,7 +143,13 @@ impl Normalizer for ApacheCombined {
         Framing::Lines
     }
 
-    fn normalize(&self, raw: &[u8], provenance: &Provenance<'_>, scratch: &mut Scratch, out: &mut EventBatchBuilder) -> Result<(), Rejection> {
+    fn normalize(
+        &self,
+        raw: &[u8],
+        provenance: &Provenance<'_>,
+        scratch: &mut Scratch,
+        out: &mut EventBatchBuilder,
+    ) -> Result<(), Rejection> {
         let line = String::from_utf8_lossy(raw);
         let line = line.trim_end_matches(['\r', '\n']);
         let mut c = Cursor { line, pos: 0 };
@@ -149,8 +157,9 @@ impl Normalizer for ApacheCombined {
         let ident = c.token("no ident field")?;
         let user = c.until(" [", "no user field before [time]")?;
         let time_text = c.until("] ", "no [time] field")?;
-        let time_us = parse_clf_us(time_text)
-            .ok_or_else(|| Rejection::new(ReasonCode::InvalidTime, format!("time `{time_text}` is not `dd/Mon/yyyy:HH:MM:SS +zzzz`")))?;
+        let time_us = parse_clf_us(time_text).ok_or_else(|| {
+            Rejection::new(ReasonCode::InvalidTime, format!("time `{time_text}` is not `dd/Mon/yyyy:HH:MM:SS +zzzz`"))
+        })?;
         let request = c.quoted("no quoted request line")?;
         c.skip_spaces();
         let status = match c.word() {

@@ -101,12 +101,21 @@ impl InputConfig {
             origin: "--input".into(),
             reason: format!("`{flag}` is not FORMAT:PATH (for example cloudtrail:logs/ or apache_combined:-)"),
         })?;
-        Ok(InputConfig { format: format.to_string(), path: path.to_string(), source: None, class: None, fields: Default::default() })
+        Ok(InputConfig {
+            format: format.to_string(),
+            path: path.to_string(),
+            source: None,
+            class: None,
+            fields: Default::default(),
+        })
     }
 
     /// The parsed format.
     pub fn format(&self) -> Result<Format> {
-        self.format.parse().map_err(|e: vigil_normalize::Error| Error::Config { origin: format!("input `{}`", self.path), reason: e.to_string() })
+        self.format.parse().map_err(|e: vigil_normalize::Error| Error::Config {
+            origin: format!("input `{}`", self.path),
+            reason: e.to_string(),
+        })
     }
 
     /// Options of the JSON formats.
@@ -174,10 +183,14 @@ fn rebase(base: &Path, value: &str) -> String {
 impl PipelineConfig {
     /// Reads a config file; relative paths in it become relative to its directory.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config { origin: path.display().to_string(), reason: format!("cannot read the file: {e}") })?;
-        let mut config: PipelineConfig = toml::from_str(&text)
-            .map_err(|e| Error::Config { origin: path.display().to_string(), reason: e.to_string().trim_end().to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            origin: path.display().to_string(),
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        let mut config: PipelineConfig = toml::from_str(&text).map_err(|e| Error::Config {
+            origin: path.display().to_string(),
+            reason: e.to_string().trim_end().to_string(),
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for input in &mut config.inputs {
             input.path = rebase(&base, &input.path);
@@ -186,10 +199,8 @@ impl PipelineConfig {
             *dir = PathBuf::from(rebase(&base, &dir.to_string_lossy()));
         }
         config.evidence.url = rebase(&base, &config.evidence.url);
-        for out in [&mut config.alerts.path, &mut config.dead_letters.path] {
-            if let Some(p) = out {
-                *p = rebase(&base, p);
-            }
+        for p in [&mut config.alerts.path, &mut config.dead_letters.path].into_iter().flatten() {
+            *p = rebase(&base, p);
         }
         Ok(config)
     }
@@ -223,7 +234,10 @@ impl PipelineConfig {
                     }
                     let json_format = matches!(format, Format::Json | Format::WebAccessJson);
                     if !json_format && (input.source.is_some() || input.class.is_some() || !input.fields.is_empty()) {
-                        problem(format!("input `{}`: source, class and fields apply only to the json and web_access_json formats", input.path));
+                        problem(format!(
+                            "input `{}`: source, class and fields apply only to the json and web_access_json formats",
+                            input.path
+                        ));
                     }
                 }
                 Err(e) => problem(e.to_string()),

@@ -92,7 +92,10 @@ fn parse(path: &Path, text: &str) -> Result<(String, Vec<Case>)> {
         };
         let case_line = i + 1;
         i += 1;
-        let input = lines.get(i).and_then(|l| l.strip_prefix("input ")).ok_or_else(|| parse_error(path, i + 1, "expected `input FORMAT` after `case`"))?;
+        let input = lines
+            .get(i)
+            .and_then(|l| l.strip_prefix("input "))
+            .ok_or_else(|| parse_error(path, i + 1, "expected `input FORMAT` after `case`"))?;
         let (format, file) = match input.trim().split_once(" file:") {
             Some((f, p)) => (f.trim().to_string(), Some(p.trim().to_string())),
             None => (input.trim().to_string(), None),
@@ -110,7 +113,8 @@ fn parse(path: &Path, text: &str) -> Result<(String, Vec<Case>)> {
         }
         if let Some(file) = file {
             let at = path.parent().unwrap_or(Path::new(".")).join(&file);
-            let text = std::fs::read_to_string(&at).map_err(|e| parse_error(path, case_line, &format!("cannot read {}: {e}", at.display())))?;
+            let text = std::fs::read_to_string(&at)
+                .map_err(|e| parse_error(path, case_line, &format!("cannot read {}: {e}", at.display())))?;
             records.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
         }
         let expect_start = i + 1;
@@ -126,7 +130,14 @@ fn parse(path: &Path, text: &str) -> Result<(String, Vec<Case>)> {
             return Err(parse_error(path, case_line, "case has no closing `----` line"));
         }
         expected.sort();
-        cases.push(Case { title: title.trim().to_string(), line: case_line, format, records, expected, expect_range: (expect_start, i) });
+        cases.push(Case {
+            title: title.trim().to_string(),
+            line: case_line,
+            format,
+            records,
+            expected,
+            expect_range: (expect_start, i),
+        });
         i += 1;
     }
     let rule = rule.ok_or_else(|| parse_error(path, 1, "no `rule ID` line"))?;
@@ -136,7 +147,12 @@ fn parse(path: &Path, text: &str) -> Result<(String, Vec<Case>)> {
 /// `.test` files of a rule directory (`DIR/tests/*.test`), sorted.
 pub fn test_files(rule_dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(rule_dir.join("tests"))
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "test")).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "test"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
@@ -170,8 +186,12 @@ pub async fn run_test_file(path: &Path, pack: &RulePack, update: bool) -> Result
     let mut engine = RuleEngine::new(&single, 1).await.map_err(Error::Rules)?;
     let mut results = Vec::new();
     for case in &cases {
-        let format: Format = case.format.parse().map_err(|e: vigil_normalize::Error| parse_error(path, case.line + 1, &e.to_string()))?;
-        let normalizer = format.build(&FormatOptions::default()).map_err(|e| parse_error(path, case.line + 1, &e.to_string()))?;
+        let format: Format = case
+            .format
+            .parse()
+            .map_err(|e: vigil_normalize::Error| parse_error(path, case.line + 1, &e.to_string()))?;
+        let normalizer =
+            format.build(&FormatOptions::default()).map_err(|e| parse_error(path, case.line + 1, &e.to_string()))?;
         let mut records = RawRecords::default();
         for (n, record) in case.records.iter().enumerate() {
             records.push(n as i64 + 1, record.as_bytes());
@@ -233,7 +253,8 @@ pub async fn run_rule_tests(dirs: &[PathBuf], update: bool) -> Result<TestReport
             report.cases.extend(run_test_file(&file, &pack, update).await?);
         }
     }
-    report.untested = pack.rules.iter().filter(|r| !report.cases.iter().any(|c| c.rule == r.id)).map(|r| r.id.clone()).collect();
+    report.untested =
+        pack.rules.iter().filter(|r| !report.cases.iter().any(|c| c.rule == r.id)).map(|r| r.id.clone()).collect();
     Ok(report)
 }
 

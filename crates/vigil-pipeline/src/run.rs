@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use tokio::time::timeout_at;
 use vigil_evidence::{Archive, ChainHead, RangeCommit};
-use vigil_normalize::{DeadLetter, NormalizedBatch, Normalizer, RawRecords, ReasonCode, dead_letters_to_batch, normalize_records};
+use vigil_normalize::{
+    DeadLetter, NormalizedBatch, Normalizer, RawRecords, ReasonCode, dead_letters_to_batch, normalize_records,
+};
 use vigil_rules::{Alert, RuleEngine, alerts_to_batch, format_time_us, load_rules};
 
 use crate::config::{PipelineConfig, Settings};
@@ -81,7 +83,9 @@ impl Pipeline {
         };
         for input in self.config.inputs.clone() {
             let format = input.format()?;
-            let normalizer = format.build(&input.options()).map_err(|e| Error::Config { origin: input.path.clone(), reason: e.to_string() })?;
+            let normalizer = format
+                .build(&input.options())
+                .map_err(|e| Error::Config { origin: input.path.clone(), reason: e.to_string() })?;
             for file in expand_input(&input.path)? {
                 let result = self.run_file(&file, normalizer.clone(), &mut summary.alerts_by_rule).await?;
                 summary.inputs.push(result);
@@ -98,12 +102,17 @@ impl Pipeline {
         alerts_by_rule: &mut BTreeMap<String, u64>,
     ) -> Result<InputSummary> {
         let settings = self.config.pipeline.clone();
-        let reader_settings = ReaderSettings { max_record_bytes: settings.max_record_bytes, max_document_bytes: settings.max_document_bytes };
+        let reader_settings = ReaderSettings {
+            max_record_bytes: settings.max_record_bytes,
+            max_document_bytes: settings.max_document_bytes,
+        };
         let mut rx = spawn_reader(file.clone(), normalizer.framing(), reader_settings);
         let ingest_source = match rx.recv().await {
             Some(ReadEvent::Start { ingest_source }) => ingest_source,
             Some(ReadEvent::Failed(e)) => return Err(e),
-            _ => return Err(Error::Internal(format!("reader of {} ended before starting", file.display))),
+            _ => {
+                return Err(Error::Internal(format!("reader of {} ended before starting", file.display)));
+            }
         };
         let mut summary = InputSummary {
             input: file.display.clone(),
@@ -114,7 +123,12 @@ impl Pipeline {
         let mut head = self.archive.chain_head(&ingest_source, 0).await?;
         let resume_after = head.as_ref().map_or(0, |h| h.last_offset);
         let mut next_first = resume_after + 1;
-        let mut batch = Batch { records: RawRecords::default(), too_large: Vec::new(), first_offset: next_first, last_offset: resume_after };
+        let mut batch = Batch {
+            records: RawRecords::default(),
+            too_large: Vec::new(),
+            first_offset: next_first,
+            last_offset: resume_after,
+        };
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             let event = match deadline {
@@ -122,7 +136,18 @@ impl Pipeline {
                     Ok(event) => event,
                     Err(_) => {
                         // batch_ms passed since the batch's first record: close it.
-                        self.close_batch(&mut batch, &mut next_first, &mut head, &ingest_source, file, &normalizer, &mut summary, alerts_by_rule, &settings).await?;
+                        self.close_batch(
+                            &mut batch,
+                            &mut next_first,
+                            &mut head,
+                            &ingest_source,
+                            file,
+                            &normalizer,
+                            &mut summary,
+                            alerts_by_rule,
+                            &settings,
+                        )
+                        .await?;
                         deadline = None;
                         continue;
                     }
@@ -142,7 +167,18 @@ impl Pipeline {
                         batch.records.push(offset, bytes);
                         batch.last_offset = offset;
                         if batch.records.len() + batch.too_large.len() >= settings.batch_rows {
-                            self.close_batch(&mut batch, &mut next_first, &mut head, &ingest_source, file, &normalizer, &mut summary, alerts_by_rule, &settings).await?;
+                            self.close_batch(
+                                &mut batch,
+                                &mut next_first,
+                                &mut head,
+                                &ingest_source,
+                                file,
+                                &normalizer,
+                                &mut summary,
+                                alerts_by_rule,
+                                &settings,
+                            )
+                            .await?;
                             deadline = None;
                         }
                     }
@@ -152,7 +188,10 @@ impl Pipeline {
                         summary.already_archived += 1;
                         continue;
                     }
-                    let reason = format!("record is larger than max_record_bytes ({} bytes); its first bytes are kept", settings.max_record_bytes);
+                    let reason = format!(
+                        "record is larger than max_record_bytes ({} bytes); its first bytes are kept",
+                        settings.max_record_bytes
+                    );
                     batch.too_large.push(DeadLetter { offset, code: ReasonCode::TooLarge, reason, raw: bytes });
                     batch.last_offset = offset;
                 }
@@ -160,7 +199,18 @@ impl Pipeline {
                     if last_offset > resume_after {
                         batch.last_offset = batch.last_offset.max(last_offset);
                     }
-                    self.close_batch(&mut batch, &mut next_first, &mut head, &ingest_source, file, &normalizer, &mut summary, alerts_by_rule, &settings).await?;
+                    self.close_batch(
+                        &mut batch,
+                        &mut next_first,
+                        &mut head,
+                        &ingest_source,
+                        file,
+                        &normalizer,
+                        &mut summary,
+                        alerts_by_rule,
+                        &settings,
+                    )
+                    .await?;
                     break;
                 }
                 Some(ReadEvent::Failed(e)) => return Err(e),
@@ -199,9 +249,11 @@ impl Pipeline {
         let chunk_rows = records.len().div_ceil(threads * 2).clamp(256, 8192);
         let n = normalizer.clone();
         let src = ingest_source.to_string();
-        let mut normalized: NormalizedBatch = tokio::task::spawn_blocking(move || normalize_records(n.as_ref(), &records, &src, 0, ingest_time_us, chunk_rows))
-            .await
-            .map_err(|e| Error::Internal(format!("normalize task failed: {e}")))?;
+        let mut normalized: NormalizedBatch = tokio::task::spawn_blocking(move || {
+            normalize_records(n.as_ref(), &records, &src, 0, ingest_time_us, chunk_rows)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("normalize task failed: {e}")))?;
         normalized.dead_letters.extend(too_large);
         normalized.dead_letters.sort_by_key(|d| d.offset);
 
@@ -214,11 +266,17 @@ impl Pipeline {
             sink.write_lines(alerts.iter().map(alert_line))?;
         }
         if let Some(sink) = &mut self.dead_letters {
-            sink.write_lines(normalized.dead_letters.iter().map(|d| dead_letter_line(d, normalizer.as_ref(), ingest_source, &file.display, &ingest_time)))?;
+            sink.write_lines(
+                normalized
+                    .dead_letters
+                    .iter()
+                    .map(|d| dead_letter_line(d, normalizer.as_ref(), ingest_source, &file.display, &ingest_time)),
+            )?;
         }
 
         // archive: data files, then the manifest entry
-        let dead_batch = dead_letters_to_batch(&normalized.dead_letters, normalizer.as_ref(), ingest_source, 0, ingest_time_us);
+        let dead_batch =
+            dead_letters_to_batch(&normalized.dead_letters, normalizer.as_ref(), ingest_source, 0, ingest_time_us);
         let alert_batch = alerts_to_batch(&alerts, ingest_source, 0);
         let events: Vec<RecordBatch> = normalized.batches;
         let rows = events.iter().map(RecordBatch::num_rows).sum::<usize>();
@@ -260,7 +318,15 @@ impl Pipeline {
         for alert in &alerts {
             *alerts_by_rule.entry(alert.rule_id.clone()).or_default() += 1;
         }
-        tracing::debug!(ingest_source, first, last, rows, dead = normalized.dead_letters.len(), alerts = alerts.len(), "batch archived");
+        tracing::debug!(
+            ingest_source,
+            first,
+            last,
+            rows,
+            dead = normalized.dead_letters.len(),
+            alerts = alerts.len(),
+            "batch archived"
+        );
         Ok(())
     }
 }

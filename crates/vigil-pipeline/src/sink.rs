@@ -72,7 +72,13 @@ pub fn alert_line(alert: &Alert) -> String {
 
 /// The NDJSON line of a dead letter: provenance, reason and the original bytes (`raw` as text when it
 /// is UTF-8, else `raw_base64`).
-pub fn dead_letter_line(dead: &DeadLetter, normalizer: &dyn Normalizer, ingest_source: &str, input: &str, ingest_time: &str) -> String {
+pub fn dead_letter_line(
+    dead: &DeadLetter,
+    normalizer: &dyn Normalizer,
+    ingest_source: &str,
+    input: &str,
+    ingest_time: &str,
+) -> String {
     let mut object = serde_json::Map::new();
     object.insert("ingest_time".into(), ingest_time.into());
     object.insert("format".into(), normalizer.format().into());
@@ -85,7 +91,9 @@ pub fn dead_letter_line(dead: &DeadLetter, normalizer: &dyn Normalizer, ingest_s
     object.insert("reason".into(), dead.reason.clone().into());
     match std::str::from_utf8(&dead.raw) {
         Ok(text) => object.insert("raw".into(), text.into()),
-        Err(_) => object.insert("raw_base64".into(), base64::engine::general_purpose::STANDARD.encode(&dead.raw).into()),
+        Err(_) => {
+            object.insert("raw_base64".into(), base64::engine::general_purpose::STANDARD.encode(&dead.raw).into())
+        }
     };
     serde_json::Value::Object(object).to_string()
 }

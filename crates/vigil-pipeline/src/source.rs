@@ -198,14 +198,18 @@ fn is_ndjson_record(line: &[u8], envelope_key: Option<&str>) -> bool {
         return false;
     }
     match (envelope_key, object_members(trimmed)) {
-        (Some(key), Ok(members)) => !members.iter().any(|m| &trimmed[m.key.clone()] == key.as_bytes() && trimmed[m.value.clone()].starts_with(b"[")),
+        (Some(key), Ok(members)) => !members
+            .iter()
+            .any(|m| &trimmed[m.key.clone()] == key.as_bytes() && trimmed[m.value.clone()].starts_with(b"[")),
         _ => true,
     }
 }
 
 /// The records of a JSON document: array elements, envelope elements, or the values themselves.
 fn document_records(doc: &[u8], envelope_key: Option<&str>) -> Vec<std::ops::Range<usize>> {
-    let Ok(values) = top_level_values(doc) else { return vec![0..doc.len()] };
+    let Ok(values) = top_level_values(doc) else {
+        return std::iter::once(0..doc.len()).collect();
+    };
     let mut out = Vec::new();
     for value in values {
         let text = &doc[value.clone()];
@@ -227,7 +231,12 @@ fn document_records(doc: &[u8], envelope_key: Option<&str>) -> Vec<std::ops::Ran
     out
 }
 
-fn read_all(file: &InputFile, framing: Framing, settings: ReaderSettings, tx: &mpsc::Sender<ReadEvent>) -> std::io::Result<()> {
+fn read_all(
+    file: &InputFile,
+    framing: Framing,
+    settings: ReaderSettings,
+    tx: &mpsc::Sender<ReadEvent>,
+) -> std::io::Result<()> {
     let mut stream = open(file)?;
     let mut head = Vec::with_capacity(FINGERPRINT_BYTES);
     (&mut stream).take(FINGERPRINT_BYTES as u64).read_to_end(&mut head)?;
@@ -243,8 +252,7 @@ fn read_all(file: &InputFile, framing: Framing, settings: ReaderSettings, tx: &m
     };
     let is_stdin = file.path.is_none();
     let mut framing_decided = envelope_key.is_none();
-    loop {
-        let Some(cut) = read_line(&mut reader, &mut line, settings.max_record_bytes)? else { break };
+    while let Some(cut) = read_line(&mut reader, &mut line, settings.max_record_bytes)? {
         line_no += 1;
         if is_blank(&line) {
             continue;

@@ -83,10 +83,19 @@ impl RunSummary {
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let total = self.total();
-        writeln!(f, "{:<60} {:>15} {:>9} {:>9} {:>9} {:>9} {:>9}", "input", "format", "read", "archived", "dead", "earlier", "alerts")?;
+        writeln!(
+            f,
+            "{:<60} {:>15} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "input", "format", "read", "archived", "dead", "earlier", "alerts"
+        )?;
         for i in self.inputs.iter().chain(std::iter::once(&total)) {
-            let name = if i.input.len() > 60 { format!("...{}", &i.input[i.input.len() - 57..]) } else { i.input.clone() };
-            writeln!(f, "{name:<60} {:>15} {:>9} {:>9} {:>9} {:>9} {:>9}", i.format, i.records_read, i.events, i.dead_letters, i.already_archived, i.alerts)?;
+            let name =
+                if i.input.len() > 60 { format!("...{}", &i.input[i.input.len() - 57..]) } else { i.input.clone() };
+            writeln!(
+                f,
+                "{name:<60} {:>15} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                i.format, i.records_read, i.events, i.dead_letters, i.already_archived, i.alerts
+            )?;
         }
         writeln!(f)?;
         let check = if self.reconciles() { "ok" } else { "MISMATCH" };

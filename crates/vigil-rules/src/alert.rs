@@ -48,7 +48,8 @@ pub fn alerts_to_batch(alerts: &[Alert], ingest_source: &str, partition: i32) ->
     use std::sync::Arc;
     let n = alerts.len();
     let s = || StringBuilder::with_capacity(n, n * 32);
-    let (mut id, mut rule, mut title, mut severity, mut hash, mut fields, mut src) = (s(), s(), s(), s(), s(), s(), s());
+    let (mut id, mut rule, mut title, mut severity, mut hash, mut fields, mut src) =
+        (s(), s(), s(), s(), s(), s(), s());
     let mut criteria = ListBuilder::new(s());
     let mut event_ids = ListBuilder::new(s());
     let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
@@ -93,7 +94,8 @@ pub fn alerts_to_batch(alerts: &[Alert], ingest_source: &str, partition: i32) ->
     ];
     // Columns are built in alert_schema's order and types.
     #[allow(clippy::expect_used)]
-    arrow::array::RecordBatch::try_new(vigil_schema::alert_schema(), columns).expect("alert columns match the schema (bug)")
+    arrow::array::RecordBatch::try_new(vigil_schema::alert_schema(), columns)
+        .expect("alert columns match the schema (bug)")
 }
 
 #[cfg(test)]

@@ -49,7 +49,11 @@ impl RulePack {
         let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
         for rule in &rules {
             if let Some(first) = seen.insert(&rule.id, &rule.path) {
-                errors.push(Error::rule(&rule.path, 1, format!("rule id `{}` is already used by {}", rule.id, first.display())));
+                errors.push(Error::rule(
+                    &rule.path,
+                    1,
+                    format!("rule id `{}` is already used by {}", rule.id, first.display()),
+                ));
             }
         }
         if !errors.is_empty() {
@@ -137,7 +141,8 @@ impl TableProvider for EventsTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let partitions = self.partitions.read().map_err(|_| DataFusionError::Internal("events table lock poisoned".into()))?.clone();
+        let partitions =
+            self.partitions.read().map_err(|_| DataFusionError::Internal("events table lock poisoned".into()))?.clone();
         let exec = MemorySourceConfig::try_new_exec(&partitions, event_schema(), projection.cloned())?;
         Ok(exec)
     }
@@ -180,13 +185,21 @@ impl fmt::Debug for RuleEngine {
 fn shape_of(rule: &Rule, schema: &arrow::datatypes::Schema) -> Result<Shape> {
     let at = |name: &str| schema.fields().iter().position(|f| f.name() == name);
     let line = rule.query_line;
-    let time = at("time").ok_or_else(|| Error::rule(&rule.path, line, "the query must return a `time` column (the event time, or max(time) AS time)"))?;
+    let time = at("time").ok_or_else(|| {
+        Error::rule(&rule.path, line, "the query must return a `time` column (the event time, or max(time) AS time)")
+    })?;
     if !matches!(schema.field(time).data_type(), DataType::Timestamp(_, _)) {
-        return Err(Error::rule(&rule.path, line, "`time` must be a timestamp (select the events' time column or an aggregate of it)"));
+        return Err(Error::rule(
+            &rule.path,
+            line,
+            "`time` must be a timestamp (select the events' time column or an aggregate of it)",
+        ));
     }
     let event_ids = match (at("event_id"), at("event_ids")) {
         (Some(i), None) if schema.field(i).data_type() == &DataType::Utf8 => EventIds::One(i),
-        (None, Some(i)) if matches!(schema.field(i).data_type(), DataType::List(f) if f.data_type() == &DataType::Utf8) => EventIds::Many(i),
+        (None, Some(i)) if matches!(schema.field(i).data_type(), DataType::List(f) if f.data_type() == &DataType::Utf8) => {
+            EventIds::Many(i)
+        }
         _ => {
             return Err(Error::rule(
                 &rule.path,
@@ -234,7 +247,11 @@ impl RuleEngine {
                     Ok(shape) => rules.push(CompiledRule { rule: rule.clone(), plan, shape }),
                     Err(e) => errors.push(e),
                 },
-                Err(e) => errors.push(Error::rule(&rule.path, rule.query_line, format!("the query does not plan: {}", first_line(&e)))),
+                Err(e) => errors.push(Error::rule(
+                    &rule.path,
+                    rule.query_line,
+                    format!("the query does not plan: {}", first_line(&e)),
+                )),
             }
         }
         if !errors.is_empty() {
@@ -256,7 +273,8 @@ impl RuleEngine {
     /// Runs every rule over `batches` (one micro-batch, any number of partitions). Alerts come in rule
     /// order, then by time and id, whatever the partitioning.
     pub async fn evaluate(&mut self, batches: &[RecordBatch]) -> Result<Vec<Alert>> {
-        let partitions: Vec<Vec<RecordBatch>> = batches.iter().filter(|b| b.num_rows() > 0).map(|b| vec![b.clone()]).collect();
+        let partitions: Vec<Vec<RecordBatch>> =
+            batches.iter().filter(|b| b.num_rows() > 0).map(|b| vec![b.clone()]).collect();
         if partitions.is_empty() {
             return Ok(Vec::new());
         }
@@ -289,7 +307,12 @@ fn first_line(e: &DataFusionError) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
-fn alerts_from_batch(rule: &Rule, shape: &Shape, batch: &RecordBatch, out: &mut Vec<Alert>) -> datafusion::error::Result<()> {
+fn alerts_from_batch(
+    rule: &Rule,
+    shape: &Shape,
+    batch: &RecordBatch,
+    out: &mut Vec<Alert>,
+) -> datafusion::error::Result<()> {
     if batch.num_rows() == 0 {
         return Ok(());
     }

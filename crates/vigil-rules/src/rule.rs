@@ -132,12 +132,18 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
             break;
         };
         let comment = comment.trim();
-        let Some((key, value)) = comment.split_once(':') else { continue };
+        let Some((key, value)) = comment.split_once(':') else {
+            continue;
+        };
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
             continue; // free comment
         }
         let Some(&known) = KNOWN_KEYS.iter().find(|k| **k == key) else {
-            return Err(Error::rule(path, n, format!("unknown header key `{key}`; known keys: {}", KNOWN_KEYS.join(", "))));
+            return Err(Error::rule(
+                path,
+                n,
+                format!("unknown header key `{key}`; known keys: {}", KNOWN_KEYS.join(", ")),
+            ));
         };
         let value = value.trim().to_string();
         match fields.iter_mut().find(|(k, _, _)| *k == known) {
@@ -156,7 +162,9 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
     }
     let get = |key: &str| fields.iter().find(|(k, _, _)| *k == key).map(|(_, v, line)| (v.as_str(), *line));
     let required = |key: &str, hint: &str| {
-        get(key).filter(|(v, _)| !v.is_empty()).ok_or_else(|| Error::rule(path, 1, format!("header has no `-- {key}: ...` line ({hint})")))
+        get(key)
+            .filter(|(v, _)| !v.is_empty())
+            .ok_or_else(|| Error::rule(path, 1, format!("header has no `-- {key}: ...` line ({hint})")))
     };
     let (id, id_line) = required("id", "a unique id such as aws_root_account_used")?;
     if !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')) {
@@ -165,16 +173,26 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
     let (title, _) = required("title", "one line saying what the rule finds")?;
     let (severity_text, severity_line) = required("severity", "info, low, medium, high or critical")?;
     let severity = Severity::parse(severity_text).ok_or_else(|| {
-        Error::rule(path, severity_line, format!("severity `{severity_text}` is not one of info, low, medium, high, critical"))
+        Error::rule(
+            path,
+            severity_line,
+            format!("severity `{severity_text}` is not one of info, low, medium, high, critical"),
+        )
     })?;
     let (criteria_text, criteria_line) = required("criteria", "SOC 2 criteria such as CC6.1, CC7.2")?;
     let criteria = list(criteria_text);
     if let Some(bad) = criteria.iter().find(|c| !is_criterion(c)) {
-        return Err(Error::rule(path, criteria_line, format!("`{bad}` is not a SOC 2 Trust Services Criterion (write it like CC6.1, A1.2, C1.1, PI1.3, P4.2)")));
+        return Err(Error::rule(
+            path,
+            criteria_line,
+            format!("`{bad}` is not a SOC 2 Trust Services Criterion (write it like CC6.1, A1.2, C1.1, PI1.3, P4.2)"),
+        ));
     }
     let kind = match get("kind") {
         None | Some(("stateless", _)) => RuleKind::Stateless,
-        Some((other, line)) => return Err(Error::rule(path, line, format!("kind `{other}` is not supported; use `stateless`"))),
+        Some((other, line)) => {
+            return Err(Error::rule(path, line, format!("kind `{other}` is not supported; use `stateless`")));
+        }
     };
     Ok(Rule {
         id: id.to_string(),

@@ -11,15 +11,27 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Query, SetExpr, Spanned, Statement, TableFactor, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectName, Query, SetExpr, Spanned, Statement, TableFactor, Visit, Visitor,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::{Error, Result};
 
 /// Functions that read or list files in some SQL engine; never allowed in a rule, whatever the engine has.
 const FILE_FUNCTIONS: [&str; 12] = [
-    "read_parquet", "read_csv", "read_csv_auto", "read_json", "read_json_auto", "read_ndjson", "read_text", "read_blob",
-    "parquet_metadata", "parquet_scan", "glob", "sniff_csv",
+    "read_parquet",
+    "read_csv",
+    "read_csv_auto",
+    "read_json",
+    "read_json_auto",
+    "read_ndjson",
+    "read_text",
+    "read_blob",
+    "parquet_metadata",
+    "parquet_scan",
+    "glob",
+    "sniff_csv",
 ];
 
 /// 1-based line of the first line that is not blank or a `--` comment: where the statement starts.
@@ -74,7 +86,8 @@ impl Visitor for Checker<'_> {
             }
         }
         if let SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) = query.body.as_ref() {
-            return self.refuse(query.span().start.line, "rules are read-only: no INSERT, UPDATE, DELETE or MERGE".into());
+            return self
+                .refuse(query.span().start.line, "rules are read-only: no INSERT, UPDATE, DELETE or MERGE".into());
         }
         ControlFlow::Continue(())
     }
@@ -103,7 +116,8 @@ impl Visitor for Checker<'_> {
             return ControlFlow::Continue(());
         }
         let line = self.line(relation.span().start.line, &name);
-        let hint = if name.contains('/') || name.contains('.') { " (rules cannot read files or other catalogs)" } else { "" };
+        let hint =
+            if name.contains('/') || name.contains('.') { " (rules cannot read files or other catalogs)" } else { "" };
         self.refuse(line, format!("unknown table `{name}`{hint}; a rule may query only: {}", self.tables.join(", ")))
     }
 
@@ -122,11 +136,10 @@ impl Visitor for Checker<'_> {
 
 /// Checks that `sql` (a whole rule file) is one read-only query over `tables`.
 pub fn check_read_only(path: &Path, sql: &str, tables: &[&str]) -> Result<()> {
-    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-        .map_err(|e| {
-            let message = e.to_string();
-            Error::rule(path, line_of_parser_error(&message, sql), format!("SQL does not parse: {message}"))
-        })?;
+    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| {
+        let message = e.to_string();
+        Error::rule(path, line_of_parser_error(&message, sql), format!("SQL does not parse: {message}"))
+    })?;
     let mut statements = statements.into_iter();
     let (Some(statement), None) = (statements.next(), statements.next()) else {
         return Err(Error::rule(path, 1, "a rule holds exactly one SELECT query (found none or several statements)"));
@@ -137,15 +150,29 @@ pub fn check_read_only(path: &Path, sql: &str, tables: &[&str]) -> Result<()> {
             other => {
                 let line = statement_line(sql);
                 let kind = other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-                return Err(Error::rule(path, line, format!("rules are read-only queries; `{kind} ...` is not allowed")));
+                return Err(Error::rule(
+                    path,
+                    line,
+                    format!("rules are read-only queries; `{kind} ...` is not allowed"),
+                ));
             }
         },
-        DfStatement::CopyTo(_) => return Err(Error::rule(path, statement_line(sql), "rules are read-only queries; COPY is not allowed")),
-        DfStatement::CreateExternalTable(_) => {
-            return Err(Error::rule(path, statement_line(sql), "rules are read-only queries; CREATE EXTERNAL TABLE is not allowed"));
+        DfStatement::CopyTo(_) => {
+            return Err(Error::rule(path, statement_line(sql), "rules are read-only queries; COPY is not allowed"));
         }
-        DfStatement::Explain(_) => return Err(Error::rule(path, statement_line(sql), "rules are queries; EXPLAIN is not allowed")),
-        _ => return Err(Error::rule(path, statement_line(sql), "rules are read-only queries; only SELECT is allowed")),
+        DfStatement::CreateExternalTable(_) => {
+            return Err(Error::rule(
+                path,
+                statement_line(sql),
+                "rules are read-only queries; CREATE EXTERNAL TABLE is not allowed",
+            ));
+        }
+        DfStatement::Explain(_) => {
+            return Err(Error::rule(path, statement_line(sql), "rules are queries; EXPLAIN is not allowed"));
+        }
+        _ => {
+            return Err(Error::rule(path, statement_line(sql), "rules are read-only queries; only SELECT is allowed"));
+        }
     };
     let mut checker = Checker { path, sql, tables, ctes: HashSet::new(), error: None };
     let _ = query.visit(&mut checker);

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use sha2::{Digest, Sha256};
 
@@ -41,11 +41,7 @@ pub struct EventRow<'a> {
 impl<'a> EventRow<'a> {
     /// An empty row of `source` with outcome `unknown` and time 0; normalizers fill the rest.
     pub fn new(source: impl Into<Cow<'a, str>>) -> Self {
-        EventRow {
-            source: source.into(),
-            outcome: Cow::Borrowed(outcome::UNKNOWN),
-            ..EventRow::default()
-        }
+        EventRow { source: source.into(), outcome: Cow::Borrowed(outcome::UNKNOWN), ..EventRow::default() }
     }
 }
 

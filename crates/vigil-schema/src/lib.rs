@@ -162,10 +162,7 @@ mod tests {
     #[test]
     fn every_schema_carries_its_version() {
         for schema in [event_schema(), alert_schema(), dead_letter_schema()] {
-            assert_eq!(
-                schema.metadata().get(SCHEMA_VERSION_KEY).map(String::as_str),
-                Some("1")
-            );
+            assert_eq!(schema.metadata().get(SCHEMA_VERSION_KEY).map(String::as_str), Some("1"));
         }
     }
 
