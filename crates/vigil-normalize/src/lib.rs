@@ -433,6 +433,32 @@ pub fn normalize_records(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// No input makes a normalizer panic, and every record ends up as a row or a dead letter.
+        #[test]
+        fn any_bytes_become_a_row_or_a_dead_letter(
+            records in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+                    "[ -~]{0,200}".prop_map(String::into_bytes),
+                    r#"\{"(eventTime|eventName|kind|verb|timestamp|request|status|userIdentity)":("[ -~]{0,30}"|[0-9]{1,12}|null|true|\{\}|\[\])(,"[a-zA-Z@]{1,12}":"[ -~]{0,20}"){0,4}\}"#.prop_map(String::into_bytes),
+                ],
+                1..20,
+            )
+        ) {
+            let mut raw = RawRecords::default();
+            for (i, r) in records.iter().enumerate() {
+                raw.push(i as i64 + 1, r);
+            }
+            for format in Format::ALL {
+                let normalizer = format.build(&FormatOptions::default()).unwrap();
+                let out = normalize_records(normalizer.as_ref(), &raw, "p", 0, 0, 7);
+                proptest::prop_assert_eq!(out.rows() + out.dead_letters.len(), records.len());
+            }
+        }
+    }
 
     #[test]
     fn format_names_round_trip() {

@@ -49,8 +49,13 @@ impl std::fmt::Debug for Pipeline {
 struct Batch {
     records: RawRecords,
     too_large: Vec<DeadLetter>,
-    first_offset: i64,
     last_offset: i64,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.too_large.is_empty()
+    }
 }
 
 impl Pipeline {
@@ -123,12 +128,7 @@ impl Pipeline {
         let mut head = self.archive.chain_head(&ingest_source, 0).await?;
         let resume_after = head.as_ref().map_or(0, |h| h.last_offset);
         let mut next_first = resume_after + 1;
-        let mut batch = Batch {
-            records: RawRecords::default(),
-            too_large: Vec::new(),
-            first_offset: next_first,
-            last_offset: resume_after,
-        };
+        let mut batch = Batch { records: RawRecords::default(), too_large: Vec::new(), last_offset: resume_after };
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             let event = match deadline {
@@ -161,7 +161,7 @@ impl Pipeline {
                             summary.already_archived += 1;
                             continue;
                         }
-                        if batch.records.is_empty() && batch.too_large.is_empty() {
+                        if batch.is_empty() {
                             deadline = Some(tokio::time::Instant::now() + Duration::from_millis(settings.batch_ms));
                         }
                         batch.records.push(offset, bytes);
@@ -187,6 +187,9 @@ impl Pipeline {
                     if offset <= resume_after {
                         summary.already_archived += 1;
                         continue;
+                    }
+                    if batch.is_empty() {
+                        deadline = Some(tokio::time::Instant::now() + Duration::from_millis(settings.batch_ms));
                     }
                     let reason = format!(
                         "record is larger than max_record_bytes ({} bytes); its first bytes are kept",
@@ -235,7 +238,7 @@ impl Pipeline {
         alerts_by_rule: &mut BTreeMap<String, u64>,
         settings: &Settings,
     ) -> Result<()> {
-        if batch.records.is_empty() && batch.too_large.is_empty() {
+        if batch.is_empty() {
             return Ok(()); // nothing but blank lines: the next range starts at the same place
         }
         let records = std::mem::take(&mut batch.records);
@@ -307,7 +310,6 @@ impl Pipeline {
         let entry = self.archive.commit(prepared, head.as_ref()).await?;
         *head = Some(ChainHead::from(&entry));
         *next_first = last + 1;
-        batch.first_offset = *next_first;
 
         summary.records_read += read as u64;
         summary.events += rows as u64;

@@ -97,3 +97,26 @@ pub fn dead_letter_line(
     };
     serde_json::Value::Object(object).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_normalize::{Format, FormatOptions, ReasonCode};
+
+    #[test]
+    fn dead_letters_keep_text_raw_or_base64() {
+        let normalizer = Format::ApacheCombined.build(&FormatOptions::default()).unwrap();
+        let text =
+            DeadLetter { offset: 7, code: ReasonCode::UnrecognizedLine, reason: "r".into(), raw: b"plain".to_vec() };
+        let line: serde_json::Value =
+            serde_json::from_str(&dead_letter_line(&text, normalizer.as_ref(), "file-x", "in.log", "t")).unwrap();
+        assert_eq!(line["raw"], "plain");
+        assert_eq!(line["ingest_offset"], 7);
+        assert_eq!(line["reason_code"], "unrecognized_line");
+        let binary = DeadLetter { raw: vec![0xff, 0xfe, b'x'], ..text };
+        let line: serde_json::Value =
+            serde_json::from_str(&dead_letter_line(&binary, normalizer.as_ref(), "file-x", "in.log", "t")).unwrap();
+        assert!(line.get("raw").is_none());
+        assert_eq!(line["raw_base64"], "//54");
+    }
+}

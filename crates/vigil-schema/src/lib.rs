@@ -8,9 +8,9 @@
 //!
 //! Three tables share this crate so that the producer and every reader agree on one contract:
 //! [`event_schema`] (the `events` table rules query and the archive keeps), [`alert_schema`] and
-//! [`dead_letter_schema`]. The version is [`SCHEMA_VERSION`]: adding a nullable column is a compatible
-//! change (bump the minor note in `SCHEMA.md`); renaming or retyping a column is not and needs a new
-//! major version.
+//! [`dead_letter_schema`]. Each column is documented where its name is defined (`columns.rs`). The version
+//! is [`SCHEMA_VERSION`]: adding a nullable column is a compatible change; renaming or retyping a column is
+//! not and needs a new version.
 //!
 //! ```
 //! use vigil_schema::{EventBatchBuilder, EventRow, Provenance};
@@ -50,7 +50,7 @@ fn with_version(fields: Vec<Field>) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
 
-/// The canonical event schema (OCSF-aligned). Column by column, see `SCHEMA.md` in this crate.
+/// The canonical event schema (OCSF-aligned); each column is documented at its name constant.
 pub fn event_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
