@@ -46,12 +46,13 @@ fn err(at: usize, expected: &'static str) -> ScanError {
 /// End (exclusive) of the string whose opening quote is at `i`.
 fn skip_string(b: &[u8], i: usize) -> Result<usize, ScanError> {
     let mut j = i + 1;
-    while j < b.len() {
-        match b[j] {
-            b'"' => return Ok(j + 1),
-            b'\\' => j += 2,
-            _ => j += 1,
+    // Strings are most of a JSON text: jump between quotes and backslashes with memchr.
+    while let Some(k) = b.get(j..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+        let at = j + k;
+        if b[at] == b'"' {
+            return Ok(at + 1);
         }
+        j = at + 2;
     }
     Err(err(i, "closing quote"))
 }
