@@ -24,7 +24,7 @@ use vigil_normalize::{
 };
 use vigil_rules::{Alert, RuleEngine, alerts_to_batch, format_time_us, load_rules};
 
-use crate::config::{PipelineConfig, Settings};
+use crate::config::PipelineConfig;
 use crate::sink::{NdjsonSink, alert_line, dead_letter_line};
 use crate::source::{InputFile, ReadEvent, ReaderSettings, expand_input, spawn_reader};
 use crate::summary::{InputSummary, RunSummary};
@@ -45,15 +45,26 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-/// One micro-batch of one source partition.
-struct Batch {
+/// One source partition being read: its identity, its chain head, and the micro-batch being filled.
+struct Partition {
+    file: InputFile,
+    normalizer: Arc<dyn Normalizer>,
+    ingest_source: String,
+    /// The newest manifest entry of this partition's chain.
+    head: Option<ChainHead>,
+    /// First offset of the next committed range.
+    next_first: i64,
+    /// Records of the open micro-batch.
     records: RawRecords,
+    /// Over-size records of the open micro-batch, already dead letters.
     too_large: Vec<DeadLetter>,
+    /// Last offset read into the open micro-batch.
     last_offset: i64,
+    summary: InputSummary,
 }
 
-impl Batch {
-    fn is_empty(&self) -> bool {
+impl Partition {
+    fn batch_is_empty(&self) -> bool {
         self.records.is_empty() && self.too_large.is_empty()
     }
 }
@@ -119,16 +130,24 @@ impl Pipeline {
                 return Err(Error::Internal(format!("reader of {} ended before starting", file.display)));
             }
         };
-        let mut summary = InputSummary {
-            input: file.display.clone(),
-            format: normalizer.format().to_string(),
-            ingest_source: ingest_source.clone(),
-            ..InputSummary::default()
-        };
-        let mut head = self.archive.chain_head(&ingest_source, 0).await?;
+        let head = self.archive.chain_head(&ingest_source, 0).await?;
         let resume_after = head.as_ref().map_or(0, |h| h.last_offset);
-        let mut next_first = resume_after + 1;
-        let mut batch = Batch { records: RawRecords::default(), too_large: Vec::new(), last_offset: resume_after };
+        let mut part = Partition {
+            summary: InputSummary {
+                input: file.display.clone(),
+                format: normalizer.format().to_string(),
+                ingest_source: ingest_source.clone(),
+                ..InputSummary::default()
+            },
+            file: file.clone(),
+            normalizer,
+            ingest_source,
+            head,
+            next_first: resume_after + 1,
+            records: RawRecords::default(),
+            too_large: Vec::new(),
+            last_offset: resume_after,
+        };
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             let event = match deadline {
@@ -136,18 +155,7 @@ impl Pipeline {
                     Ok(event) => event,
                     Err(_) => {
                         // batch_ms passed since the batch's first record: close it.
-                        self.close_batch(
-                            &mut batch,
-                            &mut next_first,
-                            &mut head,
-                            &ingest_source,
-                            file,
-                            &normalizer,
-                            &mut summary,
-                            alerts_by_rule,
-                            &settings,
-                        )
-                        .await?;
+                        self.close_batch(&mut part, alerts_by_rule).await?;
                         deadline = None;
                         continue;
                     }
@@ -158,62 +166,40 @@ impl Pipeline {
                 Some(ReadEvent::Chunk(chunk)) => {
                     for (offset, bytes) in chunk.iter() {
                         if offset <= resume_after {
-                            summary.already_archived += 1;
+                            part.summary.already_archived += 1;
                             continue;
                         }
-                        if batch.is_empty() {
+                        if part.batch_is_empty() {
                             deadline = Some(tokio::time::Instant::now() + Duration::from_millis(settings.batch_ms));
                         }
-                        batch.records.push(offset, bytes);
-                        batch.last_offset = offset;
-                        if batch.records.len() + batch.too_large.len() >= settings.batch_rows {
-                            self.close_batch(
-                                &mut batch,
-                                &mut next_first,
-                                &mut head,
-                                &ingest_source,
-                                file,
-                                &normalizer,
-                                &mut summary,
-                                alerts_by_rule,
-                                &settings,
-                            )
-                            .await?;
+                        part.records.push(offset, bytes);
+                        part.last_offset = offset;
+                        if part.records.len() + part.too_large.len() >= settings.batch_rows {
+                            self.close_batch(&mut part, alerts_by_rule).await?;
                             deadline = None;
                         }
                     }
                 }
                 Some(ReadEvent::TooLarge(offset, bytes)) => {
                     if offset <= resume_after {
-                        summary.already_archived += 1;
+                        part.summary.already_archived += 1;
                         continue;
                     }
-                    if batch.is_empty() {
+                    if part.batch_is_empty() {
                         deadline = Some(tokio::time::Instant::now() + Duration::from_millis(settings.batch_ms));
                     }
                     let reason = format!(
                         "record is larger than max_record_bytes ({} bytes); its first bytes are kept",
                         settings.max_record_bytes
                     );
-                    batch.too_large.push(DeadLetter { offset, code: ReasonCode::TooLarge, reason, raw: bytes });
-                    batch.last_offset = offset;
+                    part.too_large.push(DeadLetter { offset, code: ReasonCode::TooLarge, reason, raw: bytes });
+                    part.last_offset = offset;
                 }
                 Some(ReadEvent::End { last_offset }) => {
                     if last_offset > resume_after {
-                        batch.last_offset = batch.last_offset.max(last_offset);
+                        part.last_offset = part.last_offset.max(last_offset);
                     }
-                    self.close_batch(
-                        &mut batch,
-                        &mut next_first,
-                        &mut head,
-                        &ingest_source,
-                        file,
-                        &normalizer,
-                        &mut summary,
-                        alerts_by_rule,
-                        &settings,
-                    )
-                    .await?;
+                    self.close_batch(&mut part, alerts_by_rule).await?;
                     break;
                 }
                 Some(ReadEvent::Failed(e)) => return Err(e),
@@ -222,28 +208,19 @@ impl Pipeline {
                 }
             }
         }
-        Ok(summary)
+        Ok(part.summary)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn close_batch(
-        &mut self,
-        batch: &mut Batch,
-        next_first: &mut i64,
-        head: &mut Option<ChainHead>,
-        ingest_source: &str,
-        file: &InputFile,
-        normalizer: &Arc<dyn Normalizer>,
-        summary: &mut InputSummary,
-        alerts_by_rule: &mut BTreeMap<String, u64>,
-        settings: &Settings,
-    ) -> Result<()> {
-        if batch.is_empty() {
+    /// Normalizes, detects, emits and archives the open micro-batch of `part`, then advances its chain.
+    async fn close_batch(&mut self, part: &mut Partition, alerts_by_rule: &mut BTreeMap<String, u64>) -> Result<()> {
+        if part.batch_is_empty() {
             return Ok(()); // nothing but blank lines: the next range starts at the same place
         }
-        let records = std::mem::take(&mut batch.records);
-        let too_large = std::mem::take(&mut batch.too_large);
-        let (first, last) = (*next_first, batch.last_offset);
+        let settings = &self.config.pipeline;
+        let records = std::mem::take(&mut part.records);
+        let too_large = std::mem::take(&mut part.too_large);
+        let (first, last) = (part.next_first, part.last_offset);
+        let (normalizer, ingest_source, file) = (part.normalizer.clone(), part.ingest_source.as_str(), &part.file);
         let ingest_time_us = vigil_evidence::now_us();
         let read = records.len() + too_large.len();
 
@@ -307,9 +284,10 @@ impl Pipeline {
         })
         .await
         .map_err(|e| Error::Internal(format!("encode task failed: {e}")))??;
-        let entry = self.archive.commit(prepared, head.as_ref()).await?;
-        *head = Some(ChainHead::from(&entry));
-        *next_first = last + 1;
+        let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
+        part.head = Some(ChainHead::from(&entry));
+        part.next_first = last + 1;
+        let summary = &mut part.summary;
 
         summary.records_read += read as u64;
         summary.events += rows as u64;
