@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use arrow::array::AsArray;
-use vigil_tests::{config, parquet_files, read_kind, repo, rows_by_event, run, shared_datasets, tree_hashes};
+use vigil_tests::{
+    config, files_below, parquet_files, read_kind, repo, rows_by_event, run, shared_datasets, tree_hashes,
+};
 
 fn fixture_inputs() -> Vec<(&'static str, PathBuf)> {
     let f = repo().join("fixtures");
@@ -167,17 +169,10 @@ fn an_appended_file_resumes_after_its_archived_lines() {
     // Manifest entries cover 1..=1001 (one blank line) without a hole.
     let manifests = parquet_files(&out.path().join("evidence/manifests"));
     assert!(manifests.is_empty());
-    let mut entries: Vec<serde_json::Value> = Vec::new();
-    let mut stack = vec![out.path().join("evidence/manifests")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("dir").flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                entries.push(serde_json::from_slice(&std::fs::read(e.path()).expect("read")).expect("json"));
-            }
-        }
-    }
+    let mut entries: Vec<serde_json::Value> = files_below(&out.path().join("evidence/manifests"))
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json"))
+        .collect();
     entries.sort_by_key(|e| e["seq"].as_u64());
     let mut next = 1;
     for (i, e) in entries.iter().enumerate() {

@@ -51,8 +51,8 @@ pub fn run(config: PipelineConfig) -> RunSummary {
     })
 }
 
-/// Every Parquet file below `dir`, sorted.
-pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+/// Every file below `dir`, sorted.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -60,13 +60,18 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
             let p = entry.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "parquet") {
+            } else {
                 out.push(p);
             }
         }
     }
     out.sort();
     out
+}
+
+/// Every Parquet file below `dir`, sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    files_below(dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect()
 }
 
 /// All rows of one kind (`events`, `alerts`, `dead_letters`) of an archive, as one batch.
@@ -107,18 +112,11 @@ pub fn rows_by_event(batch: &RecordBatch) -> BTreeMap<(String, i64), Vec<String>
 /// SHA-256 of every file below `dir`, by relative path.
 pub fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
     use sha2::Digest;
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
-                out.insert(rel, hex::encode(sha2::Sha256::digest(std::fs::read(&p).expect("read"))));
-            }
-        }
-    }
-    out
+    files_below(dir)
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
+            (rel, hex::encode(sha2::Sha256::digest(std::fs::read(&p).expect("read"))))
+        })
+        .collect()
 }
