@@ -73,8 +73,11 @@ fn validate_names_file_line_and_reason_and_exits_1() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("evil.sql:1: a rule holds exactly one SELECT query"), "{stdout}");
-    assert!(stdout.contains("missing.ndjson") && stdout.contains("does not exist"), "{stdout}");
-    assert!(stdout.contains("unknown input format `syslog`"), "{stdout}");
+    assert!(
+        stdout.contains("p.toml:3: input") && stdout.contains("missing.ndjson") && stdout.contains("does not exist"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("p.toml:6: input `-`: unknown input format `syslog`"), "{stdout}");
     std::fs::remove_file(rules.join("evil.sql")).expect("rm");
     let output = vigil().arg("validate").arg("--config").arg(&config).output().expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -92,6 +92,9 @@ pub struct InputConfig {
     /// JSON formats: canonical column -> dotted field path.
     #[serde(default)]
     pub fields: std::collections::BTreeMap<String, String>,
+    /// Line of the config file where this input's `path` is written (0 when it came from a flag).
+    #[serde(skip)]
+    pub line: usize,
 }
 
 impl InputConfig {
@@ -107,6 +110,7 @@ impl InputConfig {
             source: None,
             class: None,
             fields: Default::default(),
+            line: 0,
         })
     }
 
@@ -192,8 +196,20 @@ impl PipelineConfig {
             reason: e.to_string().trim_end().to_string(),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        for input in &mut config.inputs {
+        // Each input's `path = "..."` line, in order, so that problems can name it.
+        let mut in_inputs = false;
+        let mut input_path_lines = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let t = l.trim();
+            if t.starts_with('[') {
+                in_inputs = t == "[[inputs]]" || t.starts_with("[inputs.");
+            } else if in_inputs && t.starts_with("path") && t.contains('=') {
+                input_path_lines.push(i + 1);
+            }
+        }
+        for (input, line) in config.inputs.iter_mut().zip(input_path_lines.into_iter().chain(std::iter::repeat(0))) {
             input.path = rebase(&base, &input.path);
+            input.line = line;
         }
         for dir in &mut config.rules.dirs {
             *dir = PathBuf::from(rebase(&base, &dir.to_string_lossy()));
@@ -227,6 +243,10 @@ impl PipelineConfig {
             problem("stdin (`-`) can be read by one input only".into());
         }
         for input in &self.inputs {
+            let at = |line: usize| if line > 0 { format!(":{line}") } else { String::new() };
+            let mut problem = |reason: String| {
+                out.push(Error::Config { origin: format!("{origin}{}", at(input.line)), reason });
+            };
             match input.format() {
                 Ok(format) => {
                     if let Err(e) = format.build(&input.options()) {
@@ -247,7 +267,10 @@ impl PipelineConfig {
             }
         }
         if self.rules.dirs.is_empty() {
-            problem("no rule directories: add [rules] dirs = [...] or --rules DIR (alerts need rules)".into());
+            out.push(Error::Config {
+                origin: origin.to_string(),
+                reason: "no rule directories: add [rules] dirs = [...] or --rules DIR (alerts need rules)".into(),
+            });
         }
         out
     }
@@ -267,7 +290,7 @@ mod tests {
         assert_eq!(config.alerts.path.as_deref(), Some("-"));
         assert_eq!(config.pipeline, Settings::default());
         let problems: Vec<String> = config.problems("p.toml").iter().map(ToString::to_string).collect();
-        assert!(problems.iter().any(|p| p.contains("does not exist")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("p.toml:3: input") && p.contains("does not exist")), "{problems:?}");
     }
 
     #[test]
