@@ -72,8 +72,7 @@ impl Partition {
 impl Pipeline {
     /// Checks the config, compiles the rules, opens the archive and the outputs.
     pub async fn new(config: PipelineConfig, origin: &str) -> Result<Self> {
-        let mut problems = config.problems(origin);
-        if let Some(first) = problems.drain(..).next() {
+        if let Some(first) = config.problems(origin).into_iter().next() {
             return Err(first);
         }
         let pack = load_rules(&config.rules.dirs).map_err(Error::Rules)?;
