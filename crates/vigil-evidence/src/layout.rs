@@ -6,6 +6,7 @@
 //! {root}/alerts/date=YYYY-MM-DD/{ingest_source}-{partition}-{first}-{last}.parquet
 //! {root}/dead_letters/format=F/{ingest_source}-{partition}-{first}-{last}.parquet
 //! {root}/manifests/{ingest_source}/{partition}/{seq:012}.json
+//! {root}/manifests/{ingest_source}/{partition}/pending-{seq:012}.json   (only while a range is written)
 //! ```
 //!
 //! A data file's name is fixed by the offsets it covers, so a replay of the same range rewrites the same
@@ -51,6 +52,22 @@ pub fn manifest_path(root: &Path, ingest_source: &str, partition: i32, seq: u64)
     manifest_dir(root, ingest_source, partition).join(format!("{seq:012}.json").as_str())
 }
 
+/// Path of the intent that lists the data files of entry `seq` while they are written.
+pub fn pending_path(root: &Path, ingest_source: &str, partition: i32, seq: u64) -> Path {
+    manifest_dir(root, ingest_source, partition).join(format!("pending-{seq:012}.json").as_str())
+}
+
+/// The sequence number of a manifest entry's object name (`000000000007.json` -> 7); `None` for other names.
+pub fn entry_seq(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".json")?;
+    (digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
+}
+
+/// The sequence number of a pending intent's object name (`pending-000000000007.json` -> 7).
+pub fn pending_seq(name: &str) -> Option<u64> {
+    entry_seq(name.strip_prefix("pending-")?)
+}
+
 /// The path relative to the archive root, as recorded in manifests.
 pub fn relative(root: &Path, path: &Path) -> String {
     let full = path.as_ref();
@@ -75,5 +92,9 @@ mod tests {
         assert_eq!(p.as_ref(), "archive/events/source=aws.cloudtrail/date=2024-08-02/hour=08/file-ab-0-1-10.parquet");
         assert_eq!(relative(&root, &p), "events/source=aws.cloudtrail/date=2024-08-02/hour=08/file-ab-0-1-10.parquet");
         assert_eq!(manifest_path(&root, "t", 3, 7).as_ref(), "archive/manifests/t/3/000000000007.json");
+        assert_eq!(entry_seq("000000000007.json"), Some(7));
+        assert_eq!(entry_seq("pending-000000000007.json"), None);
+        assert_eq!(pending_seq("pending-000000000007.json"), Some(7));
+        assert_eq!(pending_seq(pending_path(&root, "t", 3, 7).filename().unwrap_or("")), Some(7));
     }
 }

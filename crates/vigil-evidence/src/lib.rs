@@ -97,14 +97,19 @@ impl Archive {
         &self.location
     }
 
-    /// Every manifest entry of one source partition, oldest first.
-    pub async fn chain(&self, ingest_source: &str, partition: i32) -> Result<Vec<ManifestEntry>> {
-        let dir = layout::manifest_dir(&self.root, ingest_source, partition);
-        let mut metas: Vec<_> = self.store.list(Some(&dir)).try_collect().await.map_err(|source| Error::Store {
+    async fn list_dir(&self, dir: &Path) -> Result<Vec<object_store::ObjectMeta>> {
+        self.store.list(Some(dir)).try_collect().await.map_err(|source| Error::Store {
             operation: "list",
             path: dir.to_string(),
             source,
-        })?;
+        })
+    }
+
+    /// Every manifest entry of one source partition, oldest first.
+    pub async fn chain(&self, ingest_source: &str, partition: i32) -> Result<Vec<ManifestEntry>> {
+        let dir = layout::manifest_dir(&self.root, ingest_source, partition);
+        let mut metas = self.list_dir(&dir).await?;
+        metas.retain(|m| m.location.filename().and_then(layout::entry_seq).is_some());
         metas.sort_by(|a, b| a.location.cmp(&b.location));
         let mut entries = Vec::with_capacity(metas.len());
         for meta in metas {
@@ -113,41 +118,99 @@ impl Archive {
         Ok(entries)
     }
 
-    async fn read_entry(&self, path: &Path) -> Result<ManifestEntry> {
-        let bytes = self
-            .store
+    async fn read_bytes(&self, path: &Path) -> Result<Bytes> {
+        self.store
             .get(path)
             .await
             .map_err(|source| Error::Store { operation: "get", path: path.to_string(), source })?
             .bytes()
             .await
-            .map_err(|source| Error::Store { operation: "get", path: path.to_string(), source })?;
+            .map_err(|source| Error::Store { operation: "get", path: path.to_string(), source })
+    }
+
+    async fn read_entry(&self, path: &Path) -> Result<ManifestEntry> {
+        let bytes = self.read_bytes(path).await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Manifest { path: path.to_string(), reason: e.to_string() })
     }
 
     /// The newest entry of one source partition's chain: where that partition resumes.
     pub async fn chain_head(&self, ingest_source: &str, partition: i32) -> Result<Option<ChainHead>> {
+        Ok(self.resume(ingest_source, partition).await?.head)
+    }
+
+    /// Makes one source partition ready to continue: deletes the data files of a range whose writing was
+    /// interrupted (a pending intent without its entry; see [`manifest`]) and returns the chain head.
+    /// Call it when a partition is (re)opened, by the one writer that owns the partition.
+    pub async fn resume(&self, ingest_source: &str, partition: i32) -> Result<Resume> {
         let dir = layout::manifest_dir(&self.root, ingest_source, partition);
-        let newest = self
-            .store
-            .list(Some(&dir))
-            .try_fold(None::<Path>, |best, meta| async move {
-                Ok(match best {
-                    Some(b) if b >= meta.location => Some(b),
-                    _ => Some(meta.location),
-                })
-            })
-            .await
-            .map_err(|source| Error::Store { operation: "list", path: dir.to_string(), source })?;
-        match newest {
-            Some(path) => Ok(Some(ChainHead::from(&self.read_entry(&path).await?))),
-            None => Ok(None),
+        let metas = self.list_dir(&dir).await?;
+        let mut newest: Option<(u64, Path)> = None;
+        let mut pending = Vec::new();
+        for meta in metas {
+            let Some(name) = meta.location.filename() else { continue };
+            if let Some(seq) = layout::entry_seq(name) {
+                if newest.as_ref().is_none_or(|(s, _)| seq > *s) {
+                    newest = Some((seq, meta.location.clone()));
+                }
+            } else if let Some(seq) = layout::pending_seq(name) {
+                pending.push((seq, meta.location.clone()));
+            }
+        }
+        let head = match &newest {
+            Some((_, path)) => Some(ChainHead::from(&self.read_entry(path).await?)),
+            None => None,
+        };
+        let mut removed = Vec::new();
+        for (seq, intent) in pending {
+            let committed = head.as_ref().is_some_and(|h| h.seq >= seq);
+            if !committed {
+                let listed: Vec<String> = serde_json::from_slice(&self.read_bytes(&intent).await?)
+                    .map_err(|e| Error::Manifest { path: intent.to_string(), reason: e.to_string() })?;
+                for file in listed {
+                    let path = self.absolute(&Path::from(file.as_str()));
+                    match self.store.delete(&path).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(file),
+                        Err(source) => return Err(Error::Store { operation: "delete", path: path.to_string(), source }),
+                    }
+                }
+            }
+            self.delete(&intent).await?;
+        }
+        if !removed.is_empty() {
+            tracing::warn!(
+                ingest_source,
+                partition,
+                files = removed.len(),
+                "removed data files of a range that was written but never committed (the process stopped in between); the range is read again"
+            );
+        }
+        Ok(Resume { head, removed })
+    }
+
+    async fn delete(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(Error::Store { operation: "delete", path: path.to_string(), source }),
         }
     }
 
     /// Stores the data files of `prepared`, then its manifest entry chained after `head`. When this
     /// returns, the range is durable and its offsets may be acknowledged.
     pub async fn commit(&self, prepared: PreparedCommit, head: Option<&ChainHead>) -> Result<ManifestEntry> {
+        let seq = head.map_or(0, |h| h.seq + 1);
+        let mut entry = prepared.entry;
+        let intent = if prepared.files.is_empty() {
+            None
+        } else {
+            let path = layout::pending_path(&self.root, &entry.ingest_source, entry.partition, seq);
+            let listed: Vec<String> = prepared.files.iter().map(|(p, _)| p.to_string()).collect();
+            let bytes = serde_json::to_vec(&listed).map_err(|e| Error::Internal(e.to_string()))?;
+            self.store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(|source| Error::Store { operation: "put", path: path.to_string(), source })?;
+            Some(path)
+        };
         let puts = prepared.files.into_iter().map(|(path, bytes)| {
             let store = self.store.clone();
             let path = self.absolute(&path);
@@ -160,8 +223,7 @@ impl Archive {
             }
         });
         futures::future::try_join_all(puts).await?;
-        let mut entry = prepared.entry;
-        entry.seq = head.map_or(0, |h| h.seq + 1);
+        entry.seq = seq;
         entry.prev_hash = head.map(|h| h.entry_hash.clone()).unwrap_or_default();
         entry.written_at = format_time_us(now_us());
         let entry = entry.seal();
@@ -171,8 +233,20 @@ impl Archive {
             .put_opts(&path, PutPayload::from(bytes), PutOptions { mode: PutMode::Create, ..PutOptions::default() })
             .await
             .map_err(|source| Error::Store { operation: "put", path: path.to_string(), source })?;
+        if let Some(intent) = intent {
+            self.delete(&intent).await?;
+        }
         Ok(entry)
     }
+}
+
+/// A source partition ready to continue, from [`Archive::resume`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The newest entry of the chain; `None` for a partition never archived.
+    pub head: Option<ChainHead>,
+    /// Data files of an interrupted range that were deleted (paths relative to the archive root).
+    pub removed: Vec<String>,
 }
 
 /// Current UTC time in microseconds.
@@ -205,6 +279,9 @@ pub struct RangeCommit<'a> {
     pub skipped: u64,
     /// Hash of the active rule pack.
     pub rule_pack_hash: &'a str,
+    /// Set when the range was never read (lost to the source's retention): the reason. The entry then
+    /// records a completeness break and has no files.
+    pub lost_reason: Option<&'a str>,
 }
 
 /// Encoded files and the unsealed manifest entry of one [`RangeCommit`].
@@ -352,6 +429,9 @@ pub fn prepare(commit: &RangeCommit<'_>, zstd_level: i32) -> Result<PreparedComm
     let mut files = Vec::with_capacity(groups.len());
     let mut entries = Vec::with_capacity(groups.len());
     let mut counts = Counts { skipped: commit.skipped, ..Counts::default() };
+    if commit.lost_reason.is_some() {
+        counts.lost = (commit.last_offset - commit.first_offset + 1).max(0) as u64;
+    }
     for (group, bytes) in groups.iter().zip(encoded) {
         let bytes = bytes?;
         let rows: u64 = group.batches.iter().map(|b| b.num_rows() as u64).sum();
@@ -384,6 +464,7 @@ pub fn prepare(commit: &RangeCommit<'_>, zstd_level: i32) -> Result<PreparedComm
         counts,
         schema_version: SCHEMA_VERSION,
         rule_pack_hash: commit.rule_pack_hash.to_string(),
+        lost_reason: commit.lost_reason.map(str::to_string),
         written_at: String::new(),
         prev_hash: String::new(),
         entry_hash: String::new(),
@@ -395,5 +476,72 @@ impl Archive {
     /// Prefixes a root-relative path prepared by [`prepare`] with this archive's root.
     fn absolute(&self, relative: &Path) -> Path {
         Path::from_iter(self.root.parts().chain(relative.parts()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_schema::{EventBatchBuilder, EventRow, Provenance};
+
+    fn events(first: i64, last: i64) -> RecordBatch {
+        let mut b = EventBatchBuilder::with_capacity((last - first + 1) as usize);
+        for offset in first..=last {
+            let row = EventRow { time_us: 1_722_588_804_000_000 + offset, ..EventRow::new("test") };
+            let prov = Provenance { ingest_source: "t", partition: 0, offset, ingest_time_us: 0 };
+            b.append(&row, format!("r{offset}").as_bytes(), &prov);
+        }
+        b.finish()
+    }
+
+    fn commit_of<'a>(batch: &'a [RecordBatch], first: i64, last: i64) -> RangeCommit<'a> {
+        RangeCommit { ingest_source: "t", first_offset: first, last_offset: last, events: batch, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_range_is_removed_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        let first = [events(1, 10)];
+        let entry = archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
+        // A crash after the data files of 11..=20 were written but before their entry: intent and files remain.
+        let second = [events(11, 20)];
+        let prepared = prepare(&commit_of(&second, 11, 20), 3).unwrap();
+        let intent = layout::pending_path(archive.root(), "t", 0, 1);
+        let listed: Vec<String> = prepared.files.iter().map(|(p, _)| p.to_string()).collect();
+        archive.store.put(&intent, PutPayload::from(serde_json::to_vec(&listed).unwrap())).await.unwrap();
+        for (path, bytes) in prepared.files {
+            archive.store.put(&path, PutPayload::from(bytes)).await.unwrap();
+        }
+        let resume = archive.resume("t", 0).await.unwrap();
+        assert_eq!(resume.head, Some(ChainHead::from(&entry)));
+        assert_eq!(resume.removed, listed);
+        for file in &listed {
+            assert!(!dir.path().join(file).exists(), "{file} should be gone");
+        }
+        // The committed range is untouched, and the chain continues.
+        assert!(dir.path().join(&entry.files[0].path).exists());
+        let again = archive.resume("t", 0).await.unwrap();
+        assert!(again.removed.is_empty());
+        let next = archive.commit(prepare(&commit_of(&second, 11, 15), 3).unwrap(), again.head.as_ref()).await.unwrap();
+        assert_eq!((next.seq, next.prev_hash.as_str()), (1, entry.entry_hash.as_str()));
+        assert!(archive.list_dir(&layout::manifest_dir(archive.root(), "t", 0)).await.unwrap().len() == 2);
+    }
+
+    #[tokio::test]
+    async fn a_lost_range_is_an_entry_without_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        let commit = RangeCommit {
+            ingest_source: "t",
+            first_offset: 0,
+            last_offset: 99,
+            lost_reason: Some("deleted by retention"),
+            ..Default::default()
+        };
+        let entry = archive.commit(prepare(&commit, 3).unwrap(), None).await.unwrap();
+        assert!(entry.files.is_empty());
+        assert_eq!(entry.counts.lost, 100);
+        assert_eq!(archive.chain("t", 0).await.unwrap(), vec![entry]);
     }
 }

@@ -6,6 +6,11 @@
 //! checkpoint: a restarted pipeline resumes each partition after the `last_offset` of its newest entry,
 //! and only then may a source acknowledge (commit) those offsets. Entries are separate immutable objects
 //! (`PutMode::Create`), since object stores do not append.
+//!
+//! While a range is being written, a pending intent (`pending-{seq}.json` beside the entries) lists its
+//! data files; it is removed once the entry is stored. A crash between the two leaves the intent, and
+//! [`crate::Archive::recover`] deletes the uncommitted files it lists before the partition resumes, so
+//! a replay that cuts its ranges at other offsets leaves no stray rows behind.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -41,8 +46,17 @@ pub struct Counts {
     pub dead_letters: u64,
     /// Alerts raised.
     pub alerts: u64,
-    /// Offsets in the range that held no record (blank lines).
+    /// Offsets in the range that held no record (blank lines; Kafka transaction markers and compacted
+    /// records).
     pub skipped: u64,
+    /// Offsets in the range that were never read because the source no longer had them (Kafka retention
+    /// deleted them first): a completeness break, recorded rather than hidden.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lost: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One manifest entry.
@@ -72,6 +86,10 @@ pub struct ManifestEntry {
     pub schema_version: u32,
     /// Hash of the active rule pack.
     pub rule_pack_hash: String,
+    /// Set on an entry that records a completeness break instead of data: why the offsets
+    /// `first_offset..=last_offset` were not read. Such an entry has no files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_reason: Option<String>,
     /// When the entry was written (RFC 3339).
     pub written_at: String,
     /// `entry_hash` of the previous entry in this chain; empty for the first.
@@ -133,6 +151,7 @@ mod tests {
             counts: Counts::default(),
             schema_version: 1,
             rule_pack_hash: "h".into(),
+            lost_reason: None,
             written_at: "now".into(),
             prev_hash: String::new(),
             entry_hash: String::new(),

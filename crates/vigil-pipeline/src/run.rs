@@ -278,6 +278,7 @@ impl Pipeline {
                 alerts: Some(&alert_batch),
                 skipped,
                 rule_pack_hash: &pack_hash,
+                lost_reason: None,
             };
             vigil_evidence::prepare(&commit, zstd)
         })

@@ -1,0 +1,122 @@
+//! Failing fast: before a consumer joins its group or a producer takes its first record, the brokers
+//! must answer, the login must be accepted and the named topics must exist. librdkafka itself retries
+//! forever; these checks turn its errors into one message that says what to fix.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::client::{Client, ClientContext};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::config::KafkaEndpoint;
+use crate::{Error, Result};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The errors librdkafka reported through the client context, newest last (a few kept).
+#[derive(Debug, Clone, Default)]
+pub struct ErrorLog {
+    errors: Arc<Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>>,
+}
+
+impl ErrorLog {
+    /// Records an error from the client context's `error` callback and logs it.
+    pub fn record(&self, error: &KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code();
+        tracing::warn!(error = %error, reason, "librdkafka");
+        let mut errors = self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if errors.len() >= 16 {
+            errors.remove(0);
+        }
+        errors.push((code, reason.to_string()));
+    }
+
+    fn snapshot(&self) -> Vec<(Option<RDKafkaErrorCode>, String)> {
+        self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+/// Forwards a librdkafka log line to tracing (target `librdkafka`).
+pub fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", facility, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+    }
+}
+
+fn is_auth(code: Option<RDKafkaErrorCode>, reason: &str) -> bool {
+    let lower = reason.to_ascii_lowercase();
+    matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::UnsupportedSASLMechanism
+                | RDKafkaErrorCode::IllegalSASLState
+                | RDKafkaErrorCode::SSL
+        )
+    ) || lower.contains("sasl")
+        || lower.contains("authenticat")
+        || lower.contains("ssl handshake")
+}
+
+/// Explains a failed metadata request from the errors librdkafka reported meanwhile.
+fn explain(endpoint: &KafkaEndpoint, failure: &KafkaError, errors: &ErrorLog) -> Error {
+    let seen = errors.snapshot();
+    let what = endpoint.describe();
+    if let Some((_, reason)) = seen.iter().rev().find(|(code, reason)| is_auth(*code, reason)) {
+        return Error::Login {
+            what,
+            reason: format!(
+                "{reason}. Check security.protocol, sasl.mechanism and sasl.username, and that the password's \
+                 env:/file: secret holds the right value"
+            ),
+        };
+    }
+    let last = seen.last().map_or_else(|| failure.to_string(), |(_, r)| r.clone());
+    Error::Unreachable {
+        what,
+        reason: format!(
+            "{last}. Check the broker addresses ({}) and that the brokers run and are reachable from here \
+             (security.protocol must match the listener: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)",
+            endpoint.brokers.join(",")
+        ),
+    }
+}
+
+/// Asks the cluster for its metadata: fails with what to fix when the brokers cannot be reached, the
+/// login is refused, or one of `topics` (names; `^` regexes are not checked) does not exist.
+pub fn connected<C: ClientContext>(
+    client: &Client<C>,
+    endpoint: &KafkaEndpoint,
+    topics: &[String],
+    errors: &ErrorLog,
+) -> Result<()> {
+    let metadata = client.fetch_metadata(None, METADATA_TIMEOUT).map_err(|e| explain(endpoint, &e, errors))?;
+    // A refused login sometimes surfaces only as an error event next to a metadata answer from cache.
+    if let Some((_, reason)) = errors.snapshot().iter().rev().find(|(code, reason)| is_auth(*code, reason)) {
+        return Err(Error::Login {
+            what: endpoint.describe(),
+            reason: format!("{reason}. Check sasl.mechanism, sasl.username and the password secret"),
+        });
+    }
+    let existing: Vec<&str> = metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
+    for topic in topics.iter().filter(|t| !t.starts_with('^')) {
+        if !existing.contains(&topic.as_str()) {
+            let mut known: Vec<&str> = existing.iter().copied().filter(|t| !t.starts_with("__")).collect();
+            known.sort_unstable();
+            known.truncate(20);
+            return Err(Error::MissingTopic {
+                topic: topic.clone(),
+                brokers: endpoint.brokers.join(","),
+                known: if known.is_empty() { "none".into() } else { known.join(", ") },
+            });
+        }
+    }
+    Ok(())
+}

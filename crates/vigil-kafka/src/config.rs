@@ -1,0 +1,403 @@
+//! Where and how to reach Kafka: the `[inputs.kafka]` / `[alerts.kafka]` tables of a pipeline config and
+//! the `kafka://` URLs of the command line, turned into librdkafka client configs.
+//!
+//! ```toml
+//! [[inputs]]
+//! format = "cloudtrail"
+//! [inputs.kafka]
+//! brokers = ["kafka-1:9093", "kafka-2:9093"]
+//! topics = ["cloudtrail", "^audit-.*"]    # names, or regexes starting with ^ (as librdkafka)
+//! group = "vigil"
+//! start = "earliest"                      # where a group with no committed offset starts: earliest | latest
+//! isolation_level = "read_committed"      # default; read_uncommitted also reads aborted transactions
+//! [inputs.kafka.properties]               # any librdkafka property, passed as is
+//! "security.protocol" = "SASL_SSL"
+//! "sasl.mechanism" = "SCRAM-SHA-512"
+//! "sasl.username" = "vigil"
+//! [inputs.kafka.secrets]                  # secret properties: env:VARIABLE or file:PATH, never the value
+//! "sasl.password" = "env:VIGIL_KAFKA_PASSWORD"
+//! ```
+//!
+//! The same from a flag: `kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]?group=NAME&start=latest&...`, with
+//! query keys `group`, `start`, `isolation_level`, `client_id`, `security_protocol`, `sasl_mechanism`,
+//! `sasl_username`, `sasl_password_env`, `sasl_password_file`, `ssl_ca_location`, and any librdkafka
+//! property by its dotted name (`fetch.max.bytes=...`). Outputs name one topic.
+//!
+//! Secrets never sit in config text or URLs: a secret property (a password, a client secret, a private
+//! key, the OAUTHBEARER config) written inline is refused with the fix, and its resolved value goes
+//! only into the librdkafka config, which is never logged.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// Where a consumer group with no committed offset (and no archived offset) starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPosition {
+    /// The oldest offset the broker still has (default: evidence wants everything).
+    #[default]
+    Earliest,
+    /// The end: only records produced from now on.
+    Latest,
+}
+
+impl std::str::FromStr for StartPosition {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "earliest" | "beginning" | "smallest" => Ok(StartPosition::Earliest),
+            "latest" | "end" | "largest" => Ok(StartPosition::Latest),
+            other => Err(format!("start `{other}` is not earliest or latest")),
+        }
+    }
+}
+
+/// A Kafka cluster and what to read from or write to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaEndpoint {
+    /// Bootstrap brokers, `HOST:PORT`.
+    pub brokers: Vec<String>,
+    /// Inputs: topics to read; an entry starting with `^` is a regular expression.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Outputs: the topic to write.
+    pub topic: Option<String>,
+    /// Inputs: the consumer group.
+    pub group: Option<String>,
+    /// Inputs: where a new group starts.
+    #[serde(default)]
+    pub start: StartPosition,
+    /// Inputs: `read_committed` (default) or `read_uncommitted`.
+    pub isolation_level: Option<String>,
+    /// librdkafka properties passed as they are (TLS, SASL, timeouts, ...).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Secret librdkafka properties: `env:VARIABLE` or `file:PATH`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// Whether a librdkafka property holds a secret and must come from `secrets`.
+pub fn is_secret_property(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("password")
+        || n.contains("secret")
+        || n == "sasl.oauthbearer.config"
+        || n == "ssl.key.pem"
+        || n == "ssl_key"
+        || n.ends_with(".token")
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).ok_or_else(|| format!("`{s}` has a cut-off %-escape"))?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("`{s}` has a bad %-escape `%{hex}`"))?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 after %-decoding"))
+}
+
+impl KafkaEndpoint {
+    /// Whether `location` is a `kafka://` URL.
+    pub fn is_url(location: &str) -> bool {
+        location.starts_with("kafka://")
+    }
+
+    /// Parses `kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]?key=value&...` (see the module docs).
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |reason: String| Error::Config { what: url.to_string(), reason };
+        let rest = url.strip_prefix("kafka://").ok_or_else(|| bad("does not start with kafka://".into()))?;
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (hosts, topics) = location
+            .split_once('/')
+            .ok_or_else(|| bad("no topic: write kafka://HOST:PORT/TOPIC (for example kafka://127.0.0.1:9092/cloudtrail)".into()))?;
+        let brokers: Vec<String> = hosts.split(',').filter(|h| !h.is_empty()).map(str::to_string).collect();
+        let topics: Vec<String> = topics
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(percent_decode)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(bad)?;
+        let mut endpoint = KafkaEndpoint { brokers, topics, ..KafkaEndpoint::default() };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| bad(format!("query `{pair}` is not key=value")))?;
+            let value = percent_decode(value).map_err(bad)?;
+            let mut property = |name: &str| endpoint.properties.insert(name.to_string(), value.clone());
+            match key {
+                "group" | "group.id" => endpoint.group = Some(value.clone()),
+                "start" | "offset" => endpoint.start = value.parse().map_err(bad)?,
+                "isolation_level" | "isolation.level" => endpoint.isolation_level = Some(value.clone()),
+                "client_id" => {
+                    property("client.id");
+                }
+                "security_protocol" => {
+                    property("security.protocol");
+                }
+                "sasl_mechanism" | "sasl_mechanisms" => {
+                    property("sasl.mechanism");
+                }
+                "sasl_username" => {
+                    property("sasl.username");
+                }
+                "ssl_ca_location" => {
+                    property("ssl.ca.location");
+                }
+                "sasl_password_env" => {
+                    endpoint.secrets.insert("sasl.password".into(), format!("env:{value}"));
+                }
+                "sasl_password_file" => {
+                    endpoint.secrets.insert("sasl.password".into(), format!("file:{value}"));
+                }
+                dotted if dotted.contains('.') => {
+                    property(dotted);
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown query key `{other}`; known: group, start, isolation_level, client_id, security_protocol, \
+                         sasl_mechanism, sasl_username, sasl_password_env, sasl_password_file, ssl_ca_location, \
+                         or any librdkafka property by its dotted name"
+                    )));
+                }
+            }
+        }
+        Ok(endpoint)
+    }
+
+    /// For an output URL: the one topic becomes `topic`.
+    pub fn into_output(mut self) -> Self {
+        if self.topic.is_none() && self.topics.len() == 1 {
+            self.topic = self.topics.pop();
+        }
+        self
+    }
+
+    /// A short description for people and logs (brokers and topics; never properties or secrets).
+    pub fn describe(&self) -> String {
+        let topics = match &self.topic {
+            Some(t) => t.clone(),
+            None => self.topics.join(","),
+        };
+        format!("kafka://{}/{}", self.brokers.join(","), topics)
+    }
+
+    fn common_problems(&self, out: &mut Vec<String>) {
+        if self.brokers.is_empty() {
+            out.push("no brokers: give brokers = [\"HOST:PORT\"] (or kafka://HOST:PORT/TOPIC)".into());
+        }
+        for broker in &self.brokers {
+            let port_ok = broker.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !port_ok {
+                out.push(format!("broker `{broker}` is not HOST:PORT"));
+            }
+        }
+        for name in self.properties.keys() {
+            if is_secret_property(name) {
+                out.push(format!(
+                    "property `{name}` holds a secret: remove it from the config text and set it under secrets as \
+                     \"env:VARIABLE\" or \"file:PATH\" (in a URL: sasl_password_env= or sasl_password_file=)"
+                ));
+            }
+        }
+        for (name, reference) in &self.secrets {
+            if !(reference.starts_with("env:") || reference.starts_with("file:")) {
+                out.push(format!(
+                    "secret `{name}` must be \"env:VARIABLE\" or \"file:PATH\", not the value itself (remove the value from \
+                     the config and rotate it if it was shared)"
+                ));
+            }
+        }
+    }
+
+    /// Problems of an input endpoint, each with what to do; empty when it is usable.
+    pub fn input_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.common_problems(&mut out);
+        if self.topics.is_empty() {
+            out.push("no topics: give topics = [\"NAME\"] (a name, or a regex starting with ^)".into());
+        }
+        for topic in self.topics.iter().filter(|t| t.starts_with('^')) {
+            if let Err(e) = regex::Regex::new(topic) {
+                out.push(format!("topic pattern `{topic}` is not a valid regex: {e}"));
+            }
+        }
+        if self.group.as_deref().is_none_or(str::is_empty) {
+            out.push("no consumer group: give group = \"NAME\" (or ?group=NAME in the URL)".into());
+        }
+        if let Some(level) = &self.isolation_level
+            && level != "read_committed"
+            && level != "read_uncommitted"
+        {
+            out.push(format!("isolation_level `{level}` is not read_committed or read_uncommitted"));
+        }
+        out
+    }
+
+    /// Problems of an output endpoint, each with what to do; empty when it is usable.
+    pub fn output_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.common_problems(&mut out);
+        match (&self.topic, self.topics.len()) {
+            (Some(t), 0) if !t.is_empty() && !t.starts_with('^') => {}
+            _ => out.push("an output writes one topic: give topic = \"NAME\" (or kafka://HOST:PORT/TOPIC)".into()),
+        }
+        out
+    }
+
+    /// Reads every secret reference: `env:VARIABLE` or `file:PATH` (a trailing newline is dropped).
+    fn resolve_secrets(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::with_capacity(self.secrets.len());
+        for (name, reference) in &self.secrets {
+            let value = if let Some(var) = reference.strip_prefix("env:") {
+                std::env::var(var).map_err(|_| Error::Config {
+                    what: self.describe(),
+                    reason: format!("secret `{name}`: environment variable {var} is not set"),
+                })?
+            } else if let Some(path) = reference.strip_prefix("file:") {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+                    what: self.describe(),
+                    reason: format!("secret `{name}`: cannot read {path}: {e}"),
+                })?;
+                text.trim_end_matches(['\n', '\r']).to_string()
+            } else {
+                return Err(Error::Config {
+                    what: self.describe(),
+                    reason: format!("secret `{name}` must be env:VARIABLE or file:PATH"),
+                });
+            };
+            out.push((name.clone(), value));
+        }
+        Ok(out)
+    }
+
+    fn base_config(&self) -> Result<ClientConfig> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.brokers.join(","));
+        config.set("client.id", "vigil");
+        // librdkafka logs through our context (and so through tracing), not to stderr.
+        config.set("log.queue", "false");
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        for (k, v) in self.resolve_secrets()? {
+            config.set(k, v);
+        }
+        Ok(config)
+    }
+
+    /// The consumer's librdkafka config: manual commits of what is durable only, no silent offset reset.
+    pub fn consumer_config(&self) -> Result<ClientConfig> {
+        let problems = self.input_problems();
+        if let Some(first) = problems.into_iter().next() {
+            return Err(Error::Config { what: self.describe(), reason: first });
+        }
+        let mut config = ClientConfig::new();
+        config.set("enable.partition.eof", "false");
+        config.set("queued.max.messages.kbytes", "65536");
+        config.set("isolation.level", self.isolation_level.as_deref().unwrap_or("read_committed"));
+        let user = self.base_config()?;
+        for (k, v) in user.config_map() {
+            config.set(k, v);
+        }
+        // These carry the delivery guarantee and cannot be overridden.
+        config.set("group.id", self.group.as_deref().unwrap_or_default());
+        config.set("enable.auto.commit", "false");
+        config.set("enable.auto.offset.store", "false");
+        // Start offsets are chosen explicitly on assignment; an out-of-range offset is an error we handle
+        // (recorded as a completeness break), never a silent jump.
+        config.set("auto.offset.reset", "error");
+        Ok(config)
+    }
+
+    /// The producer's librdkafka config: idempotent, acknowledged by all in-sync replicas.
+    pub fn producer_config(&self) -> Result<ClientConfig> {
+        let problems = self.output_problems();
+        if let Some(first) = problems.into_iter().next() {
+            return Err(Error::Config { what: self.describe(), reason: first });
+        }
+        let mut config = ClientConfig::new();
+        config.set("linger.ms", "5");
+        config.set("message.timeout.ms", "60000");
+        let user = self.base_config()?;
+        for (k, v) in user.config_map() {
+            config.set(k, v);
+        }
+        config.set("enable.idempotence", "true");
+        config.set("acks", "all");
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_common_keys_and_dotted_properties() {
+        let e = KafkaEndpoint::from_url(
+            "kafka://b1:9092,b2:9093/cloudtrail,%5Eaudit-.*?group=vigil&start=latest&sasl_mechanism=SCRAM-SHA-512\
+             &sasl_username=u&sasl_password_env=PW&fetch.max.bytes=1000",
+        )
+        .unwrap();
+        assert_eq!(e.brokers, vec!["b1:9092", "b2:9093"]);
+        assert_eq!(e.topics, vec!["cloudtrail", "^audit-.*"]);
+        assert_eq!(e.group.as_deref(), Some("vigil"));
+        assert_eq!(e.start, StartPosition::Latest);
+        assert_eq!(e.properties["sasl.mechanism"], "SCRAM-SHA-512");
+        assert_eq!(e.properties["fetch.max.bytes"], "1000");
+        assert_eq!(e.secrets["sasl.password"], "env:PW");
+        assert!(e.input_problems().is_empty(), "{:?}", e.input_problems());
+        assert_eq!(e.describe(), "kafka://b1:9092,b2:9093/cloudtrail,^audit-.*");
+    }
+
+    #[test]
+    fn bad_urls_and_inline_secrets_say_what_to_do() {
+        let err = KafkaEndpoint::from_url("kafka://b1:9092").unwrap_err().to_string();
+        assert!(err.contains("no topic"), "{err}");
+        let err = KafkaEndpoint::from_url("kafka://b1:9092/t?grup=x").unwrap_err().to_string();
+        assert!(err.contains("unknown query key `grup`"), "{err}");
+        let e = KafkaEndpoint::from_url("kafka://b1:9092/t?sasl.password=hunter2").unwrap();
+        let problems = e.input_problems().join("\n");
+        assert!(problems.contains("holds a secret") && problems.contains("no consumer group"), "{problems}");
+        assert!(!e.describe().contains("hunter2"));
+        let out = KafkaEndpoint::from_url("kafka://b1:9092/alerts").unwrap().into_output();
+        assert!(out.output_problems().is_empty());
+        assert_eq!(out.topic.as_deref(), Some("alerts"));
+    }
+
+    #[test]
+    fn secrets_come_from_env_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let mut e = KafkaEndpoint::from_url("kafka://b:1/t?group=g").unwrap();
+        e.secrets.insert("sasl.password".into(), format!("file:{}", file.display()));
+        let config = e.consumer_config().unwrap();
+        assert_eq!(config.get("sasl.password"), Some("from-file"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.get("auto.offset.reset"), Some("error"));
+        e.secrets.insert("sasl.password".into(), "env:VIGIL_TEST_SURELY_UNSET_VARIABLE".into());
+        let err = e.consumer_config().unwrap_err().to_string();
+        assert!(err.contains("VIGIL_TEST_SURELY_UNSET_VARIABLE is not set"), "{err}");
+    }
+}
