@@ -9,6 +9,8 @@
 #   deploy/local/kafka.sh topic NAME [PARTITIONS]   # create a topic (tansu never auto-creates; default 3)
 #   deploy/local/kafka.sh address          # print the bootstrap address of the running broker
 #   deploy/local/kafka.sh wipe             # stop and delete the broker's data
+#   deploy/local/kafka.sh client ARGS...   # a standard Kafka client (confluent-kafka, pinned, in a venv):
+#                                          #   produce BROKER TOPIC FILE... | count BROKER TOPIC [--group G] | consume ...
 # Environment: VIGIL_TOOLS (default ~/.cache/vigil-tools) is where the binary is cached; VIGIL_KAFKA_DIR
 # (default $VIGIL_TOOLS/kafka-run) holds the pid, port, log and sqlite file; VIGIL_KAFKA_PORT picks the port
 # (default: a free one, kept across restarts).
@@ -17,6 +19,7 @@ set -euo pipefail
 TANSU_VERSION="0.6.0"
 # Only the sqlite storage engine is built (default features pull in every engine: about 22 minutes here).
 TANSU_FEATURES="libsql"
+CLIENT_VERSION="2.16.1"
 TOOLS="${VIGIL_TOOLS:-$HOME/.cache/vigil-tools}"
 ROOT="$TOOLS/tansu-$TANSU_VERSION"
 BIN="$ROOT/bin/tansu"
@@ -33,6 +36,15 @@ install() {
       --root "$ROOT" >&2 || die "cargo install tansu $TANSU_VERSION failed (see above)"
   fi
   [ -x "$BIN" ] || die "tansu did not install at $BIN"
+}
+
+client() {
+  local venv="$TOOLS/kafka-client-$CLIENT_VERSION"
+  if ! "$venv/bin/python" -c 'import confluent_kafka' 2>/dev/null; then
+    python3 -m venv "$venv" || die "'python3 -m venv' failed; on Debian: apt-get install python3-venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "confluent-kafka==$CLIENT_VERSION" >&2
+  fi
+  exec "$venv/bin/python" "$(dirname "$0")/kafka_client.py" "$@"
 }
 
 running() { [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; }
@@ -94,5 +106,6 @@ case "${1:-start}" in
     "$BIN" topic create "$2" --partitions "${3:-3}" --broker "tcp://127.0.0.1:$(cat "$RUN/port")"
     ;;
   wipe) stop; rm -rf "$RUN" ;;
-  *) echo "usage: $0 install|start|stop|restart|address|topic NAME [PARTITIONS]|wipe" >&2; exit 2 ;;
+  client) shift; client "$@" ;;
+  *) echo "usage: $0 install|start|stop|restart|address|topic NAME [PARTITIONS]|wipe|client ARGS" >&2; exit 2 ;;
 esac

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, PipelineConfig, RulesConfig, Settings};
-use vigil_pipeline::{Pipeline, rule_tests};
+use vigil_pipeline::{Pipeline, ShutdownHandle, rule_tests};
 
 #[derive(Parser, Debug)]
 #[command(name = "vigil", version, about = "Access logs in, SQL detections and SOC 2 evidence out.")]
@@ -51,8 +51,10 @@ struct PipelineArgs {
     /// Pipeline config file (TOML); flags below override its values.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
-    /// FORMAT:PATH; PATH is a file, a directory (all files, sorted), a .gz file, or - for stdin.
-    /// Formats: cloudtrail, k8s_audit, web_access_json, apache_combined, json. Repeatable.
+    /// FORMAT:PATH; PATH is a file, a directory (all files, sorted), a .gz file, - for stdin, or
+    /// kafka://HOST:PORT/TOPIC?group=NAME (more keys: start, isolation_level, client_id, security_protocol,
+    /// sasl_mechanism, sasl_username, sasl_password_env, sasl_password_file, ssl_ca_location, or any
+    /// librdkafka property). Formats: cloudtrail, k8s_audit, web_access_json, apache_combined, json. Repeatable.
     #[arg(long = "input", short = 'i', value_name = "FORMAT:PATH")]
     inputs: Vec<String>,
     /// Directory of .sql rules. Repeatable.
@@ -61,12 +63,17 @@ struct PipelineArgs {
     /// Evidence archive: a local directory or file:// URL.
     #[arg(long, value_name = "DIR")]
     evidence: Option<String>,
-    /// Alerts as NDJSON: a file (appended) or - for stdout.
-    #[arg(long, value_name = "PATH|-")]
-    alerts: Option<String>,
-    /// Dead letters as NDJSON: a file (appended) or - for stdout.
-    #[arg(long, value_name = "PATH|-")]
-    dlq: Option<String>,
+    /// Alerts: an NDJSON file (appended), - for stdout, or kafka://HOST:PORT/TOPIC (keyed by alert id).
+    /// Give it twice for a file and a topic.
+    #[arg(long, value_name = "PATH|-|URL")]
+    alerts: Vec<String>,
+    /// Dead letters: an NDJSON file (appended), - for stdout, or kafka://HOST:PORT/TOPIC (original bytes,
+    /// reason and source position as headers). Give it twice for a file and a topic.
+    #[arg(long, value_name = "PATH|-|URL")]
+    dlq: Vec<String>,
+    /// Kafka: stop once the end offsets seen at start are consumed (backfills, tests).
+    #[arg(long)]
+    until_caught_up: bool,
     /// Close a micro-batch at this many records.
     #[arg(long, value_name = "N")]
     batch_rows: Option<usize>,
@@ -112,11 +119,14 @@ impl PipelineArgs {
         if let Some(e) = &self.evidence {
             config.evidence.url = e.clone();
         }
-        if let Some(a) = &self.alerts {
-            config.alerts.path = Some(a.clone());
+        for a in &self.alerts {
+            config.alerts.set_from_flag(a, "alerts")?;
         }
-        if let Some(d) = &self.dlq {
-            config.dead_letters.path = Some(d.clone());
+        for d in &self.dlq {
+            config.dead_letters.set_from_flag(d, "dlq")?;
+        }
+        if self.until_caught_up {
+            config.pipeline.until_caught_up = true;
         }
         if let Some(n) = self.batch_rows {
             config.pipeline.batch_rows = n;
@@ -158,7 +168,11 @@ fn run(args: PipelineArgs) -> Result<ExitCode> {
     let alerts_to_stdout =
         config.alerts.path.as_deref() == Some("-") || config.dead_letters.path.as_deref() == Some("-");
     let rt = runtime(config.pipeline.effective_threads())?;
-    let summary = rt.block_on(async { Pipeline::new(config, &origin).await?.run().await })?;
+    let summary = rt.block_on(async {
+        let pipeline = Pipeline::new(config, &origin).await?;
+        drain_on_signals(pipeline.shutdown_handle());
+        pipeline.run().await
+    })?;
     if alerts_to_stdout {
         eprintln!("{summary}");
     } else {
@@ -173,6 +187,31 @@ fn run(args: PipelineArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or Ctrl-C: finish the open batches, make them durable, commit, exit 0. A second one exits at once
+/// (nothing is lost: what was not archived is read again on the next start).
+fn drain_on_signals(handle: ShutdownHandle) {
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            count += 1;
+            if count == 1 {
+                eprintln!("vigil: stopping: finishing and archiving the open batches (signal again to exit at once)");
+                handle.shutdown();
+            } else {
+                eprintln!("vigil: exiting now; unarchived records are read again on the next start");
+                std::process::exit(130);
+            }
+        }
+    });
 }
 
 fn validate(args: PipelineArgs) -> Result<ExitCode> {

@@ -10,6 +10,11 @@
 //! format = "cloudtrail"     # cloudtrail, k8s_audit, web_access_json, apache_combined, json
 //! path = "../fixtures/cloudtrail"   # file, directory (all files, sorted), .gz, or - for stdin
 //!
+//! [[inputs]]                # a Kafka input: the same keys as the kafka:// URL of --input
+//! format = "k8s_audit"
+//! kafka = { brokers = ["127.0.0.1:9092"], topics = ["k8s-audit"], group = "vigil" }
+//! # or: path = "kafka://127.0.0.1:9092/k8s-audit?group=vigil"; see vigil_kafka::config for every key
+//!
 //! [[inputs]]
 //! format = "json"
 //! path = "app.ndjson"
@@ -24,10 +29,16 @@
 //!
 //! [alerts]
 //! path = "../out/alerts.ndjson"     # or "-" for stdout
+//! kafka = { brokers = ["127.0.0.1:9092"], topic = "vigil-alerts" }   # and/or a Kafka topic
 //!
 //! [dead_letters]
 //! path = "../out/dead_letters.ndjson"
 //! ```
+//!
+//! All Kafka inputs of one pipeline are read by one consumer (one group member), so they must name the
+//! same brokers, group and properties; each input gives the format of its topics. File inputs are read
+//! first, then the Kafka inputs until stopped (SIGTERM) or, with `until_caught_up`, until the end
+//! offsets seen at start are consumed.
 //!
 //! Relative paths in a config file are relative to the file's directory, so a pipeline runs the same
 //! from any working directory. Relative paths given as flags are relative to the working directory.
@@ -35,6 +46,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use vigil_kafka::KafkaEndpoint;
 use vigil_normalize::{Format, FormatOptions};
 
 use crate::{Error, Result};
@@ -55,6 +67,11 @@ pub struct Settings {
     pub max_document_bytes: usize,
     /// zstd level of the Parquet evidence.
     pub zstd_level: i32,
+    /// Kafka: stop once every assigned partition reached the end offset seen when it was assigned.
+    pub until_caught_up: bool,
+    /// Kafka: records held in open micro-batches over all partitions are bounded by this many bytes; the
+    /// largest batch is closed early when they would exceed it.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for Settings {
@@ -66,6 +83,8 @@ impl Default for Settings {
             max_record_bytes: 4 << 20,
             max_document_bytes: 512 << 20,
             zstd_level: 3,
+            until_caught_up: false,
+            max_buffered_bytes: 256 << 20,
         }
     }
 }
@@ -83,8 +102,11 @@ impl Settings {
 pub struct InputConfig {
     /// Format name.
     pub format: String,
-    /// File, directory, `.gz` file, or `-` for stdin.
+    /// File, directory, `.gz` file, `-` for stdin, or a `kafka://` URL.
+    #[serde(default)]
     pub path: String,
+    /// A Kafka input (instead of `path`).
+    pub kafka: Option<KafkaEndpoint>,
     /// JSON formats: value of the `source` column.
     pub source: Option<String>,
     /// JSON formats: value of the `class` column.
@@ -107,6 +129,7 @@ impl InputConfig {
         Ok(InputConfig {
             format: format.to_string(),
             path: path.to_string(),
+            kafka: None,
             source: None,
             class: None,
             fields: Default::default(),
@@ -120,6 +143,30 @@ impl InputConfig {
             origin: format!("input `{}`", self.path),
             reason: e.to_string(),
         })
+    }
+
+    /// The Kafka endpoint of a Kafka input (a `kafka` table or a `kafka://` path); `None` for files.
+    pub fn kafka_endpoint(&self) -> Option<Result<KafkaEndpoint>> {
+        if let Some(k) = &self.kafka {
+            return Some(Ok(k.clone()));
+        }
+        KafkaEndpoint::is_url(&self.path).then(|| {
+            KafkaEndpoint::from_url(&self.path)
+                .map_err(|e| Error::Config { origin: "--input".into(), reason: e.to_string() })
+        })
+    }
+
+    /// Whether this input reads Kafka.
+    pub fn is_kafka(&self) -> bool {
+        self.kafka.is_some() || KafkaEndpoint::is_url(&self.path)
+    }
+
+    /// The input as shown to people (never a secret).
+    pub fn display(&self) -> String {
+        match self.kafka_endpoint() {
+            Some(Ok(k)) => k.describe(),
+            _ => self.path.clone(),
+        }
     }
 
     /// Options of the JSON formats.
@@ -145,12 +192,28 @@ pub struct EvidenceConfig {
     pub url: String,
 }
 
-/// An NDJSON output.
+/// An output of alerts or dead letters: an NDJSON file (or stdout) and/or a Kafka topic.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// File path, or `-` for stdout; none means not written (still archived).
     pub path: Option<String>,
+    /// A Kafka topic (`topic` names it).
+    pub kafka: Option<KafkaEndpoint>,
+}
+
+impl OutputConfig {
+    /// Sets the output a flag names: `kafka://HOST:PORT/TOPIC`, or a path (`-` for stdout).
+    pub fn set_from_flag(&mut self, flag: &str, name: &str) -> Result<()> {
+        if KafkaEndpoint::is_url(flag) {
+            let endpoint = KafkaEndpoint::from_url(flag)
+                .map_err(|e| Error::Config { origin: format!("--{name}"), reason: e.to_string() })?;
+            self.kafka = Some(endpoint.into_output());
+        } else {
+            self.path = Some(flag.to_string());
+        }
+        Ok(())
+    }
 }
 
 /// A whole pipeline.
@@ -203,12 +266,17 @@ impl PipelineConfig {
             let t = l.trim();
             if t.starts_with('[') {
                 in_inputs = t == "[[inputs]]" || t.starts_with("[inputs.");
-            } else if in_inputs && t.starts_with("path") && t.contains('=') {
+                if t == "[inputs.kafka]" {
+                    input_path_lines.push(i + 1);
+                }
+            } else if in_inputs && (t.starts_with("path") || t.starts_with("kafka")) && t.contains('=') {
                 input_path_lines.push(i + 1);
             }
         }
         for (input, line) in config.inputs.iter_mut().zip(input_path_lines.into_iter().chain(std::iter::repeat(0))) {
-            input.path = rebase(&base, &input.path);
+            if !input.path.is_empty() {
+                input.path = rebase(&base, &input.path);
+            }
             input.line = line;
         }
         for dir in &mut config.rules.dirs {
@@ -238,6 +306,14 @@ impl PipelineConfig {
         if self.inputs.is_empty() {
             problem("no inputs: add an [[inputs]] table or --input FORMAT:PATH".into());
         }
+        let mut kafka_settings: Option<(Vec<String>, Option<String>, std::collections::BTreeMap<String, String>)> = None;
+        for (name, output) in [("alerts", &self.alerts), ("dead_letters", &self.dead_letters)] {
+            if let Some(k) = &output.kafka {
+                for p in k.output_problems() {
+                    problem(format!("{name}.kafka ({}): {p}", k.describe()));
+                }
+            }
+        }
         let stdin_inputs = self.inputs.iter().filter(|i| i.path == "-").count();
         if stdin_inputs > 1 {
             problem("stdin (`-`) can be read by one input only".into());
@@ -262,8 +338,32 @@ impl PipelineConfig {
                 }
                 Err(e) => problem(e.to_string()),
             }
-            if input.path != "-" && !Path::new(&input.path).exists() {
-                problem(format!("input `{}` ({}) does not exist", input.path, input.format));
+            match input.kafka_endpoint() {
+                Some(Ok(endpoint)) => {
+                    if input.kafka.is_some() && !input.path.is_empty() {
+                        problem(format!("input {}: give path or kafka, not both", endpoint.describe()));
+                    }
+                    for p in endpoint.input_problems() {
+                        problem(format!("input {}: {p}", endpoint.describe()));
+                    }
+                    let settings = (endpoint.brokers.clone(), endpoint.group.clone(), endpoint.properties.clone());
+                    match &kafka_settings {
+                        None => kafka_settings = Some(settings),
+                        Some(first) if *first != settings => problem(format!(
+                            "input {}: every Kafka input of a pipeline is read by one consumer, so brokers, group and \
+                             properties must match the first Kafka input's; run another vigil for another group",
+                            endpoint.describe()
+                        )),
+                        Some(_) => {}
+                    }
+                }
+                Some(Err(e)) => problem(e.to_string()),
+                None if input.path.is_empty() => problem("input without path or kafka".into()),
+                None => {
+                    if input.path != "-" && !Path::new(&input.path).exists() {
+                        problem(format!("input `{}` ({}) does not exist", input.path, input.format));
+                    }
+                }
             }
         }
         if self.rules.dirs.is_empty() {

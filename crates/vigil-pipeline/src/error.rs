@@ -33,6 +33,9 @@ pub enum Error {
     /// Evaluating rules failed.
     #[error(transparent)]
     Eval(#[from] vigil_rules::Error),
+    /// Kafka failed (unreachable, refused login, missing topic, produce failure), with what to fix.
+    #[error(transparent)]
+    Kafka(#[from] vigil_kafka::Error),
     /// The evidence archive failed.
     #[error(transparent)]
     Evidence(#[from] vigil_evidence::Error),

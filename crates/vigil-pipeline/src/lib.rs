@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!  config (TOML or flags) ─> Pipeline::new (rules compiled, archive opened)
-//!  Pipeline::run: per input file ─> reader thread ─> micro-batches ─> normalize ─> detect ─> emit ─> archive
+//!  Pipeline::run: per input file ─> reader thread ─┐
+//!                 Kafka inputs ─> consumer poller ──┴> micro-batches ─> normalize ─> detect ─> emit ─> archive
+//!                                                       ─> commit Kafka offsets of what is archived
 //! ```
 //!
 //! Guarantees: every record read ends up in exactly one of the events or the dead letters of the
@@ -28,4 +30,4 @@ pub mod source;
 pub mod summary;
 
 pub use error::{Error, Result};
-pub use run::Pipeline;
+pub use run::{Pipeline, ShutdownHandle};

@@ -1,42 +1,62 @@
-//! The runtime: for each input file, micro-batches through normalize, detect, emit and archive.
+//! The runtime: micro-batches of each source partition through normalize, detect, emit and archive.
 //!
 //! ```text
-//!  reader thread ──chunks──> batcher (rows / ms bound) ──> normalize (rayon) ──> detect (DataFusion)
-//!                                                            ──> emit alerts + dead letters (NDJSON, synced)
-//!                                                            ──> archive (Parquet + manifest entry) = checkpoint
+//!  file reader thread ─┐
+//!  Kafka poller thread ┴─chunks─> batcher (per partition; rows / ms / bytes bound) ─> normalize (rayon)
+//!     ─> detect (DataFusion) ─> emit alerts + dead letters (NDJSON synced / Kafka acknowledged)
+//!     ─> archive (Parquet + manifest entry) = checkpoint ─> only then: Kafka offset commit
 //! ```
 //!
-//! Each input file is one source partition with its own manifest chain. Before reading, the chain's
-//! head says which offsets are already durable; those records are counted as `already_archived` and not
-//! processed again, so running the same input twice leaves the archive unchanged. Alerts and dead
-//! letters reach their outputs before the manifest entry is written: a crash between the two replays the
-//! range, and the deterministic alert ids let downstream drop the repeats.
+//! A source partition is an input file (`file-<fingerprint>`, partition 0) or a Kafka topic partition;
+//! each has its own manifest chain. When a partition is opened, the chain's head says which offsets
+//! are durable: records at or before it are counted as `already_archived` and not processed again, so
+//! a rerun or a restart after a crash leaves the archive holding each record exactly once. Alerts and
+//! dead letters reach their outputs before the manifest entry is written: a crash between the two
+//! replays the range, and deterministic alert ids let downstream drop the repeats.
+//!
+//! File inputs are read first, one after the other; then the Kafka inputs (one consumer-group member
+//! for all of them) until a shutdown ([`ShutdownHandle`], wired to SIGTERM by the CLI) or, with
+//! `until_caught_up`, until the end offsets seen at assignment are consumed. A shutdown finishes the
+//! open batches, makes them durable, commits their offsets and returns normally.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use tokio::time::timeout_at;
+use tokio::sync::watch;
 use vigil_evidence::{Archive, ChainHead, RangeCommit};
+use vigil_kafka::{Checkpoints, KafkaEndpoint, KafkaSource, SourceControl, SourceEvent, SourceOptions};
 use vigil_normalize::{
     DeadLetter, NormalizedBatch, Normalizer, RawRecords, ReasonCode, dead_letters_to_batch, normalize_records,
 };
 use vigil_rules::{Alert, RuleEngine, alerts_to_batch, format_time_us, load_rules};
 
-use crate::config::PipelineConfig;
-use crate::sink::{NdjsonSink, alert_line, dead_letter_line};
+use crate::config::{InputConfig, PipelineConfig};
+use crate::sink::{DeadLetterOrigin, Output};
 use crate::source::{InputFile, ReadEvent, ReaderSettings, expand_input, spawn_reader};
 use crate::summary::{InputSummary, RunSummary};
 use crate::{Error, Result};
+
+/// Asks a running pipeline to finish its open batches, make them durable and return.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(Arc<watch::Sender<bool>>);
+
+impl ShutdownHandle {
+    /// Requests the shutdown (idempotent).
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
 
 /// A pipeline ready to run: rules compiled, outputs open.
 pub struct Pipeline {
     config: PipelineConfig,
     engine: RuleEngine,
     archive: Archive,
-    alerts: Option<NdjsonSink>,
-    dead_letters: Option<NdjsonSink>,
+    alerts: Output,
+    dead_letters: Output,
+    shutdown: Arc<watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -47,25 +67,103 @@ impl std::fmt::Debug for Pipeline {
 
 /// One source partition being read: its identity, its chain head, and the micro-batch being filled.
 struct Partition {
-    file: InputFile,
+    input: String,
     normalizer: Arc<dyn Normalizer>,
-    ingest_source: String,
+    ingest_source: Arc<str>,
+    partition: i32,
     /// The newest manifest entry of this partition's chain.
     head: Option<ChainHead>,
-    /// First offset of the next committed range.
-    next_first: i64,
+    /// Records at or before this offset are already archived.
+    resume_after: i64,
+    /// First offset of the next committed range; `None` until the first record of a new chain.
+    next_first: Option<i64>,
     /// Records of the open micro-batch.
     records: RawRecords,
     /// Over-size records of the open micro-batch, already dead letters.
     too_large: Vec<DeadLetter>,
     /// Last offset read into the open micro-batch.
     last_offset: i64,
+    /// When the open batch must close (`batch_ms` after its first record).
+    deadline: Option<tokio::time::Instant>,
     summary: InputSummary,
 }
 
 impl Partition {
+    /// Opens a partition at its chain head, removing what an interrupted write left. File offsets
+    /// count from 1, Kafka offsets from 0.
+    async fn open(
+        archive: &Archive,
+        input: String,
+        normalizer: Arc<dyn Normalizer>,
+        ingest_source: Arc<str>,
+        partition: i32,
+        first_offset: i64,
+    ) -> Result<Self> {
+        let head = archive.resume(&ingest_source, partition).await?.head;
+        let resume_after = head.as_ref().map_or(first_offset - 1, |h| h.last_offset);
+        let next_first = match &head {
+            Some(h) => Some(h.last_offset + 1),
+            None if first_offset > 0 => Some(first_offset), // files: a chain covers every line from 1
+            None => None,                                   // Kafka: from the first record read
+        };
+        Ok(Partition {
+            summary: InputSummary {
+                input: input.clone(),
+                format: normalizer.format().to_string(),
+                ingest_source: ingest_source.to_string(),
+                partition,
+                ..InputSummary::default()
+            },
+            input,
+            normalizer,
+            ingest_source,
+            partition,
+            head,
+            resume_after,
+            next_first,
+            records: RawRecords::default(),
+            too_large: Vec::new(),
+            last_offset: resume_after,
+            deadline: None,
+        })
+    }
+
     fn batch_is_empty(&self) -> bool {
         self.records.is_empty() && self.too_large.is_empty()
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.records.byte_len() + self.too_large.iter().map(|d| d.raw.len()).sum::<usize>()
+    }
+}
+
+/// The archive as the Kafka source's checkpoint store.
+struct ArchiveCheckpoints {
+    archive: Archive,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Checkpoints for ArchiveCheckpoints {
+    fn resume_after(&self, topic: &str, partition: i32) -> std::result::Result<Option<i64>, String> {
+        self.runtime
+            .block_on(self.archive.resume(topic, partition))
+            .map(|r| r.head.map(|h| h.last_offset))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Which normalizer reads which topic: exact names first, then `^` patterns in config order.
+struct TopicRoutes {
+    exact: HashMap<String, Arc<dyn Normalizer>>,
+    patterns: Vec<(regex::Regex, Arc<dyn Normalizer>)>,
+}
+
+impl TopicRoutes {
+    fn route(&self, topic: &str) -> Option<Arc<dyn Normalizer>> {
+        self.exact
+            .get(topic)
+            .cloned()
+            .or_else(|| self.patterns.iter().find(|(re, _)| re.is_match(topic)).map(|(_, n)| n.clone()))
     }
 }
 
@@ -78,9 +176,10 @@ impl Pipeline {
         let pack = load_rules(&config.rules.dirs).map_err(Error::Rules)?;
         let engine = RuleEngine::new(&pack, config.pipeline.effective_threads()).await.map_err(Error::Rules)?;
         let archive = Archive::open(&config.evidence.url)?;
-        let alerts = config.alerts.path.as_deref().map(NdjsonSink::open).transpose()?;
-        let dead_letters = config.dead_letters.path.as_deref().map(NdjsonSink::open).transpose()?;
-        Ok(Pipeline { config, engine, archive, alerts, dead_letters })
+        let alerts = Output::open(&config.alerts).await?;
+        let dead_letters = Output::open(&config.dead_letters).await?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Pipeline { config, engine, archive, alerts, dead_letters, shutdown: Arc::new(shutdown) })
     }
 
     /// The compiled rule engine.
@@ -88,7 +187,17 @@ impl Pipeline {
         &self.engine
     }
 
-    /// Runs every input to its end and returns what happened.
+    /// A handle that asks the running pipeline to drain and return.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Runs every file input to its end, then the Kafka inputs until shutdown or caught up; returns what
+    /// happened.
     pub async fn run(mut self) -> Result<RunSummary> {
         let started = Instant::now();
         let mut summary = RunSummary {
@@ -96,16 +205,26 @@ impl Pipeline {
             rules: self.engine.rules().map(|r| r.id.clone()).collect(),
             ..RunSummary::default()
         };
-        for input in self.config.inputs.clone() {
+        let (kafka_inputs, file_inputs): (Vec<InputConfig>, Vec<InputConfig>) =
+            self.config.inputs.clone().into_iter().partition(InputConfig::is_kafka);
+        'files: for input in file_inputs {
             let format = input.format()?;
             let normalizer = format
                 .build(&input.options())
                 .map_err(|e| Error::Config { origin: input.path.clone(), reason: e.to_string() })?;
             for file in expand_input(&input.path)? {
+                if self.shutting_down() {
+                    summary.interrupted = true;
+                    break 'files;
+                }
                 let result = self.run_file(&file, normalizer.clone(), &mut summary.alerts_by_rule).await?;
                 summary.inputs.push(result);
             }
         }
+        if !kafka_inputs.is_empty() && !self.shutting_down() {
+            self.run_kafka(&kafka_inputs, &mut summary).await?;
+        }
+        summary.interrupted |= self.shutting_down();
         summary.elapsed = started.elapsed();
         Ok(summary)
     }
@@ -129,73 +248,36 @@ impl Pipeline {
                 return Err(Error::Internal(format!("reader of {} ended before starting", file.display)));
             }
         };
-        let head = self.archive.chain_head(&ingest_source, 0).await?;
-        let resume_after = head.as_ref().map_or(0, |h| h.last_offset);
-        let mut part = Partition {
-            summary: InputSummary {
-                input: file.display.clone(),
-                format: normalizer.format().to_string(),
-                ingest_source: ingest_source.clone(),
-                ..InputSummary::default()
-            },
-            file: file.clone(),
-            normalizer,
-            ingest_source,
-            head,
-            next_first: resume_after + 1,
-            records: RawRecords::default(),
-            too_large: Vec::new(),
-            last_offset: resume_after,
-        };
-        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut part =
+            Partition::open(&self.archive, file.display.clone(), normalizer, Arc::from(ingest_source), 0, 1).await?;
+        let mut shutdown = self.shutdown.subscribe();
         loop {
-            let event = match deadline {
-                Some(at) => match timeout_at(at, rx.recv()).await {
-                    Ok(event) => event,
-                    Err(_) => {
-                        // batch_ms passed since the batch's first record: close it.
-                        self.close_batch(&mut part, alerts_by_rule).await?;
-                        deadline = None;
-                        continue;
-                    }
-                },
-                None => rx.recv().await,
+            let deadline = part.deadline;
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                _ = sleep_until(deadline) => {
+                    // batch_ms passed since the batch's first record: close it.
+                    self.close_batch(&mut part, alerts_by_rule).await?;
+                    continue;
+                }
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    // Finish what was read, make it durable, stop; the rest is read on the next run.
+                    self.close_batch(&mut part, alerts_by_rule).await?;
+                    part.summary.interrupted = true;
+                    break;
+                }
             };
             match event {
                 Some(ReadEvent::Chunk(chunk)) => {
                     for (offset, bytes) in chunk.iter() {
-                        if offset <= resume_after {
-                            part.summary.already_archived += 1;
-                            continue;
-                        }
-                        if part.batch_is_empty() {
-                            deadline = Some(tokio::time::Instant::now() + Duration::from_millis(settings.batch_ms));
-                        }
-                        part.records.push(offset, bytes);
-                        part.last_offset = offset;
-                        if part.records.len() + part.too_large.len() >= settings.batch_rows {
-                            self.close_batch(&mut part, alerts_by_rule).await?;
-                            deadline = None;
-                        }
+                        self.accept(&mut part, offset, bytes, alerts_by_rule).await?;
                     }
                 }
                 Some(ReadEvent::TooLarge(offset, bytes)) => {
-                    if offset <= resume_after {
-                        part.summary.already_archived += 1;
-                        continue;
-                    }
-                    if part.batch_is_empty() {
-                        deadline = Some(tokio::time::Instant::now() + Duration::from_millis(settings.batch_ms));
-                    }
-                    let reason = format!(
-                        "record is larger than max_record_bytes ({} bytes); its first bytes are kept",
-                        settings.max_record_bytes
-                    );
-                    part.too_large.push(DeadLetter { offset, code: ReasonCode::TooLarge, reason, raw: bytes });
-                    part.last_offset = offset;
+                    self.accept_too_large(&mut part, offset, bytes);
                 }
                 Some(ReadEvent::End { last_offset }) => {
-                    if last_offset > resume_after {
+                    if last_offset > part.resume_after {
                         part.last_offset = part.last_offset.max(last_offset);
                     }
                     self.close_batch(&mut part, alerts_by_rule).await?;
@@ -210,16 +292,66 @@ impl Pipeline {
         Ok(part.summary)
     }
 
+    /// Adds one record to the open batch of `part` (closing the batch when full).
+    async fn accept(
+        &mut self,
+        part: &mut Partition,
+        offset: i64,
+        bytes: &[u8],
+        alerts_by_rule: &mut BTreeMap<String, u64>,
+    ) -> Result<()> {
+        if offset <= part.resume_after {
+            part.summary.already_archived += 1;
+            return Ok(());
+        }
+        let max = self.config.pipeline.max_record_bytes;
+        if bytes.len() > max {
+            self.accept_too_large(part, offset, bytes[..max].to_vec());
+            return Ok(());
+        }
+        self.start_batch(part, offset);
+        part.records.push(offset, bytes);
+        part.last_offset = offset;
+        if part.records.len() + part.too_large.len() >= self.config.pipeline.batch_rows {
+            self.close_batch(part, alerts_by_rule).await?;
+        }
+        Ok(())
+    }
+
+    fn start_batch(&self, part: &mut Partition, offset: i64) {
+        if part.batch_is_empty() {
+            let batch_ms = Duration::from_millis(self.config.pipeline.batch_ms);
+            part.deadline = Some(tokio::time::Instant::now() + batch_ms);
+            part.next_first.get_or_insert(offset);
+        }
+    }
+
+    fn accept_too_large(&self, part: &mut Partition, offset: i64, bytes: Vec<u8>) {
+        if offset <= part.resume_after {
+            part.summary.already_archived += 1;
+            return;
+        }
+        self.start_batch(part, offset);
+        let reason = format!(
+            "record is larger than max_record_bytes ({} bytes); its first bytes are kept",
+            self.config.pipeline.max_record_bytes
+        );
+        part.too_large.push(DeadLetter { offset, code: ReasonCode::TooLarge, reason, raw: bytes });
+        part.last_offset = offset;
+    }
+
     /// Normalizes, detects, emits and archives the open micro-batch of `part`, then advances its chain.
     async fn close_batch(&mut self, part: &mut Partition, alerts_by_rule: &mut BTreeMap<String, u64>) -> Result<()> {
+        part.deadline = None;
         if part.batch_is_empty() {
             return Ok(()); // nothing but blank lines: the next range starts at the same place
         }
         let settings = &self.config.pipeline;
         let records = std::mem::take(&mut part.records);
         let too_large = std::mem::take(&mut part.too_large);
-        let (first, last) = (part.next_first, part.last_offset);
-        let (normalizer, ingest_source, file) = (part.normalizer.clone(), part.ingest_source.as_str(), &part.file);
+        let last = part.last_offset;
+        let first = part.next_first.unwrap_or(last);
+        let normalizer = part.normalizer.clone();
         let ingest_time_us = vigil_evidence::now_us();
         let read = records.len() + too_large.len();
 
@@ -227,9 +359,10 @@ impl Pipeline {
         let threads = settings.effective_threads();
         let chunk_rows = records.len().div_ceil(threads * 2).clamp(256, 8192);
         let n = normalizer.clone();
-        let src = ingest_source.to_string();
+        let src = part.ingest_source.clone();
+        let partition = part.partition;
         let mut normalized: NormalizedBatch = tokio::task::spawn_blocking(move || {
-            normalize_records(n.as_ref(), &records, &src, 0, ingest_time_us, chunk_rows)
+            normalize_records(n.as_ref(), &records, &src, partition, ingest_time_us, chunk_rows)
         })
         .await
         .map_err(|e| Error::Internal(format!("normalize task failed: {e}")))?;
@@ -241,34 +374,37 @@ impl Pipeline {
 
         // emit: alerts and dead letters reach their outputs before the checkpoint
         let ingest_time = format_time_us(ingest_time_us);
-        if let Some(sink) = &mut self.alerts {
-            sink.write_lines(alerts.iter().map(alert_line))?;
-        }
-        if let Some(sink) = &mut self.dead_letters {
-            sink.write_lines(
-                normalized
-                    .dead_letters
-                    .iter()
-                    .map(|d| dead_letter_line(d, normalizer.as_ref(), ingest_source, &file.display, &ingest_time)),
-            )?;
-        }
+        self.alerts.alerts(&alerts).await?;
+        let origin = DeadLetterOrigin {
+            normalizer: normalizer.as_ref(),
+            ingest_source: &part.ingest_source,
+            partition,
+            input: &part.input,
+            ingest_time: &ingest_time,
+        };
+        self.dead_letters.dead_letters(&normalized.dead_letters, &origin).await?;
 
         // archive: data files, then the manifest entry
-        let dead_batch =
-            dead_letters_to_batch(&normalized.dead_letters, normalizer.as_ref(), ingest_source, 0, ingest_time_us);
-        let alert_batch = alerts_to_batch(&alerts, ingest_source, 0);
+        let dead_batch = dead_letters_to_batch(
+            &normalized.dead_letters,
+            normalizer.as_ref(),
+            &part.ingest_source,
+            partition,
+            ingest_time_us,
+        );
+        let alert_batch = alerts_to_batch(&alerts, &part.ingest_source, partition);
         let events: Vec<RecordBatch> = normalized.batches;
         let rows = events.iter().map(RecordBatch::num_rows).sum::<usize>();
         let skipped = (last - first + 1) as u64 - read as u64;
         let format = normalizer.format().to_string();
-        let input = file.display.clone();
+        let input = part.input.clone();
         let pack_hash = self.engine.pack_hash().to_string();
-        let src = ingest_source.to_string();
+        let src = part.ingest_source.clone();
         let zstd = settings.zstd_level;
         let prepared = tokio::task::spawn_blocking(move || {
             let commit = RangeCommit {
                 ingest_source: &src,
-                partition: 0,
+                partition,
                 first_offset: first,
                 last_offset: last,
                 format: &format,
@@ -286,7 +422,8 @@ impl Pipeline {
         .map_err(|e| Error::Internal(format!("encode task failed: {e}")))??;
         let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
         part.head = Some(ChainHead::from(&entry));
-        part.next_first = last + 1;
+        part.next_first = Some(last + 1);
+        part.resume_after = last;
         let summary = &mut part.summary;
 
         summary.records_read += read as u64;
@@ -299,7 +436,8 @@ impl Pipeline {
             *alerts_by_rule.entry(alert.rule_id.clone()).or_default() += 1;
         }
         tracing::debug!(
-            ingest_source,
+            ingest_source = %part.ingest_source,
+            partition,
             first,
             last,
             rows,
@@ -308,5 +446,224 @@ impl Pipeline {
             "batch archived"
         );
         Ok(())
+    }
+
+    /// Records offsets `first..=last` of `part` as lost (a completeness break in its chain).
+    async fn commit_lost(
+        &mut self,
+        part: &mut Partition,
+        first: i64,
+        last: i64,
+        reason: &str,
+        alerts_by_rule: &mut BTreeMap<String, u64>,
+    ) -> Result<()> {
+        self.close_batch(part, alerts_by_rule).await?;
+        let first = part.next_first.map_or(first, |n| n.max(first));
+        if first > last {
+            return Ok(());
+        }
+        let format = part.normalizer.format().to_string();
+        let commit = RangeCommit {
+            ingest_source: &part.ingest_source,
+            partition: part.partition,
+            first_offset: first,
+            last_offset: last,
+            format: &format,
+            input: &part.input,
+            rule_pack_hash: self.engine.pack_hash(),
+            lost_reason: Some(reason),
+            ..RangeCommit::default()
+        };
+        let prepared = vigil_evidence::prepare(&commit, self.config.pipeline.zstd_level)?;
+        let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
+        part.head = Some(ChainHead::from(&entry));
+        part.next_first = Some(last + 1);
+        part.resume_after = last;
+        part.last_offset = last;
+        part.summary.lost += (last - first + 1) as u64;
+        Ok(())
+    }
+
+    /// Reads every Kafka input through one consumer-group member until shutdown or caught up.
+    async fn run_kafka(&mut self, inputs: &[InputConfig], summary: &mut RunSummary) -> Result<()> {
+        // One endpoint for all inputs (problems() checked that brokers, group and properties agree).
+        let mut endpoint: Option<KafkaEndpoint> = None;
+        let mut routes = TopicRoutes { exact: HashMap::new(), patterns: Vec::new() };
+        for input in inputs {
+            let Some(e) = input.kafka_endpoint() else { continue };
+            let e = e?;
+            let normalizer = input
+                .format()?
+                .build(&input.options())
+                .map_err(|err| Error::Config { origin: e.describe(), reason: err.to_string() })?;
+            for topic in &e.topics {
+                if topic.starts_with('^') {
+                    let re = regex::Regex::new(topic)
+                        .map_err(|err| Error::Config { origin: e.describe(), reason: err.to_string() })?;
+                    routes.patterns.push((re, normalizer.clone()));
+                } else {
+                    routes.exact.insert(topic.clone(), normalizer.clone());
+                }
+            }
+            match &mut endpoint {
+                None => endpoint = Some(e),
+                Some(first) => {
+                    first.topics.extend(e.topics.iter().cloned());
+                    first.secrets.extend(e.secrets.clone());
+                }
+            }
+        }
+        let Some(endpoint) = endpoint else { return Ok(()) };
+        let options = SourceOptions { until_caught_up: self.config.pipeline.until_caught_up, ..SourceOptions::default() };
+        let checkpoints: Arc<dyn Checkpoints> =
+            Arc::new(ArchiveCheckpoints { archive: self.archive.clone(), runtime: tokio::runtime::Handle::current() });
+        let start_endpoint = endpoint.clone();
+        let mut source = tokio::task::spawn_blocking(move || KafkaSource::start(&start_endpoint, checkpoints, options))
+            .await
+            .map_err(|e| Error::Internal(format!("Kafka connect task failed: {e}")))??;
+        let control = source.control.clone();
+        let result = self.consume(&mut source, &control, &endpoint, &routes, summary).await;
+        control.finish();
+        source.join().await;
+        result
+    }
+
+    async fn consume(
+        &mut self,
+        source: &mut KafkaSource,
+        control: &SourceControl,
+        endpoint: &KafkaEndpoint,
+        routes: &TopicRoutes,
+        summary: &mut RunSummary,
+    ) -> Result<()> {
+        let mut parts: HashMap<(Arc<str>, i32), Partition> = HashMap::new();
+        let mut shutdown = self.shutdown.subscribe();
+        let mut stopping = false;
+        let brokers = endpoint.brokers.join(",");
+        loop {
+            let next_deadline = parts.values().filter_map(|p| p.deadline).min();
+            let event = tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop), if !stopping => {
+                    tracing::info!("shutdown requested: finishing open batches");
+                    control.stop();
+                    stopping = true;
+                    continue;
+                }
+                _ = sleep_until(next_deadline) => {
+                    let now = tokio::time::Instant::now();
+                    let due: Vec<(Arc<str>, i32)> = parts
+                        .iter()
+                        .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for key in due {
+                        if let Some(part) = parts.get_mut(&key) {
+                            self.close_batch(part, &mut summary.alerts_by_rule).await?;
+                            report_durable(control, part);
+                        }
+                    }
+                    continue;
+                }
+                event = source.events.recv() => event,
+            };
+            match event {
+                Some(SourceEvent::Records { topic, partition, records }) => {
+                    let key = (topic.clone(), partition);
+                    if !parts.contains_key(&key) {
+                        let normalizer = routes.route(&topic).ok_or_else(|| {
+                            Error::Internal(format!("topic {topic} matches no input although subscribed"))
+                        })?;
+                        let input = format!("kafka://{brokers}/{topic}/{partition}");
+                        let part = Partition::open(&self.archive, input, normalizer, topic, partition, 0).await?;
+                        parts.insert(key.clone(), part);
+                    }
+                    let Some(part) = parts.get_mut(&key) else { continue };
+                    for (offset, bytes) in records.iter() {
+                        self.accept(part, offset, bytes, &mut summary.alerts_by_rule).await?;
+                    }
+                    report_durable(control, part);
+                    self.bound_memory(&mut parts, control, &mut summary.alerts_by_rule).await?;
+                }
+                Some(SourceEvent::Lost { topic, partition, first, last, reason }) => {
+                    let key = (topic.clone(), partition);
+                    if !parts.contains_key(&key) {
+                        let normalizer = routes.route(&topic).ok_or_else(|| {
+                            Error::Internal(format!("topic {topic} matches no input although subscribed"))
+                        })?;
+                        let input = format!("kafka://{brokers}/{topic}/{partition}");
+                        let part = Partition::open(&self.archive, input, normalizer, topic, partition, 0).await?;
+                        parts.insert(key.clone(), part);
+                    }
+                    if let Some(part) = parts.get_mut(&key) {
+                        self.commit_lost(part, first, last, &reason, &mut summary.alerts_by_rule).await?;
+                        report_durable(control, part);
+                    }
+                }
+                Some(SourceEvent::Revoked { partitions, lost, done }) => {
+                    for key in partitions {
+                        let Some(mut part) = parts.remove(&key) else { continue };
+                        if lost {
+                            tracing::warn!(
+                                topic = %key.0,
+                                partition = key.1,
+                                dropped = part.records.len() + part.too_large.len(),
+                                "assignment lost: the open batch is dropped unwritten; its new owner reads it again"
+                            );
+                        } else {
+                            self.close_batch(&mut part, &mut summary.alerts_by_rule).await?;
+                            report_durable(control, &part);
+                        }
+                        summary.inputs.push(part.summary);
+                    }
+                    let _ = done.send(());
+                }
+                Some(SourceEvent::Stopped { caught_up }) => {
+                    for part in parts.values_mut() {
+                        self.close_batch(part, &mut summary.alerts_by_rule).await?;
+                        report_durable(control, part);
+                    }
+                    summary.caught_up = caught_up;
+                    break;
+                }
+                Some(SourceEvent::Failed(e)) => return Err(e.into()),
+                None => return Err(Error::Internal("the Kafka source stopped without saying why".into())),
+            }
+        }
+        let mut rest: Vec<Partition> = parts.into_values().collect();
+        rest.sort_by(|a, b| (&a.ingest_source, a.partition).cmp(&(&b.ingest_source, b.partition)));
+        summary.inputs.extend(rest.into_iter().map(|p| p.summary));
+        Ok(())
+    }
+
+    /// Closes the largest open batches while all open batches together hold more than
+    /// `max_buffered_bytes`.
+    async fn bound_memory(
+        &mut self,
+        parts: &mut HashMap<(Arc<str>, i32), Partition>,
+        control: &SourceControl,
+        alerts_by_rule: &mut BTreeMap<String, u64>,
+    ) -> Result<()> {
+        let max = self.config.pipeline.max_buffered_bytes;
+        while parts.values().map(Partition::buffered_bytes).sum::<usize>() > max {
+            let Some(largest) = parts.values_mut().max_by_key(|p| p.buffered_bytes()) else { break };
+            self.close_batch(largest, alerts_by_rule).await?;
+            report_durable(control, largest);
+        }
+        Ok(())
+    }
+}
+
+fn report_durable(control: &SourceControl, part: &Partition) {
+    if part.head.is_some()
+        && let Some(next) = part.next_first
+    {
+        control.durable(&part.ingest_source, part.partition, next);
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

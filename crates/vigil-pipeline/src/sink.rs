@@ -1,13 +1,117 @@
-//! NDJSON outputs for alerts and dead letters: a file (appended, flushed and synced per batch) or stdout.
+//! Outputs for alerts and dead letters: NDJSON (a file, appended, flushed and synced per batch, or
+//! stdout) and/or a Kafka topic (acknowledged by the broker before the batch is checkpointed).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 
 use base64::Engine;
+use vigil_kafka::{KafkaSink, OutRecord};
 use vigil_normalize::{DeadLetter, Normalizer};
 use vigil_rules::Alert;
 
+use crate::config::OutputConfig;
 use crate::{Error, Result};
+
+/// Where one kind of record (alerts or dead letters) goes; every target is written before the batch's
+/// checkpoint.
+#[derive(Debug, Default)]
+pub struct Output {
+    ndjson: Option<NdjsonSink>,
+    kafka: Option<KafkaSink>,
+}
+
+impl Output {
+    /// Opens the targets of `config` (connecting to Kafka, which fails fast with what to fix).
+    pub async fn open(config: &OutputConfig) -> Result<Self> {
+        let ndjson = config.path.as_deref().map(NdjsonSink::open).transpose()?;
+        let kafka = match &config.kafka {
+            Some(endpoint) => {
+                let endpoint = endpoint.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || KafkaSink::connect(&endpoint))
+                        .await
+                        .map_err(|e| Error::Internal(format!("connect task failed: {e}")))??,
+                )
+            }
+            None => None,
+        };
+        Ok(Output { ndjson, kafka })
+    }
+
+    /// Writes alerts to every target.
+    pub async fn alerts(&mut self, alerts: &[Alert]) -> Result<()> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        if let Some(sink) = &mut self.ndjson {
+            sink.write_lines(alerts.iter().map(alert_line))?;
+        }
+        if let Some(kafka) = &self.kafka {
+            let records: Vec<OutRecord> = alerts
+                .iter()
+                .map(|a| OutRecord {
+                    key: a.alert_id.clone(),
+                    value: alert_line(a).into_bytes(),
+                    headers: vec![
+                        ("vigil.rule_id", a.rule_id.clone()),
+                        ("vigil.severity", a.severity.to_string()),
+                        ("vigil.criteria", a.criteria.join(",")),
+                    ],
+                })
+                .collect();
+            kafka.send_all(&records).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes dead letters to every target.
+    pub async fn dead_letters(&mut self, dead: &[DeadLetter], origin: &DeadLetterOrigin<'_>) -> Result<()> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        if let Some(sink) = &mut self.ndjson {
+            sink.write_lines(dead.iter().map(|d| dead_letter_line(d, origin)))?;
+        }
+        if let Some(kafka) = &self.kafka {
+            let records: Vec<OutRecord> = dead.iter().map(|d| dead_letter_record(d, origin)).collect();
+            kafka.send_all(&records).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the dead letters of one batch came from.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetterOrigin<'a> {
+    /// The normalizer that refused them.
+    pub normalizer: &'a dyn Normalizer,
+    /// Kafka topic or `file-<fingerprint>`.
+    pub ingest_source: &'a str,
+    /// Kafka partition, 0 for files.
+    pub partition: i32,
+    /// The input as shown to people.
+    pub input: &'a str,
+    /// When the batch was read (RFC 3339).
+    pub ingest_time: &'a str,
+}
+
+/// A dead letter as a Kafka record: the original bytes as value (replayable once fixed), provenance
+/// and reason as headers, keyed by its source position.
+pub fn dead_letter_record(dead: &DeadLetter, origin: &DeadLetterOrigin<'_>) -> OutRecord {
+    OutRecord {
+        key: format!("{}-{}-{}", origin.ingest_source, origin.partition, dead.offset),
+        value: dead.raw.clone(),
+        headers: vec![
+            ("vigil.reason_code", dead.code.as_str().to_string()),
+            ("vigil.reason", dead.reason.clone()),
+            ("vigil.source_topic", origin.ingest_source.to_string()),
+            ("vigil.source_partition", origin.partition.to_string()),
+            ("vigil.source_offset", dead.offset.to_string()),
+            ("vigil.format", origin.normalizer.format().to_string()),
+            ("vigil.ingest_time", origin.ingest_time.to_string()),
+        ],
+    }
+}
 
 /// An NDJSON output.
 #[derive(Debug)]
@@ -72,20 +176,14 @@ pub fn alert_line(alert: &Alert) -> String {
 
 /// The NDJSON line of a dead letter: provenance, reason and the original bytes (`raw` as text when it
 /// is UTF-8, else `raw_base64`).
-pub fn dead_letter_line(
-    dead: &DeadLetter,
-    normalizer: &dyn Normalizer,
-    ingest_source: &str,
-    input: &str,
-    ingest_time: &str,
-) -> String {
+pub fn dead_letter_line(dead: &DeadLetter, origin: &DeadLetterOrigin<'_>) -> String {
     let mut object = serde_json::Map::new();
-    object.insert("ingest_time".into(), ingest_time.into());
-    object.insert("format".into(), normalizer.format().into());
-    object.insert("source".into(), normalizer.source().into());
-    object.insert("input".into(), input.into());
-    object.insert("ingest_source".into(), ingest_source.into());
-    object.insert("ingest_partition".into(), 0.into());
+    object.insert("ingest_time".into(), origin.ingest_time.into());
+    object.insert("format".into(), origin.normalizer.format().into());
+    object.insert("source".into(), origin.normalizer.source().into());
+    object.insert("input".into(), origin.input.into());
+    object.insert("ingest_source".into(), origin.ingest_source.into());
+    object.insert("ingest_partition".into(), origin.partition.into());
     object.insert("ingest_offset".into(), dead.offset.into());
     object.insert("reason_code".into(), dead.code.as_str().into());
     object.insert("reason".into(), dead.reason.clone().into());
@@ -108,15 +206,25 @@ mod tests {
         let normalizer = Format::ApacheCombined.build(&FormatOptions::default()).unwrap();
         let text =
             DeadLetter { offset: 7, code: ReasonCode::UnrecognizedLine, reason: "r".into(), raw: b"plain".to_vec() };
-        let line: serde_json::Value =
-            serde_json::from_str(&dead_letter_line(&text, normalizer.as_ref(), "file-x", "in.log", "t")).unwrap();
+        let origin = DeadLetterOrigin {
+            normalizer: normalizer.as_ref(),
+            ingest_source: "file-x",
+            partition: 0,
+            input: "in.log",
+            ingest_time: "t",
+        };
+        let line: serde_json::Value = serde_json::from_str(&dead_letter_line(&text, &origin)).unwrap();
         assert_eq!(line["raw"], "plain");
         assert_eq!(line["ingest_offset"], 7);
         assert_eq!(line["reason_code"], "unrecognized_line");
         let binary = DeadLetter { raw: vec![0xff, 0xfe, b'x'], ..text };
-        let line: serde_json::Value =
-            serde_json::from_str(&dead_letter_line(&binary, normalizer.as_ref(), "file-x", "in.log", "t")).unwrap();
+        let line: serde_json::Value = serde_json::from_str(&dead_letter_line(&binary, &origin)).unwrap();
         assert!(line.get("raw").is_none());
         assert_eq!(line["raw_base64"], "//54");
+        let record = dead_letter_record(&binary, &DeadLetterOrigin { ingest_source: "logs", partition: 2, ..origin });
+        assert_eq!(record.key, "logs-2-7");
+        assert_eq!(record.value, vec![0xff, 0xfe, b'x']);
+        assert!(record.headers.contains(&("vigil.source_partition", "2".to_string())));
+        assert!(record.headers.contains(&("vigil.reason_code", "unrecognized_line".to_string())));
     }
 }

@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// One input file's counts.
+/// One source partition's counts: an input file, or a Kafka topic partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct InputSummary {
     /// Path (`-` for stdin).
     pub input: String,
     /// Format name.
     pub format: String,
-    /// `file-<fingerprint>`.
+    /// `file-<fingerprint>`, or the Kafka topic.
     pub ingest_source: String,
+    /// Kafka partition, 0 for files.
+    pub partition: i32,
     /// Records read in this run (blank lines are not records).
     pub records_read: u64,
     /// Archived as events.
@@ -29,6 +31,10 @@ pub struct InputSummary {
     pub alerts: u64,
     /// Micro-batches committed.
     pub batches: u64,
+    /// Kafka offsets deleted by the broker before they were read (recorded as completeness breaks).
+    pub lost: u64,
+    /// Stopped by a shutdown before the end of the input (the rest is read on the next run).
+    pub interrupted: bool,
 }
 
 impl InputSummary {
@@ -49,6 +55,10 @@ pub struct RunSummary {
     pub rules: Vec<String>,
     /// Evidence location.
     pub evidence: String,
+    /// A shutdown (SIGTERM) stopped the run; everything read was made durable.
+    pub interrupted: bool,
+    /// Kafka with `until_caught_up`: every partition reached its end offset seen at assignment.
+    pub caught_up: bool,
     /// Wall time.
     #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
@@ -70,6 +80,7 @@ impl RunSummary {
             t.already_archived += i.already_archived;
             t.alerts += i.alerts;
             t.batches += i.batches;
+            t.lost += i.lost;
         }
         t
     }
@@ -104,6 +115,12 @@ impl fmt::Display for RunSummary {
             "records read {} = archived {} + dead-lettered {} ({check}); {} already archived by an earlier run, {} blank lines",
             total.records_read, total.events, total.dead_letters, total.already_archived, total.skipped_blank
         )?;
+        if total.lost > 0 {
+            writeln!(f, "COMPLETENESS BREAK: {} Kafka offsets were deleted by the broker before they were read (recorded in the manifest chain)", total.lost)?;
+        }
+        if self.interrupted {
+            writeln!(f, "stopped by a shutdown: everything read was archived; the next run continues from there")?;
+        }
         writeln!(f, "alerts per rule:")?;
         for rule in &self.rules {
             writeln!(f, "  {:>6}  {rule}", self.alerts_by_rule.get(rule).copied().unwrap_or(0))?;
