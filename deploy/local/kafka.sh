@@ -3,6 +3,7 @@
 # Rust), pinned, built once with `cargo install` and cached; sqlite storage so end offsets are right and data
 # survives a broker restart.
 #   deploy/local/kafka.sh install          # build tansu if not cached; prints the binary's path
+#   deploy/local/kafka.sh installed        # exit 0 when the binary is cached
 #   deploy/local/kafka.sh start            # install, start on 127.0.0.1:PORT, print the bootstrap address
 #   deploy/local/kafka.sh stop             # stop the broker this script started (by its PID), keep its data
 #   deploy/local/kafka.sh restart          # stop, then start on the same port with the same data
@@ -13,7 +14,8 @@
 #                                          #   produce BROKER TOPIC FILE... | count BROKER TOPIC [--group G] | consume ...
 # Environment: VIGIL_TOOLS (default ~/.cache/vigil-tools) is where the binary is cached; VIGIL_KAFKA_DIR
 # (default $VIGIL_TOOLS/kafka-run) holds the pid, port, log and sqlite file; VIGIL_KAFKA_PORT picks the port
-# (default: a free one, kept across restarts).
+# (default: a free one, kept across restarts); VIGIL_KAFKA_AUTH=1 starts it requiring SASL logins (tests of
+# refused logins).
 set -euo pipefail
 
 TANSU_VERSION="0.6.0"
@@ -69,7 +71,7 @@ start() {
   (cd "$RUN" && exec "$BIN" broker \
     --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "sqlite://tansu.db" >>"$RUN/broker.log" 2>&1) &
+    --storage-engine "sqlite://tansu.db" ${VIGIL_KAFKA_AUTH:+--authentication} >>"$RUN/broker.log" 2>&1) &
   echo $! >"$RUN/pid"
   for _ in $(seq 1 300); do
     if grep -q "ready in" "$RUN/broker.log" 2>/dev/null; then
@@ -96,6 +98,7 @@ stop() {
 
 case "${1:-start}" in
   install) install; echo "$BIN" ;;
+  installed) [ -x "$BIN" ] ;;
   start) start ;;
   stop) stop ;;
   restart) stop; start ;;

@@ -26,6 +26,7 @@
 //! ```
 
 mod error;
+pub mod failpoint;
 pub mod layout;
 pub mod manifest;
 
@@ -223,6 +224,7 @@ impl Archive {
             }
         });
         futures::future::try_join_all(puts).await?;
+        failpoint::hit("before_manifest");
         entry.seq = seq;
         entry.prev_hash = head.map(|h| h.entry_hash.clone()).unwrap_or_default();
         entry.written_at = format_time_us(now_us());

@@ -32,13 +32,32 @@ impl ErrorLog {
         errors.push((code, reason.to_string()));
     }
 
+    /// Forwards a librdkafka log line to tracing (target `librdkafka`) and keeps failures (a refused
+    /// login shows up only here).
+    pub fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_librdkafka(level, facility, message);
+        let failure = matches!(
+            level,
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error
+        ) || facility == "FAIL";
+        if failure {
+            let mut errors = self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if errors.len() >= 16 {
+                errors.remove(0);
+            }
+            // "[thrd:...]: broker: what happened" -> what happened
+            let text = message.rsplit("]: ").next().unwrap_or(message);
+            errors.push((None, text.to_string()));
+        }
+    }
+
     fn snapshot(&self) -> Vec<(Option<RDKafkaErrorCode>, String)> {
         self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
 /// Forwards a librdkafka log line to tracing (target `librdkafka`).
-pub fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
+fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {
         RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
             tracing::error!(target: "librdkafka", facility, "{message}")
@@ -78,7 +97,13 @@ fn explain(endpoint: &KafkaEndpoint, failure: &KafkaError, errors: &ErrorLog) ->
             ),
         };
     }
-    let last = seen.last().map_or_else(|| failure.to_string(), |(_, r)| r.clone());
+    // "1/1 brokers are down" says less than the connect error before it.
+    let last = seen
+        .iter()
+        .rev()
+        .find(|(code, _)| *code != Some(RDKafkaErrorCode::AllBrokersDown))
+        .or(seen.last())
+        .map_or_else(|| failure.to_string(), |(_, r)| r.clone());
     Error::Unreachable {
         what,
         reason: format!(
@@ -90,21 +115,48 @@ fn explain(endpoint: &KafkaEndpoint, failure: &KafkaError, errors: &ErrorLog) ->
 }
 
 /// Asks the cluster for its metadata: fails with what to fix when the brokers cannot be reached, the
-/// login is refused, or one of `topics` (names; `^` regexes are not checked) does not exist.
+/// login is refused, or one of `topics` (names; `^` regexes are not checked) does not exist. `serve`
+/// lets the client's queued callbacks run (errors reach [`ErrorLog`] only then).
 pub fn connected<C: ClientContext>(
     client: &Client<C>,
     endpoint: &KafkaEndpoint,
     topics: &[String],
     errors: &ErrorLog,
+    serve: &dyn Fn(),
 ) -> Result<()> {
-    let metadata = client.fetch_metadata(None, METADATA_TIMEOUT).map_err(|e| explain(endpoint, &e, errors))?;
-    // A refused login sometimes surfaces only as an error event next to a metadata answer from cache.
-    if let Some((_, reason)) = errors.snapshot().iter().rev().find(|(code, reason)| is_auth(*code, reason)) {
-        return Err(Error::Login {
+    let refused = || {
+        errors.snapshot().into_iter().rev().find(|(code, reason)| is_auth(*code, reason)).map(|(_, reason)| Error::Login {
             what: endpoint.describe(),
-            reason: format!("{reason}. Check sasl.mechanism, sasl.username and the password secret"),
-        });
+            reason: format!(
+                "{reason}. Check security.protocol, sasl.mechanism and sasl.username, and that the password's \
+                 env:/file: secret holds the right value"
+            ),
+        })
+    };
+    let attempts = METADATA_TIMEOUT.as_secs().max(1);
+    let mut metadata = None;
+    let mut failure = None;
+    for _ in 0..attempts {
+        match client.fetch_metadata(None, Duration::from_secs(1)) {
+            Ok(m) => {
+                metadata = Some(m);
+                break;
+            }
+            Err(e) => failure = Some(e),
+        }
+        serve();
+        if let Some(e) = refused() {
+            return Err(e);
+        }
     }
+    serve();
+    if let Some(e) = refused() {
+        return Err(e);
+    }
+    let Some(metadata) = metadata else {
+        let failure = failure.unwrap_or(KafkaError::MetadataFetch(RDKafkaErrorCode::OperationTimedOut));
+        return Err(explain(endpoint, &failure, errors));
+    };
     let existing: Vec<&str> = metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
     for topic in topics.iter().filter(|t| !t.starts_with('^')) {
         if !existing.contains(&topic.as_str()) {

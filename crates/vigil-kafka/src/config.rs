@@ -169,7 +169,7 @@ impl KafkaEndpoint {
                 "sasl_password_file" => {
                     endpoint.secrets.insert("sasl.password".into(), format!("file:{value}"));
                 }
-                dotted if dotted.contains('.') => {
+                dotted if dotted.contains('.') || dotted == "debug" => {
                     property(dotted);
                 }
                 other => {
@@ -313,7 +313,8 @@ impl KafkaEndpoint {
         }
         let mut config = ClientConfig::new();
         config.set("enable.partition.eof", "false");
-        config.set("queued.max.messages.kbytes", "65536");
+        // librdkafka's prefetch queue: bounded, so memory stays bounded whatever the backlog.
+        config.set("queued.max.messages.kbytes", "32768");
         config.set("isolation.level", self.isolation_level.as_deref().unwrap_or("read_committed"));
         let user = self.base_config()?;
         for (k, v) in user.config_map() {

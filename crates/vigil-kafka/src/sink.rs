@@ -39,7 +39,7 @@ pub struct SinkContext {
 
 impl ClientContext for SinkContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        check::log_librdkafka(level, fac, message);
+        self.errors.log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -71,7 +71,7 @@ impl KafkaSink {
             reason: format!("librdkafka refused the config: {e}"),
         })?;
         let topic = endpoint.topic.clone().unwrap_or_default();
-        check::connected(producer.client(), endpoint, std::slice::from_ref(&topic), &errors)?;
+        check::connected(producer.client(), endpoint, std::slice::from_ref(&topic), &errors, &|| {})?;
         Ok(KafkaSink { producer, topic, describe: endpoint.describe() })
     }
 

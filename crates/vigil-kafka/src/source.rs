@@ -4,8 +4,8 @@
 //! ```text
 //!  poller thread (owns the consumer)                         pipeline task
 //!   poll ──> chunk per partition ──> bounded channel ──────> batches ─> archive (manifest = checkpoint)
-//!    │  channel full: pause every partition, keep polling      │
-//!    │  (group membership stays alive, memory stays bounded)   │
+//!    │  channel full: wait; stuck for 5 s: pause every         │
+//!    │  partition and keep polling (membership stays alive)    │
 //!    └── commit(next offsets) <── SourceControl::durable <─────┘
 //! ```
 //!
@@ -51,6 +51,16 @@ const CHUNK_RECORDS: usize = 4096;
 const CHUNK_BYTES: usize = 4 << 20;
 const POLL: Duration = Duration::from_millis(100);
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the poller waits for a full channel before pausing the partitions.
+const PAUSE_AFTER: Duration = Duration::from_secs(5);
+
+fn assigned_list(state: &PollState) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in state.assigned.keys() {
+        tpl.add_partition(topic, *partition);
+    }
+    tpl
+}
 
 /// Where the archive says a partition stands.
 pub trait Checkpoints: Send + Sync + 'static {
@@ -235,7 +245,7 @@ struct SourceContext {
 
 impl ClientContext for SourceContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        check::log_librdkafka(level, fac, message);
+        self.errors.log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -448,7 +458,9 @@ impl KafkaSource {
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
             .map_err(|e| Error::Config { what: endpoint.describe(), reason: format!("librdkafka refused the config: {e}") })?;
-        check::connected(consumer.client(), endpoint, &endpoint.topics, &errors)?;
+        check::connected(consumer.client(), endpoint, &endpoint.topics, &errors, &|| {
+            let _ = consumer.poll(Duration::ZERO);
+        })?;
         let topics: Vec<&str> = endpoint.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
@@ -530,17 +542,8 @@ impl Poller {
         tracing::info!("left the consumer group");
     }
 
-    fn assignment_list(&self) -> TopicPartitionList {
-        let state = lock(&self.context().state);
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in state.assigned.keys() {
-            tpl.add_partition(topic, *partition);
-        }
-        tpl
-    }
-
     fn pause_all(&self) {
-        let tpl = self.assignment_list();
+        let tpl = assigned_list(&lock(&self.context().state));
         if tpl.count() > 0 {
             let _ = self.consumer.pause(&tpl);
         }
@@ -584,35 +587,54 @@ impl Poller {
         }
     }
 
-    /// Moves pending events into the channel as far as it has room; pauses every partition while it
-    /// has none, resumes when it has.
+    /// Moves pending events into the channel. While the channel is full the poller waits (librdkafka's
+    /// own prefetch queue is bounded by `queued.max.messages.kbytes`, so memory stays bounded); only when
+    /// the pipeline has been stuck for [`PAUSE_AFTER`] are the partitions paused, so that polling can go
+    /// on serving the group (rebalances, `max.poll.interval.ms`) without taking records. Pausing at once
+    /// would throw away librdkafka's prefetched records at every hiccup and fetch them again.
     fn hand_over(&self) {
         let ctx = self.context();
-        let mut state = lock(&ctx.state);
-        while let Some(event) = state.pending.pop_front() {
-            match ctx.tx.try_send(event) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(event)) | Err(mpsc::error::TrySendError::Closed(event)) => {
-                    state.pending.push_front(event);
-                    break;
+        let started = std::time::Instant::now();
+        loop {
+            let mut state = lock(&ctx.state);
+            while let Some(event) = state.pending.pop_front() {
+                match ctx.tx.try_send(event) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(event)) | Err(mpsc::error::TrySendError::Closed(event)) => {
+                        state.pending.push_front(event);
+                        break;
+                    }
                 }
             }
-        }
-        let behind = !state.pending.is_empty();
-        if behind != state.paused {
-            let mut tpl = TopicPartitionList::new();
-            for (topic, partition) in state.assigned.keys() {
-                tpl.add_partition(topic, *partition);
+            let behind = !state.pending.is_empty();
+            if !behind || ctx.tx.is_closed() || self.shared.stop.load(Ordering::SeqCst) {
+                if state.paused && !behind {
+                    state.paused = false;
+                    let tpl = assigned_list(&state);
+                    drop(state);
+                    if tpl.count() > 0 && self.consumer.resume(&tpl).is_err() {
+                        tracing::warn!("resuming partitions failed");
+                    }
+                    tracing::info!("backpressure: the pipeline caught up, partitions resumed");
+                }
+                return;
             }
-            state.paused = behind;
+            if started.elapsed() >= PAUSE_AFTER {
+                if !state.paused {
+                    state.paused = true;
+                    let tpl = assigned_list(&state);
+                    drop(state);
+                    if tpl.count() > 0 && self.consumer.pause(&tpl).is_err() {
+                        tracing::warn!("pausing partitions failed");
+                    }
+                    tracing::warn!(
+                        "backpressure: the pipeline (evidence writing) lags; partitions paused until it catches up"
+                    );
+                }
+                return;
+            }
             drop(state);
-            if tpl.count() > 0 {
-                let result = if behind { self.consumer.pause(&tpl) } else { self.consumer.resume(&tpl) };
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, behind, "pausing or resuming partitions failed");
-                }
-            }
-            tracing::debug!(behind, "backpressure: partitions {}", if behind { "paused" } else { "resumed" });
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

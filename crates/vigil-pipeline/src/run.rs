@@ -420,7 +420,9 @@ impl Pipeline {
         })
         .await
         .map_err(|e| Error::Internal(format!("encode task failed: {e}")))??;
+        vigil_evidence::failpoint::hit("before_archive");
         let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
+        vigil_evidence::failpoint::hit("before_commit");
         part.head = Some(ChainHead::from(&entry));
         part.next_first = Some(last + 1);
         part.resume_after = last;

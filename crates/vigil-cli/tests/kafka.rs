@@ -1,0 +1,341 @@
+//! `vigil run` against a real Kafka-protocol broker (tansu, started per test by `deploy/local/kafka.sh`):
+//! every record archived exactly once whatever the kill point, rebalances between two instances, a broker
+//! restart, and errors that say what to fix. The records are real CloudTrail events (fixtures/), each made
+//! unique by an added field, with every 100th one cut short (malformed).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Int32Type, Int64Type};
+use vigil_tests::kafka::Broker;
+use vigil_tests::{files_below, read_kind};
+
+const PARTITIONS: i32 = 3;
+/// Generous bound on how long any one step may take before the test is declared hung (not a speed check).
+const HUNG: Duration = Duration::from_secs(300);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `n` real CloudTrail records, each made unique (a `vigilTestSeq` field is added): one in ten from the
+/// Stratus Red Team detonations (they raise alerts), the rest benign (OTRF and Invictus traces), as alerts
+/// are rare in real traffic; every 100th record is cut short (malformed).
+fn events(n: usize) -> Vec<Vec<u8>> {
+    let read = |name: &str| std::fs::read_to_string(repo().join("fixtures/cloudtrail").join(name)).expect("fixture");
+    let lines = |text: &str| -> Vec<String> {
+        text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+    };
+    let attacks = lines(&read("stratus-detonations.ndjson"));
+    let mut benign = lines(&read("otrf-logstash-ec2-proxy-s3-exfil.ndjson"));
+    let invictus: serde_json::Value =
+        serde_json::from_str(&read("invictus-20230710T1145Z.records.json")).expect("records document");
+    for record in invictus["Records"].as_array().expect("Records") {
+        benign.push(record.to_string());
+    }
+    (0..n)
+        .map(|i| {
+            let line = if i % 10 == 0 { &attacks[(i / 10) % attacks.len()] } else { &benign[i % benign.len()] };
+            let unique = format!("{{\"vigilTestSeq\":{i},{}", &line[1..]);
+            if i % 100 == 99 { unique[..unique.len() / 2].as_bytes().to_vec() } else { unique.into_bytes() }
+        })
+        .collect()
+}
+
+struct Vigil {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Vigil {
+    fn spawn(broker: &Broker, topic: &str, group: &str, evidence: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vigil {
+        let log = evidence.with_extension(format!("{}.log", std::process::id() as u64 + rand_suffix()));
+        let input = format!("cloudtrail:kafka://{}/{topic}?group={group}", broker.address);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.current_dir(repo())
+            .args(["run", "--input", &input, "--rules", "pipelines/rules/soc2"])
+            .arg("--evidence")
+            .arg(evidence)
+            .args(["--alerts", &format!("kafka://{}/alerts", broker.address)])
+            .args(["--dlq", &format!("kafka://{}/dlq", broker.address)])
+            .args(extra)
+            .env("VIGIL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Vigil { child: cmd.spawn().expect("vigil starts"), log }
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if start.elapsed() > HUNG {
+                let _ = self.child.kill();
+                panic!("vigil did not end; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Vigil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64)
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < HUNG, "gave up waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn manifest_entries(evidence: &Path) -> usize {
+    files_below(&evidence.join("manifests"))
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with("pending-")))
+        .count()
+}
+
+fn offsets_of(batch: &RecordBatch) -> Vec<(i32, i64)> {
+    let partitions = batch.column_by_name("ingest_partition").expect("partition").as_primitive::<Int32Type>();
+    let offsets = batch.column_by_name("ingest_offset").expect("offset").as_primitive::<Int64Type>();
+    (0..batch.num_rows()).map(|r| (partitions.value(r), offsets.value(r))).collect()
+}
+
+/// Every offset below the end offsets is in exactly one of events and dead letters, once; no interrupted
+/// write is left behind. Returns (events, dead letters).
+fn assert_exactly_once(evidence: &Path, ends: &[i64]) -> (usize, usize) {
+    let events = read_kind(evidence, "events").map(|b| offsets_of(&b)).unwrap_or_default();
+    let dead = read_kind(evidence, "dead_letters").map(|b| offsets_of(&b)).unwrap_or_default();
+    let mut seen: HashMap<(i32, i64), usize> = HashMap::new();
+    for key in events.iter().chain(&dead) {
+        *seen.entry(*key).or_default() += 1;
+    }
+    let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).map(|(k, n)| (*k, *n)).take(5).collect();
+    assert!(duplicated.is_empty(), "offsets archived more than once: {duplicated:?}");
+    for (p, end) in ends.iter().enumerate() {
+        let missing: Vec<i64> = (0..*end).filter(|o| !seen.contains_key(&(p as i32, *o))).take(5).collect();
+        assert!(missing.is_empty(), "partition {p}: offsets never archived: {missing:?} (end {end})");
+    }
+    assert_eq!(seen.len() as i64, ends.iter().sum::<i64>(), "archived offsets beyond the end offsets");
+    let pending: Vec<PathBuf> = files_below(&evidence.join("manifests"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("pending-")))
+        .collect();
+    assert!(pending.is_empty(), "interrupted writes left behind: {pending:?}");
+    (events.len(), dead.len())
+}
+
+/// Alert ids in the archive are unique and each id on the alerts topic always carries the same content;
+/// the topic holds exactly the archive's ids. Returns the number of alerts.
+fn assert_alerts_consistent(broker: &Broker, evidence: &Path) -> usize {
+    let archived: Vec<String> = read_kind(evidence, "alerts")
+        .map(|b| {
+            let ids = b.column_by_name("alert_id").expect("alert_id").as_string::<i32>();
+            (0..b.num_rows()).map(|r| ids.value(r).to_string()).collect()
+        })
+        .unwrap_or_default();
+    let unique: BTreeSet<&String> = archived.iter().collect();
+    assert_eq!(unique.len(), archived.len(), "an alert id is archived twice");
+    let mut by_key: BTreeMap<String, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    for m in broker.read_all("alerts", 1) {
+        by_key.entry(m.key).or_default().insert(m.value);
+    }
+    let changed: Vec<&String> = by_key.iter().filter(|(_, v)| v.len() > 1).map(|(k, _)| k).take(3).collect();
+    assert!(changed.is_empty(), "alert ids emitted with different content: {changed:?}");
+    let on_topic: BTreeSet<&String> = by_key.keys().collect();
+    assert_eq!(on_topic, unique, "the alerts topic and the archive disagree on alert ids");
+    archived.len()
+}
+
+fn setup(broker: &Broker, topic: &str) {
+    broker.create_topic(topic, PARTITIONS);
+    broker.create_topic("alerts", 1);
+    broker.create_topic("dlq", 1);
+}
+
+#[test]
+fn hundred_thousand_events_over_three_partitions_are_archived_exactly_once_and_committed() {
+    let Some(broker) = Broker::start() else { return };
+    setup(&broker, "cloudtrail");
+    let records = events(100_000);
+    broker.produce("cloudtrail", PARTITIONS, &records);
+    let ends = broker.end_offsets("cloudtrail", PARTITIONS);
+    assert_eq!(ends.iter().sum::<i64>(), 100_000);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = dir.path().join("evidence");
+    let mut vigil = Vigil::spawn(&broker, "cloudtrail", "soc", &evidence, &["--until-caught-up"], &[]);
+    let status = vigil.wait();
+    assert!(status.success(), "vigil failed: {}", vigil.log_text());
+
+    let (events, dead) = assert_exactly_once(&evidence, &ends);
+    assert_eq!((events, dead), (99_000, 1_000), "1% malformed");
+    assert_eq!(broker.committed("soc", "cloudtrail", PARTITIONS), ends, "committed offsets = end offsets");
+    let alerts = assert_alerts_consistent(&broker, &evidence);
+    assert!(alerts > 0, "the SOC 2 pack raises alerts on the Stratus detonations");
+
+    // Dead letters on their topic: original bytes and provenance headers.
+    let dlq = broker.read_all("dlq", 1);
+    assert_eq!(dlq.len(), 1_000);
+    let first = &dlq[0];
+    let header = |k: &str| first.headers.iter().find(|(h, _)| h == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(header("vigil.source_topic"), "cloudtrail");
+    let (p, o): (usize, usize) = (header("vigil.source_partition").parse().unwrap(), header("vigil.source_offset").parse().unwrap());
+    assert_eq!(records[o * PARTITIONS as usize + p], first.value, "the dead letter carries the original bytes");
+    assert_eq!(header("vigil.reason_code"), "invalid_json");
+    assert!(!header("vigil.reason").is_empty());
+}
+
+#[test]
+fn kill_9_at_any_point_still_leaves_every_record_exactly_once() {
+    let Some(broker) = Broker::start() else { return };
+    setup(&broker, "ct");
+    broker.produce("ct", PARTITIONS, &events(6_000));
+    let ends = broker.end_offsets("ct", PARTITIONS);
+    let batches = ["--batch-rows", "400", "--batch-ms", "200", "--until-caught-up"];
+    // Before any evidence of a batch; between its data files and its manifest entry; after the entry
+    // but before the offset commit; and a plain SIGKILL while running.
+    for (i, failpoint) in ["before_archive:3", "before_manifest:4", "before_commit:5", "sigkill"].iter().enumerate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let evidence = dir.path().join("evidence");
+        let group = format!("crash-{i}");
+        let mut first = if *failpoint == "sigkill" {
+            let mut v = Vigil::spawn(&broker, "ct", &group, &evidence, &batches, &[]);
+            wait_until("some batches archived", || manifest_entries(&evidence) >= 3);
+            v.child.kill().expect("SIGKILL");
+            v
+        } else {
+            Vigil::spawn(&broker, "ct", &group, &evidence, &batches, &[("VIGIL_FAILPOINT", failpoint)])
+        };
+        let status = first.wait();
+        assert!(!status.success(), "{failpoint}: the first run should have died: {}", first.log_text());
+        let mut again = Vigil::spawn(&broker, "ct", &group, &evidence, &batches, &[]);
+        let status = again.wait();
+        assert!(status.success(), "{failpoint}: restart failed: {}", again.log_text());
+        assert_exactly_once(&evidence, &ends);
+        assert_eq!(broker.committed(&group, "ct", PARTITIONS), ends, "{failpoint}: committed = end");
+    }
+    // Every run above produced to one alerts topic: an id never came with other content.
+    let mut by_key: BTreeMap<String, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    for m in broker.read_all("alerts", 1) {
+        by_key.entry(m.key).or_default().insert(m.value);
+    }
+    assert!(!by_key.is_empty());
+    assert!(by_key.values().all(|v| v.len() == 1), "an alert id was emitted with different content");
+}
+
+#[test]
+fn two_instances_in_one_group_share_the_work_and_one_leaving_loses_nothing() {
+    let Some(broker) = Broker::start() else { return };
+    setup(&broker, "shared");
+    let records = events(12_000);
+    broker.produce("shared", PARTITIONS, &records[..6_000]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = dir.path().join("evidence");
+    let batches = ["--batch-rows", "300", "--batch-ms", "200"];
+    let mut a = Vigil::spawn(&broker, "shared", "pair", &evidence, &batches, &[]);
+    wait_until("instance A archives", || manifest_entries(&evidence) >= 1);
+    let mut b = Vigil::spawn(&broker, "shared", "pair", &evidence, &batches, &[]);
+    wait_until("instance B joins (rebalance)", || b.log_text().contains("assigned; starting"));
+    // A leaves mid-stream while records keep arriving.
+    a.sigterm();
+    let status = a.wait();
+    assert!(status.success(), "A should drain and exit 0: {}", a.log_text());
+    assert!(a.log_text().contains("left the consumer group"), "{}", a.log_text());
+    broker.produce("shared", PARTITIONS, &records[6_000..]);
+    let ends = broker.end_offsets("shared", PARTITIONS);
+    wait_until("B commits everything", || broker.committed("pair", "shared", PARTITIONS) == ends);
+    b.sigterm();
+    let status = b.wait();
+    assert!(status.success(), "B should drain and exit 0: {}", b.log_text());
+    let (events, dead) = assert_exactly_once(&evidence, &ends);
+    assert_eq!(events + dead, 12_000);
+    assert_alerts_consistent(&broker, &evidence);
+}
+
+#[test]
+fn a_broker_restart_mid_stream_is_waited_out_and_nothing_is_lost() {
+    let Some(broker) = Broker::start() else { return };
+    setup(&broker, "bounce");
+    let records = events(9_000);
+    broker.produce("bounce", PARTITIONS, &records[..6_000]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = dir.path().join("evidence");
+    let mut vigil = Vigil::spawn(&broker, "bounce", "bouncer", &evidence, &["--batch-rows", "300", "--batch-ms", "200"], &[]);
+    wait_until("first batches archived", || manifest_entries(&evidence) >= 2);
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(vigil.child.try_wait().expect("wait").is_none(), "vigil must wait for the broker, not exit");
+    broker.restart();
+    broker.produce("bounce", PARTITIONS, &records[6_000..]);
+    let ends = broker.end_offsets("bounce", PARTITIONS);
+    wait_until("everything committed after the restart", || broker.committed("bouncer", "bounce", PARTITIONS) == ends);
+    vigil.sigterm();
+    let status = vigil.wait();
+    assert!(status.success(), "{}", vigil.log_text());
+    let (events, dead) = assert_exactly_once(&evidence, &ends);
+    assert_eq!(events + dead, 9_000);
+}
+
+fn run_expecting_error(input: &str, env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.current_dir(repo()).args(["run", "--input", input, "--rules", "pipelines/rules/soc2"]).arg("--evidence").arg(dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("vigil runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+#[test]
+fn unreachable_broker_missing_topic_and_refused_login_fail_fast_with_the_fix() {
+    let Some(broker) = Broker::start() else { return };
+    broker.create_topic("present", 1);
+    // Nothing listens on port 1.
+    let err = run_expecting_error("cloudtrail:kafka://127.0.0.1:1/present?group=g", &[]);
+    assert!(err.contains("cannot reach Kafka") && err.contains("Connection refused") && err.contains("Check the broker addresses"), "{err}");
+    let err = run_expecting_error(&format!("cloudtrail:kafka://{}/absent?group=g", broker.address), &[]);
+    assert!(err.contains("topic `absent` does not exist") && err.contains("create it") && err.contains("present"), "{err}");
+
+    let Some(secured) = Broker::start_with(true) else { return };
+    let url = format!(
+        "cloudtrail:kafka://{}/present?group=g&security_protocol=SASL_PLAINTEXT&sasl_mechanism=SCRAM-SHA-512\
+         &sasl_username=mallory&sasl_password_env=VIGIL_TEST_PASSWORD",
+        secured.address
+    );
+    let err = run_expecting_error(&url, &[("VIGIL_TEST_PASSWORD", "not-the-password-4711")]);
+    assert!(err.contains("Kafka refused the login") && err.contains("sasl.username"), "{err}");
+    assert!(!err.contains("not-the-password-4711"), "the secret must never be printed: {err}");
+    // The secret may not sit in the URL.
+    let err = run_expecting_error(&format!("cloudtrail:kafka://{}/present?group=g&sasl.password=x", broker.address), &[]);
+    assert!(err.contains("holds a secret"), "{err}");
+}
