@@ -10,6 +10,14 @@ step "test dependencies"
 command -v cc >/dev/null || { echo "a C compiler is needed (Debian: apt-get install build-essential)" >&2; exit 1; }
 VIGIL_DUCKDB_PYTHON="$(deploy/local/duckdb.sh install)"
 export VIGIL_DUCKDB_PYTHON VIGIL_REQUIRE_DUCKDB=1
+# rdkafka builds librdkafka against the system's OpenSSL and zlib.
+if ! pkg-config --exists openssl zlib 2>/dev/null; then
+  command -v apt-get >/dev/null || { echo "OpenSSL and zlib headers are needed (libssl-dev, zlib1g-dev, pkg-config)" >&2; exit 1; }
+  apt-get install -y --no-install-recommends libssl-dev zlib1g-dev pkg-config >/dev/null
+fi
+# The Kafka-protocol broker the Kafka tests start (one per test): tansu, built once and cached.
+deploy/local/kafka.sh install >/dev/null
+export VIGIL_REQUIRE_KAFKA=1
 
 step "format"
 cargo fmt --all -- --check

@@ -128,14 +128,21 @@ impl Broker {
         (0..partitions).map(|p| consumer.fetch_watermarks(topic, p, TIMEOUT).expect("watermarks").1).collect()
     }
 
-    /// Offsets committed by `group` for partitions `0..partitions` (-1 when none).
+    /// Offsets committed by `group` for partitions `0..partitions` (-1 when none; -2 each when the broker
+    /// did not answer, e.g. right after a restart).
     pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
         let consumer: BaseConsumer = self.client().set("group.id", group).create().expect("consumer");
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
             tpl.add_partition(topic, p);
         }
-        let committed = consumer.committed_offsets(tpl, TIMEOUT).expect("committed offsets");
+        let committed = match consumer.committed_offsets(tpl, TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("committed offsets of {group}: {e}");
+                return vec![-2; partitions as usize];
+            }
+        };
         (0..partitions)
             .map(|p| match committed.find_partition(topic, p).map(|e| e.offset()) {
                 Some(Offset::Offset(n)) => n,
@@ -166,7 +173,10 @@ impl Broker {
                         .map(|h| {
                             h.iter()
                                 .map(|x| {
-                                    (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
+                                    (
+                                        x.key.to_string(),
+                                        String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                                    )
                                 })
                                 .collect()
                         })

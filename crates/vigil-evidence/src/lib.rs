@@ -171,7 +171,9 @@ impl Archive {
                     let path = self.absolute(&Path::from(file.as_str()));
                     match self.store.delete(&path).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(file),
-                        Err(source) => return Err(Error::Store { operation: "delete", path: path.to_string(), source }),
+                        Err(source) => {
+                            return Err(Error::Store { operation: "delete", path: path.to_string(), source });
+                        }
                     }
                 }
             }
@@ -206,10 +208,11 @@ impl Archive {
             let path = layout::pending_path(&self.root, &entry.ingest_source, entry.partition, seq);
             let listed: Vec<String> = prepared.files.iter().map(|(p, _)| p.to_string()).collect();
             let bytes = serde_json::to_vec(&listed).map_err(|e| Error::Internal(e.to_string()))?;
-            self.store
-                .put(&path, PutPayload::from(bytes))
-                .await
-                .map_err(|source| Error::Store { operation: "put", path: path.to_string(), source })?;
+            self.store.put(&path, PutPayload::from(bytes)).await.map_err(|source| Error::Store {
+                operation: "put",
+                path: path.to_string(),
+                source,
+            })?;
             Some(path)
         };
         let puts = prepared.files.into_iter().map(|(path, bytes)| {

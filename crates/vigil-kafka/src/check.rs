@@ -14,10 +14,13 @@ use crate::{Error, Result};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One error librdkafka reported: its code when it came as an error event, and its text.
+type Reported = (Option<RDKafkaErrorCode>, String);
+
 /// The errors librdkafka reported through the client context, newest last (a few kept).
 #[derive(Debug, Clone, Default)]
 pub struct ErrorLog {
-    errors: Arc<Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>>,
+    errors: Arc<Mutex<Vec<Reported>>>,
 }
 
 impl ErrorLog {
@@ -51,7 +54,7 @@ impl ErrorLog {
         }
     }
 
-    fn snapshot(&self) -> Vec<(Option<RDKafkaErrorCode>, String)> {
+    fn snapshot(&self) -> Vec<Reported> {
         self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
@@ -125,12 +128,14 @@ pub fn connected<C: ClientContext>(
     serve: &dyn Fn(),
 ) -> Result<()> {
     let refused = || {
-        errors.snapshot().into_iter().rev().find(|(code, reason)| is_auth(*code, reason)).map(|(_, reason)| Error::Login {
-            what: endpoint.describe(),
-            reason: format!(
-                "{reason}. Check security.protocol, sasl.mechanism and sasl.username, and that the password's \
+        errors.snapshot().into_iter().rev().find(|(code, reason)| is_auth(*code, reason)).map(|(_, reason)| {
+            Error::Login {
+                what: endpoint.describe(),
+                reason: format!(
+                    "{reason}. Check security.protocol, sasl.mechanism and sasl.username, and that the password's \
                  env:/file: secret holds the right value"
-            ),
+                ),
+            }
         })
     };
     let attempts = METADATA_TIMEOUT.as_secs().max(1);

@@ -129,9 +129,9 @@ impl KafkaEndpoint {
         let bad = |reason: String| Error::Config { what: url.to_string(), reason };
         let rest = url.strip_prefix("kafka://").ok_or_else(|| bad("does not start with kafka://".into()))?;
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (hosts, topics) = location
-            .split_once('/')
-            .ok_or_else(|| bad("no topic: write kafka://HOST:PORT/TOPIC (for example kafka://127.0.0.1:9092/cloudtrail)".into()))?;
+        let (hosts, topics) = location.split_once('/').ok_or_else(|| {
+            bad("no topic: write kafka://HOST:PORT/TOPIC (for example kafka://127.0.0.1:9092/cloudtrail)".into())
+        })?;
         let brokers: Vec<String> = hosts.split(',').filter(|h| !h.is_empty()).map(str::to_string).collect();
         let topics: Vec<String> = topics
             .split(',')

@@ -50,8 +50,27 @@ impl ClientContext for SinkContext {
 /// A topic written by an idempotent producer.
 pub struct KafkaSink {
     producer: FutureProducer<SinkContext>,
+    config: rdkafka::ClientConfig,
     topic: String,
     describe: String,
+}
+
+/// Errors that no retry can fix: the batch fails and the pipeline stops with the error.
+fn permanent(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::InvalidRecord
+                | C::InvalidRequiredAcks
+                | C::UnsupportedVersion
+                | C::Authentication
+                | C::SaslAuthenticationFailed
+        )
+    )
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -66,13 +85,12 @@ impl KafkaSink {
         let config = endpoint.producer_config()?;
         let context = SinkContext::default();
         let errors = context.errors.clone();
-        let producer: FutureProducer<SinkContext> = config.create_with_context(context).map_err(|e| Error::Config {
-            what: endpoint.describe(),
-            reason: format!("librdkafka refused the config: {e}"),
+        let producer: FutureProducer<SinkContext> = config.clone().create_with_context(context).map_err(|e| {
+            Error::Config { what: endpoint.describe(), reason: format!("librdkafka refused the config: {e}") }
         })?;
         let topic = endpoint.topic.clone().unwrap_or_default();
         check::connected(producer.client(), endpoint, std::slice::from_ref(&topic), &errors, &|| {})?;
-        Ok(KafkaSink { producer, topic, describe: endpoint.describe() })
+        Ok(KafkaSink { producer, config, topic, describe: endpoint.describe() })
     }
 
     /// The endpoint, for people.
@@ -80,23 +98,55 @@ impl KafkaSink {
         &self.describe
     }
 
-    /// Produces every record and waits until the broker acknowledged all of them.
-    pub async fn send_all(&self, records: &[OutRecord]) -> Result<()> {
-        let sends = records.iter().map(|r| {
-            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-            for (key, value) in &r.headers {
-                headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+    /// Produces every record and waits until the broker acknowledged all of them. Transient failures (a
+    /// broker restarting, timeouts) are retried with backoff for as long as they last (the pipeline
+    /// waits, nothing is checkpointed meanwhile); a permanent one (too large, not authorized) fails.
+    pub async fn send_all(&mut self, records: &[OutRecord]) -> Result<()> {
+        let mut pending: Vec<&OutRecord> = records.iter().collect();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let sends = pending.iter().map(|r| {
+                let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+                for (key, value) in &r.headers {
+                    headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+                }
+                let record = FutureRecord::to(&self.topic).key(r.key.as_bytes()).payload(&r.value).headers(headers);
+                self.producer.send(record, SEND_TIMEOUT)
+            });
+            let results = futures::future::join_all(sends).await;
+            let mut failed = Vec::new();
+            let mut last_error = None;
+            for (record, result) in pending.iter().zip(results) {
+                if let Err((e, _)) = result {
+                    if permanent(&e) {
+                        return Err(Error::Produce {
+                            topic: self.topic.clone(),
+                            reason: format!("{e}; the batch is not checkpointed and is produced again on restart"),
+                        });
+                    }
+                    failed.push(*record);
+                    last_error = Some(e);
+                }
             }
-            let record = FutureRecord::to(&self.topic).key(r.key.as_bytes()).payload(&r.value).headers(headers);
-            self.producer.send(record, SEND_TIMEOUT)
-        });
-        for result in futures::future::join_all(sends).await {
-            result.map_err(|(e, _)| Error::Produce {
-                topic: self.topic.clone(),
-                reason: format!("{e}; the batch is not checkpointed and is produced again on restart"),
-            })?;
+            if failed.is_empty() {
+                return Ok(());
+            }
+            tracing::warn!(
+                topic = %self.topic,
+                failed = failed.len(),
+                error = %last_error.map(|e| e.to_string()).unwrap_or_default(),
+                "producing failed; retrying (the batch is checkpointed only once every record is acknowledged)"
+            );
+            if self.producer.client().fatal_error().is_some() {
+                // An idempotent producer that hit a fatal error must be replaced.
+                self.producer = self.config.clone().create_with_context(SinkContext::default()).map_err(|e| {
+                    Error::Produce { topic: self.topic.clone(), reason: format!("cannot recreate the producer: {e}") }
+                })?;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            pending = failed;
         }
-        Ok(())
     }
 
     /// Waits for every record in flight (at shutdown).

@@ -303,7 +303,8 @@ impl SourceContext {
         });
         let mut state = lock(&self.state);
         state.ever_assigned = true;
-        let partitions: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        let partitions: Vec<(String, i32)> =
+            tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
         for (topic, partition) in partitions {
             let (low, high) = match consumer.fetch_watermarks(&topic, partition, BROKER_TIMEOUT) {
                 Ok(w) => w,
@@ -322,12 +323,10 @@ impl SourceContext {
                     continue;
                 }
             };
-            let group_offset = committed
-                .find_partition(&topic, partition)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(n) => Some(n),
-                    _ => None,
-                });
+            let group_offset = committed.find_partition(&topic, partition).and_then(|e| match e.offset() {
+                Offset::Offset(n) => Some(n),
+                _ => None,
+            });
             let (position, why) = match (archived, group_offset) {
                 (Some(last), _) => (last + 1, "after the archive's last offset"),
                 (None, Some(n)) => (n, "the group's committed offset"),
@@ -338,6 +337,11 @@ impl SourceContext {
             };
             tracing::info!(topic, partition, position, low, high, "assigned; starting at {why}");
             let key = (state.intern(&topic), partition);
+            if archived.is_some() && group_offset != Some(position) {
+                // The archive is ahead of the group (a crash fell between an archive write and its
+                // commit): what it holds is durable, so the commit catches up now.
+                lock(&self.shared.durable).insert(key.clone(), position);
+            }
             let progress = PartitionProgress { position, end_at_assignment: high, lost: 0 };
             lock(&self.shared.progress).insert(key.clone(), progress.clone());
             state.assigned.insert(key, progress);
@@ -455,9 +459,10 @@ impl KafkaSource {
             start: endpoint.start,
             errors: errors.clone(),
         };
-        let consumer: BaseConsumer<SourceContext> = config
-            .create_with_context(context)
-            .map_err(|e| Error::Config { what: endpoint.describe(), reason: format!("librdkafka refused the config: {e}") })?;
+        let consumer: BaseConsumer<SourceContext> = config.create_with_context(context).map_err(|e| Error::Config {
+            what: endpoint.describe(),
+            reason: format!("librdkafka refused the config: {e}"),
+        })?;
         check::connected(consumer.client(), endpoint, &endpoint.topics, &errors, &|| {
             let _ = consumer.poll(Duration::ZERO);
         })?;
@@ -470,7 +475,10 @@ impl KafkaSource {
         let thread = std::thread::Builder::new()
             .name("vigil-kafka".into())
             .spawn(move || Poller { consumer, shared: thread_shared, options }.run())
-            .map_err(|e| Error::Broker { what: endpoint.describe(), reason: format!("cannot start the poller thread: {e}") })?;
+            .map_err(|e| Error::Broker {
+                what: endpoint.describe(),
+                reason: format!("cannot start the poller thread: {e}"),
+            })?;
         Ok(KafkaSource { events: rx, control: SourceControl { shared }, thread: Some(thread) })
     }
 
@@ -518,11 +526,8 @@ impl Poller {
         // Keep the membership alive while the pipeline makes the rest durable.
         loop {
             let finished = lock(&self.shared.finished);
-            let (finished, _) = self
-                .shared
-                .finished_cv
-                .wait_timeout(finished, POLL)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (finished, _) =
+                self.shared.finished_cv.wait_timeout(finished, POLL).unwrap_or_else(std::sync::PoisonError::into_inner);
             if *finished || self.context().tx.is_closed() {
                 break;
             }

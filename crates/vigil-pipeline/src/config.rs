@@ -306,7 +306,7 @@ impl PipelineConfig {
         if self.inputs.is_empty() {
             problem("no inputs: add an [[inputs]] table or --input FORMAT:PATH".into());
         }
-        let mut kafka_settings: Option<(Vec<String>, Option<String>, std::collections::BTreeMap<String, String>)> = None;
+        let mut kafka_settings: Option<KafkaEndpoint> = None;
         for (name, output) in [("alerts", &self.alerts), ("dead_letters", &self.dead_letters)] {
             if let Some(k) = &output.kafka {
                 for p in k.output_problems() {
@@ -346,7 +346,9 @@ impl PipelineConfig {
                     for p in endpoint.input_problems() {
                         problem(format!("input {}: {p}", endpoint.describe()));
                     }
-                    let settings = (endpoint.brokers.clone(), endpoint.group.clone(), endpoint.properties.clone());
+                    // What the one consumer is made of: everything but the topics and secrets.
+                    let settings =
+                        KafkaEndpoint { topics: Vec::new(), secrets: Default::default(), ..endpoint.clone() };
                     match &kafka_settings {
                         None => kafka_settings = Some(settings),
                         Some(first) if *first != settings => problem(format!(

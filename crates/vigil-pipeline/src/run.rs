@@ -516,7 +516,8 @@ impl Pipeline {
             }
         }
         let Some(endpoint) = endpoint else { return Ok(()) };
-        let options = SourceOptions { until_caught_up: self.config.pipeline.until_caught_up, ..SourceOptions::default() };
+        let options =
+            SourceOptions { until_caught_up: self.config.pipeline.until_caught_up, ..SourceOptions::default() };
         let checkpoints: Arc<dyn Checkpoints> =
             Arc::new(ArchiveCheckpoints { archive: self.archive.clone(), runtime: tokio::runtime::Handle::current() });
         let start_endpoint = endpoint.clone();

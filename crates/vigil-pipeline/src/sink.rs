@@ -46,7 +46,7 @@ impl Output {
         if let Some(sink) = &mut self.ndjson {
             sink.write_lines(alerts.iter().map(alert_line))?;
         }
-        if let Some(kafka) = &self.kafka {
+        if let Some(kafka) = &mut self.kafka {
             let records: Vec<OutRecord> = alerts
                 .iter()
                 .map(|a| OutRecord {
@@ -72,7 +72,7 @@ impl Output {
         if let Some(sink) = &mut self.ndjson {
             sink.write_lines(dead.iter().map(|d| dead_letter_line(d, origin)))?;
         }
-        if let Some(kafka) = &self.kafka {
+        if let Some(kafka) = &mut self.kafka {
             let records: Vec<OutRecord> = dead.iter().map(|d| dead_letter_record(d, origin)).collect();
             kafka.send_all(&records).await?;
         }

@@ -116,7 +116,11 @@ impl fmt::Display for RunSummary {
             total.records_read, total.events, total.dead_letters, total.already_archived, total.skipped_blank
         )?;
         if total.lost > 0 {
-            writeln!(f, "COMPLETENESS BREAK: {} Kafka offsets were deleted by the broker before they were read (recorded in the manifest chain)", total.lost)?;
+            writeln!(
+                f,
+                "COMPLETENESS BREAK: {} Kafka offsets were deleted by the broker before they were read (recorded in the manifest chain)",
+                total.lost
+            )?;
         }
         if self.interrupted {
             writeln!(f, "stopped by a shutdown: everything read was archived; the next run continues from there")?;
