@@ -114,7 +114,7 @@ pub enum SourceEvent {
     Failed(Error),
 }
 
-/// Per-partition consumer state and counters, for metrics and summaries.
+/// Per-partition consumer state: where it stands and where it ended when assigned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionProgress {
     /// Next offset to hand over.
@@ -133,7 +133,6 @@ struct Shared {
     closing: AtomicBool,
     durable: Mutex<HashMap<(Arc<str>, i32), i64>>,
     fatal: Mutex<Option<Error>>,
-    progress: Mutex<BTreeMap<(Arc<str>, i32), PartitionProgress>>,
     records: AtomicU64,
     bytes: AtomicU64,
 }
@@ -171,11 +170,6 @@ impl SourceControl {
     pub fn finish(&self) {
         *lock(&self.shared.finished) = true;
         self.shared.finished_cv.notify_all();
-    }
-
-    /// Progress per assigned partition.
-    pub fn progress(&self) -> BTreeMap<(Arc<str>, i32), PartitionProgress> {
-        lock(&self.shared.progress).clone()
     }
 
     /// Records and bytes handed over so far.
@@ -342,9 +336,7 @@ impl SourceContext {
                 // commit): what it holds is durable, so the commit catches up now.
                 lock(&self.shared.durable).insert(key.clone(), position);
             }
-            let progress = PartitionProgress { position, end_at_assignment: high, lost: 0 };
-            lock(&self.shared.progress).insert(key.clone(), progress.clone());
-            state.assigned.insert(key, progress);
+            state.assigned.insert(key, PartitionProgress { position, end_at_assignment: high, lost: 0 });
             if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(position)) {
                 tracing::error!(error = %e, topic, partition, "cannot set the start offset");
             }
@@ -382,11 +374,9 @@ impl SourceContext {
             commit_durable(consumer, &self.shared, Some(&partitions), CommitMode::Sync);
         }
         let mut state = lock(&self.state);
-        let mut progress = lock(&self.shared.progress);
         let mut durable = lock(&self.shared.durable);
         for key in &partitions {
             state.assigned.remove(key);
-            progress.remove(key);
             durable.remove(key);
         }
     }
@@ -657,10 +647,6 @@ impl Poller {
             return; // fetched again after a pause or seek: already handed over
         }
         progress.position = offset + 1;
-        let position = progress.position;
-        if let Some(p) = lock(&self.shared.progress).get_mut(&key) {
-            p.position = position;
-        }
         let payload = message.payload().unwrap_or_default();
         self.shared.records.fetch_add(1, Ordering::Relaxed);
         self.shared.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
@@ -704,10 +690,6 @@ impl Poller {
                 });
                 let key = (topic.clone(), partition);
                 if let Some(p) = state.assigned.get_mut(&key) {
-                    p.position = low;
-                    p.lost += (low - position) as u64;
-                }
-                if let Some(p) = lock(&self.shared.progress).get_mut(&key) {
                     p.position = low;
                     p.lost += (low - position) as u64;
                 }

@@ -85,6 +85,8 @@ struct Partition {
     last_offset: i64,
     /// When the open batch must close (`batch_ms` after its first record).
     deadline: Option<tokio::time::Instant>,
+    /// Kafka: the next offset last reported durable to the source.
+    reported: Option<i64>,
     summary: InputSummary,
 }
 
@@ -125,6 +127,7 @@ impl Partition {
             too_large: Vec::new(),
             last_offset: resume_after,
             deadline: None,
+            reported: None,
         })
     }
 
@@ -571,16 +574,7 @@ impl Pipeline {
             };
             match event {
                 Some(SourceEvent::Records { topic, partition, records }) => {
-                    let key = (topic.clone(), partition);
-                    if !parts.contains_key(&key) {
-                        let normalizer = routes.route(&topic).ok_or_else(|| {
-                            Error::Internal(format!("topic {topic} matches no input although subscribed"))
-                        })?;
-                        let input = format!("kafka://{brokers}/{topic}/{partition}");
-                        let part = Partition::open(&self.archive, input, normalizer, topic, partition, 0).await?;
-                        parts.insert(key.clone(), part);
-                    }
-                    let Some(part) = parts.get_mut(&key) else { continue };
+                    let part = kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
                     for (offset, bytes) in records.iter() {
                         self.accept(part, offset, bytes, &mut summary.alerts_by_rule).await?;
                     }
@@ -588,19 +582,9 @@ impl Pipeline {
                     self.bound_memory(&mut parts, control, &mut summary.alerts_by_rule).await?;
                 }
                 Some(SourceEvent::Lost { topic, partition, first, last, reason }) => {
-                    let key = (topic.clone(), partition);
-                    if !parts.contains_key(&key) {
-                        let normalizer = routes.route(&topic).ok_or_else(|| {
-                            Error::Internal(format!("topic {topic} matches no input although subscribed"))
-                        })?;
-                        let input = format!("kafka://{brokers}/{topic}/{partition}");
-                        let part = Partition::open(&self.archive, input, normalizer, topic, partition, 0).await?;
-                        parts.insert(key.clone(), part);
-                    }
-                    if let Some(part) = parts.get_mut(&key) {
-                        self.commit_lost(part, first, last, &reason, &mut summary.alerts_by_rule).await?;
-                        report_durable(control, part);
-                    }
+                    let part = kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
+                    self.commit_lost(part, first, last, &reason, &mut summary.alerts_by_rule).await?;
+                    report_durable(control, part);
                 }
                 Some(SourceEvent::Revoked { partitions, lost, done }) => {
                     for key in partitions {
@@ -614,7 +598,7 @@ impl Pipeline {
                             );
                         } else {
                             self.close_batch(&mut part, &mut summary.alerts_by_rule).await?;
-                            report_durable(control, &part);
+                            report_durable(control, &mut part);
                         }
                         summary.inputs.push(part.summary);
                     }
@@ -656,11 +640,36 @@ impl Pipeline {
     }
 }
 
-fn report_durable(control: &SourceControl, part: &Partition) {
+/// The open state of a Kafka partition, opened at its chain head when first seen.
+async fn kafka_partition<'a>(
+    archive: &Archive,
+    parts: &'a mut HashMap<(Arc<str>, i32), Partition>,
+    routes: &TopicRoutes,
+    brokers: &str,
+    topic: Arc<str>,
+    partition: i32,
+) -> Result<&'a mut Partition> {
+    let key = (topic.clone(), partition);
+    if !parts.contains_key(&key) {
+        let normalizer = routes
+            .route(&topic)
+            .ok_or_else(|| Error::Internal(format!("topic {topic} matches no input although subscribed")))?;
+        let input = format!("kafka://{brokers}/{topic}/{partition}");
+        let part = Partition::open(archive, input, normalizer, topic, partition, 0).await?;
+        parts.insert(key.clone(), part);
+    }
+    parts.get_mut(&key).ok_or_else(|| Error::Internal("a partition just opened is missing".into()))
+}
+
+/// Tells the source that `part` is durable up to its next range, once per new position (each report is
+/// an offset commit).
+fn report_durable(control: &SourceControl, part: &mut Partition) {
     if part.head.is_some()
         && let Some(next) = part.next_first
+        && part.reported != Some(next)
     {
         control.durable(&part.ingest_source, part.partition, next);
+        part.reported = Some(next);
     }
 }
 
