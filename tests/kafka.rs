@@ -200,5 +200,14 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.command("stop").output();
+        if std::thread::panicking() {
+            // A failed test shows what the broker said last.
+            let log = std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- last lines of the broker's log ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }

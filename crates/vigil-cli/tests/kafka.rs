@@ -64,10 +64,13 @@ impl Vigil {
         cmd.current_dir(repo())
             .args(["run", "--input", &input, "--rules", "pipelines/rules/soc2"])
             .arg("--evidence")
-            .arg(evidence)
-            .args(["--alerts", &format!("kafka://{}/alerts", broker.address)])
-            .args(["--dlq", &format!("kafka://{}/dlq", broker.address)])
-            .args(extra)
+            .arg(evidence);
+        // Alerts and dead letters go to Kafka unless the test sends them elsewhere.
+        if !extra.contains(&"--alerts") {
+            cmd.args(["--alerts", &format!("kafka://{}/alerts", broker.address)])
+                .args(["--dlq", &format!("kafka://{}/dlq", broker.address)]);
+        }
+        cmd.args(extra)
             .env("VIGIL_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
@@ -105,6 +108,14 @@ impl Drop for Vigil {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- last lines of vigil's log ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
@@ -287,9 +298,6 @@ fn two_instances_in_one_group_share_the_work_and_one_leaving_loses_nothing() {
 }
 
 #[test]
-#[ignore = "tansu 0.6.0 panics after a restart when a group member heartbeats (tansu-storage lite.rs:503, \
-            'more or less than one row' in update_group) and then refuses every request; run with --ignored \
-            against a broker that survives restarts"]
 fn a_broker_restart_mid_stream_is_waited_out_and_nothing_is_lost() {
     let Some(broker) = Broker::start() else { return };
     setup(&broker, "bounce");
@@ -297,8 +305,14 @@ fn a_broker_restart_mid_stream_is_waited_out_and_nothing_is_lost() {
     broker.produce("bounce", PARTITIONS, &records[..6_000]);
     let dir = tempfile::tempdir().expect("tempdir");
     let evidence = dir.path().join("evidence");
-    let mut vigil =
-        Vigil::spawn(&broker, "bounce", "bouncer", &evidence, &["--batch-rows", "300", "--batch-ms", "200"], &[]);
+    // Alerts and dead letters go to files here: tansu 0.6.0 loses an idempotent producer's epoch over a
+    // restart and then panics on its next produce (tansu-storage lite.rs:503, idempotent_message_check),
+    // which takes the whole broker down. Kafka outputs are covered by the other tests.
+    let alerts = dir.path().join("alerts.ndjson");
+    let dlq = dir.path().join("dlq.ndjson");
+    let (alerts_arg, dlq_arg) = (alerts.to_string_lossy().into_owned(), dlq.to_string_lossy().into_owned());
+    let outputs = ["--batch-rows", "300", "--batch-ms", "200", "--alerts", &alerts_arg, "--dlq", &dlq_arg];
+    let mut vigil = Vigil::spawn(&broker, "bounce", "bouncer", &evidence, &outputs, &[]);
     wait_until("first batches archived", || manifest_entries(&evidence) >= 2);
     broker.stop();
     std::thread::sleep(Duration::from_secs(3));
