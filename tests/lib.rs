@@ -34,7 +34,7 @@ pub fn config(inputs: &[(&str, PathBuf)], out: &Path, batch_rows: usize, threads
             })
             .collect(),
         rules: RulesConfig { dirs: vec![repo().join("pipelines/rules/soc2")] },
-        evidence: EvidenceConfig { url: out.join("evidence").display().to_string() },
+        evidence: EvidenceConfig::at(out.join("evidence").display().to_string()),
         alerts: OutputConfig { path: Some(out.join("alerts.ndjson").display().to_string()), kafka: None },
         dead_letters: OutputConfig { path: Some(out.join("dead_letters.ndjson").display().to_string()), kafka: None },
     }

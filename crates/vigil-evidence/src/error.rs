@@ -22,6 +22,14 @@ pub enum Error {
         /// The cause.
         source: object_store::Error,
     },
+    /// An S3 bucket-level call (Object Lock configuration) failed.
+    #[error("bucket `{bucket}`: {reason}")]
+    Bucket {
+        /// Bucket name.
+        bucket: String,
+        /// What failed and what to do.
+        reason: String,
+    },
     /// A manifest entry could not be read as one.
     #[error("manifest entry `{path}` is not valid: {reason}")]
     Manifest {

@@ -29,6 +29,8 @@ mod error;
 pub mod failpoint;
 pub mod layout;
 pub mod manifest;
+pub mod store;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,7 +50,7 @@ use sha2::{Digest, Sha256};
 use vigil_schema::{SCHEMA_VERSION, date_hour, format_time_us};
 
 pub use error::{Error, Result};
-pub use manifest::{ChainHead, Counts, FileEntry, ManifestEntry};
+pub use manifest::{ChainHead, Counts, Disposal, DisposedFile, FileEntry, ManifestEntry};
 
 /// An evidence archive at one location.
 #[derive(Debug, Clone)]
@@ -56,36 +58,30 @@ pub struct Archive {
     store: Arc<dyn ObjectStore>,
     root: Path,
     location: String,
+    bucket: Option<Arc<store::S3Bucket>>,
 }
 
 impl Archive {
-    /// Opens (creating if needed) the archive at `location`: a local directory path or `file://` URL.
+    /// Opens the archive at `location`: a local directory (created if needed), `file://PATH` or
+    /// `s3://BUCKET/PREFIX` (see [`store`] for S3 settings and credentials).
     pub fn open(location: &str) -> Result<Self> {
-        let loc_err = |reason: String| Error::Location { location: location.to_string(), reason };
-        let local = if let Some(rest) = location.strip_prefix("file://") {
-            rest.to_string()
-        } else if location.contains("://") {
-            return Err(loc_err("unsupported scheme; use a local directory or file:// URL".into()));
-        } else {
-            location.to_string()
-        };
-        if local.is_empty() {
-            return Err(loc_err("empty path".into()));
-        }
-        std::fs::create_dir_all(&local).map_err(|e| loc_err(format!("cannot create the directory: {e}")))?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(&local)
-            .map_err(|e| loc_err(format!("cannot open the directory: {e}")))?;
-        Ok(Archive { store: Arc::new(store), root: Path::default(), location: location.to_string() })
+        let opened = store::open(location)?;
+        Ok(Archive { store: opened.store, root: opened.root, location: location.to_string(), bucket: opened.bucket })
     }
 
     /// An archive on any object store under `root` (used for S3-compatible stores and tests).
     pub fn with_store(store: Arc<dyn ObjectStore>, root: Path, location: impl Into<String>) -> Self {
-        Archive { store, root, location: location.into() }
+        Archive { store, root, location: location.into(), bucket: None }
     }
 
     /// The object store.
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         self.store.clone()
+    }
+
+    /// The S3 bucket's own API (Object Lock), when the archive is on S3.
+    pub fn bucket(&self) -> Option<&store::S3Bucket> {
+        self.bucket.as_deref()
     }
 
     /// The root path inside the store.
@@ -470,6 +466,7 @@ pub fn prepare(commit: &RangeCommit<'_>, zstd_level: i32) -> Result<PreparedComm
         schema_version: SCHEMA_VERSION,
         rule_pack_hash: commit.rule_pack_hash.to_string(),
         lost_reason: commit.lost_reason.map(str::to_string),
+        disposal: None,
         written_at: String::new(),
         prev_hash: String::new(),
         entry_hash: String::new(),

@@ -90,6 +90,10 @@ pub struct ManifestEntry {
     /// `first_offset..=last_offset` were not read. Such an entry has no files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_reason: Option<String>,
+    /// Set on an entry that records the disposal of data files past retention (`vigil evidence expire`)
+    /// instead of new data; its offsets repeat the previous entry's `last_offset` and it has no files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposal: Option<Disposal>,
     /// When the entry was written (RFC 3339).
     pub written_at: String,
     /// `entry_hash` of the previous entry in this chain; empty for the first.
@@ -112,6 +116,33 @@ impl ManifestEntry {
     pub fn seal(mut self) -> Self {
         self.entry_hash = self.compute_hash();
         self
+    }
+}
+
+/// Data files deleted because their retention ended, recorded in the chain they belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disposal {
+    /// The retention that ended, in days.
+    pub retention_days: u32,
+    /// Sequence numbers of the entries whose files were deleted.
+    pub entries: Vec<u64>,
+    /// The deleted files (paths relative to the archive root), with the hashes they had.
+    pub files: Vec<DisposedFile>,
+}
+
+/// One deleted file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisposedFile {
+    /// Path relative to the archive root.
+    pub path: String,
+    /// Its SHA-256 when it was written.
+    pub sha256: String,
+}
+
+impl ManifestEntry {
+    /// An entry that records data (neither a disposal nor a lost range).
+    pub fn has_data(&self) -> bool {
+        self.disposal.is_none() && self.lost_reason.is_none()
     }
 }
 
@@ -152,6 +183,7 @@ mod tests {
             schema_version: 1,
             rule_pack_hash: "h".into(),
             lost_reason: None,
+            disposal: None,
             written_at: "now".into(),
             prev_hash: String::new(),
             entry_hash: String::new(),

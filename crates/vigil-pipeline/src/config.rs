@@ -184,12 +184,43 @@ pub struct RulesConfig {
     pub dirs: Vec<PathBuf>,
 }
 
-/// Where evidence goes.
+/// Where evidence goes and how long it is kept.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceConfig {
-    /// Local directory or `file://` URL.
+    /// Local directory, `file://` URL or `s3://BUCKET/PREFIX` (see `vigil_evidence::store`).
     pub url: String,
+    /// Days every evidence object is kept (default 400: more than a 12-month audit period plus the
+    /// audit itself). On an S3 bucket with Object Lock, vigil sets the bucket's default retention to this,
+    /// so nothing can delete or overwrite evidence sooner; `vigil evidence expire` disposes of what is older.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Object Lock mode: `COMPLIANCE` (nobody, not even the account root, can shorten it) or `GOVERNANCE`
+    /// (users with s3:BypassGovernanceRetention can).
+    #[serde(default = "default_lock_mode")]
+    pub object_lock_mode: String,
+}
+
+/// Default evidence retention in days.
+pub const DEFAULT_RETENTION_DAYS: u32 = 400;
+
+fn default_retention_days() -> u32 {
+    DEFAULT_RETENTION_DAYS
+}
+
+fn default_lock_mode() -> String {
+    "COMPLIANCE".to_string()
+}
+
+impl EvidenceConfig {
+    /// Evidence at `url` with the default retention.
+    pub fn at(url: impl Into<String>) -> EvidenceConfig {
+        EvidenceConfig {
+            url: url.into(),
+            retention_days: DEFAULT_RETENTION_DAYS,
+            object_lock_mode: default_lock_mode(),
+        }
+    }
 }
 
 /// An output of alerts or dead letters: an NDJSON file (or stdout) and/or a Kafka topic.
@@ -302,6 +333,15 @@ impl PipelineConfig {
         }
         if !(1..=22).contains(&self.pipeline.zstd_level) {
             problem(format!("pipeline.zstd_level {} is not between 1 and 22", self.pipeline.zstd_level));
+        }
+        if self.evidence.retention_days == 0 {
+            problem("evidence.retention_days must be at least 1 (default 400)".into());
+        }
+        if !["COMPLIANCE", "GOVERNANCE"].contains(&self.evidence.object_lock_mode.as_str()) {
+            problem(format!(
+                "evidence.object_lock_mode `{}` is not COMPLIANCE or GOVERNANCE",
+                self.evidence.object_lock_mode
+            ));
         }
         if self.inputs.is_empty() {
             problem("no inputs: add an [[inputs]] table or --input FORMAT:PATH".into());

@@ -179,6 +179,17 @@ impl Pipeline {
         let pack = load_rules(&config.rules.dirs).map_err(Error::Rules)?;
         let engine = RuleEngine::new(&pack, config.pipeline.effective_threads()).await.map_err(Error::Rules)?;
         let archive = Archive::open(&config.evidence.url)?;
+        if let Some(bucket) = archive.bucket() {
+            let (mode, days) = (&config.evidence.object_lock_mode, config.evidence.retention_days);
+            let status = bucket.ensure_default_retention(mode, days).await?;
+            if !status.enabled {
+                tracing::warn!(
+                    bucket = %bucket.settings().bucket,
+                    "the evidence bucket has no Object Lock: evidence can be deleted or overwritten before its \
+                     retention ends; create the bucket with Object Lock enabled"
+                );
+            }
+        }
         let alerts = Output::open(&config.alerts).await?;
         let dead_letters = Output::open(&config.dead_letters).await?;
         let (shutdown, _) = watch::channel(false);

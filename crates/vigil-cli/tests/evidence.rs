@@ -1,0 +1,186 @@
+//! `vigil verify` on a real archive (CloudTrail, Kubernetes audit and web fixtures): clean, then tampered in
+//! each way an auditor worries about; each must be caught and named, with exit code 1.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vigil_evidence::ManifestEntry;
+use vigil_tests::{config, files_below, parquet_files, repo, run};
+
+fn vigil(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil")).current_dir(repo()).args(args).output().expect("vigil runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// An archive of the fixtures with small batches (many entries per chain).
+fn archive(dir: &Path) -> PathBuf {
+    let f = repo().join("fixtures");
+    let summary = run(config(
+        &[("cloudtrail", f.join("cloudtrail/stratus-detonations.ndjson")), ("k8s_audit", f.join("k8s_audit"))],
+        dir,
+        40,
+        2,
+    ));
+    assert!(summary.total().events > 200, "fixtures produce a real archive");
+    dir.join("evidence")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for file in files_below(from) {
+        let target = to.join(file.strip_prefix(from).expect("below"));
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&file, &target).expect("copy");
+    }
+}
+
+/// The chain (manifest folder) with the most entries, and its entry files in order.
+fn longest_chain(evidence: &Path) -> Vec<PathBuf> {
+    let mut chains: std::collections::BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
+    for f in files_below(&evidence.join("manifests")) {
+        chains.entry(f.parent().expect("dir").to_path_buf()).or_default().push(f);
+    }
+    let mut longest = chains.into_values().max_by_key(Vec::len).expect("a chain");
+    longest.sort();
+    assert!(longest.len() >= 4, "the fixture archive has chains of several entries");
+    longest
+}
+
+fn read_entry(path: &Path) -> ManifestEntry {
+    serde_json::from_slice(&std::fs::read(path).expect("entry")).expect("entry json")
+}
+
+fn write_entry(path: &Path, entry: &ManifestEntry) {
+    std::fs::write(path, serde_json::to_vec_pretty(entry).expect("json")).expect("write entry");
+}
+
+fn verify_json(evidence: &Path) -> (i32, serde_json::Value) {
+    let (code, text) = vigil(&["verify", "--evidence", evidence.to_str().expect("utf-8"), "--json"]);
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("verify --json: {e}: {text}"));
+    (code, json)
+}
+
+/// Tampers with a copy of `clean` and expects `verify` to fail naming `kind` on an object containing `object`.
+fn expect_caught(clean: &Path, what: &str, kind: &str, tamper: impl FnOnce(&Path) -> String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = dir.path().join("evidence");
+    copy_dir(clean, &evidence);
+    let object = tamper(&evidence);
+    let (code, report) = verify_json(&evidence);
+    assert_eq!(code, 1, "{what}: verify must fail: {report:#}");
+    let findings = report["findings"].as_array().expect("findings");
+    assert!(
+        findings.iter().any(|f| f["kind"] == kind && f["object"].as_str().is_some_and(|o| o.contains(&object))),
+        "{what}: expected a {kind} finding naming {object}: {report:#}"
+    );
+    // The human output names it too.
+    let (_, text) = vigil(&["verify", "--evidence", evidence.to_str().expect("utf-8")]);
+    assert!(text.contains(kind) && text.contains("PROBLEM"), "{what}: {text}");
+}
+
+fn rel(evidence: &Path, path: &Path) -> String {
+    path.strip_prefix(evidence).expect("below").to_string_lossy().into_owned()
+}
+
+#[test]
+fn verify_passes_a_clean_archive_and_names_every_kind_of_tampering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clean = archive(dir.path());
+    let (code, report) = verify_json(&clean);
+    assert_eq!(code, 0, "a clean archive verifies: {report:#}");
+    let files = parquet_files(&clean).len() as u64;
+    assert_eq!(report["files_checked"].as_u64(), Some(files), "every data file is read");
+    assert!(report["heads"].as_array().is_some_and(|h| !h.is_empty()));
+    let (code, text) = vigil(&["verify", "--evidence", clean.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("VERIFIED"), "{text}");
+
+    expect_caught(&clean, "flip one byte", "file_hash_mismatch", |ev| {
+        let file = parquet_files(ev).into_iter().find(|p| rel(ev, p).starts_with("events/")).expect("events file");
+        let mut bytes = std::fs::read(&file).expect("read");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&file, bytes).expect("write");
+        rel(ev, &file)
+    });
+    expect_caught(&clean, "delete a file", "file_missing", |ev| {
+        let file = parquet_files(ev).into_iter().find(|p| rel(ev, p).starts_with("alerts/")).expect("alerts file");
+        std::fs::remove_file(&file).expect("rm");
+        rel(ev, &file)
+    });
+    expect_caught(&clean, "add a file", "extra_file", |ev| {
+        let file = parquet_files(ev).into_iter().find(|p| rel(ev, p).starts_with("events/")).expect("events file");
+        let added = file.with_file_name("planted-0-1-2.parquet");
+        std::fs::copy(&file, &added).expect("copy");
+        rel(ev, &added)
+    });
+    expect_caught(&clean, "delete a manifest entry", "entry_missing", |ev| {
+        let chain = longest_chain(ev);
+        let entry = read_entry(&chain[1]);
+        std::fs::remove_file(&chain[1]).expect("rm");
+        format!("{}/{}#1", entry.ingest_source, entry.partition)
+    });
+    expect_caught(&clean, "edit a manifest entry", "entry_edited", |ev| {
+        let chain = longest_chain(ev);
+        let mut entry = read_entry(&chain[2]);
+        entry.counts.alerts += 1;
+        write_entry(&chain[2], &entry);
+        rel(ev, &chain[2])
+    });
+    expect_caught(&clean, "reorder manifest entries", "entry_out_of_order", |ev| {
+        let chain = longest_chain(ev);
+        let (a, b) = (std::fs::read(&chain[1]).expect("read"), std::fs::read(&chain[2]).expect("read"));
+        std::fs::write(&chain[1], b).expect("write");
+        std::fs::write(&chain[2], a).expect("write");
+        rel(ev, &chain[1])
+    });
+    // The hardest one: a range of offsets removed together with its files, and every later entry
+    // renumbered and re-sealed so that the hash chain itself is consistent. The offsets give it away.
+    expect_caught(&clean, "drop a range of offsets", "offset_gap", |ev| {
+        let chain = longest_chain(ev);
+        let dropped = read_entry(&chain[1]);
+        for file in &dropped.files {
+            std::fs::remove_file(ev.join(&file.path)).expect("rm data file");
+        }
+        let mut prev = read_entry(&chain[0]);
+        let mut renamed = chain[0].clone();
+        for path in &chain[2..] {
+            let mut entry = read_entry(path);
+            entry.seq = prev.seq + 1;
+            entry.prev_hash = prev.entry_hash.clone();
+            let entry = entry.seal();
+            let target = path.with_file_name(format!("{:012}.json", entry.seq));
+            write_entry(&target, &entry);
+            renamed = target;
+            prev = entry;
+        }
+        std::fs::remove_file(chain.last().expect("last")).expect("rm last");
+        assert_ne!(&renamed, chain.last().expect("last"));
+        // The entry after the hole now sits where the dropped one was.
+        rel(ev, &chain[1])
+    });
+}
+
+#[test]
+fn verify_catches_a_cut_off_chain_tail_given_an_earlier_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clean = archive(dir.path());
+    let (code, report) = verify_json(&clean);
+    assert_eq!(code, 0);
+    let earlier = dir.path().join("verify-before.json");
+    std::fs::write(&earlier, serde_json::to_vec(&report).expect("json")).expect("write");
+    // Remove the newest entry of a chain together with its files: the chain alone stays consistent.
+    let chain = longest_chain(&clean);
+    let last = chain.last().expect("last");
+    let entry = read_entry(last);
+    for file in &entry.files {
+        std::fs::remove_file(clean.join(&file.path)).expect("rm");
+    }
+    std::fs::remove_file(last).expect("rm entry");
+    let (code, _) = verify_json(&clean);
+    assert_eq!(code, 0, "without an anchor, a cut-off tail looks like a shorter archive");
+    let (code, text) =
+        vigil(&["verify", "--evidence", clean.to_str().expect("utf-8"), "--since", earlier.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("chain_truncated"), "{text}");
+}

@@ -1,0 +1,452 @@
+//! `vigil verify`: proves an archive complete and untampered, or names what is wrong.
+//!
+//! What is checked, per source partition chain (`manifests/{source}/{partition}/`):
+//! - **entries**: sequence numbers run 0..n without a hole (`entry_missing`); each entry's name matches
+//!   its `seq` and its `prev_hash` is the previous entry's hash (`entry_out_of_order`); its `entry_hash`
+//!   matches its content (`entry_edited`); it parses (`entry_unreadable`).
+//! - **offsets**: each data entry starts right after the previous one ends (`offset_gap`, `offset_overlap`);
+//!   a range the source no longer had is an entry with `lost_reason`, reported as a known completeness
+//!   break (a warning), never as a silent gap; `events + dead_letters + skipped + lost` equals the range
+//!   length and the files' rows add up to the counts (`counts_mismatch`).
+//! - **files**: every file an entry lists exists (`file_missing`, unless a later disposal entry records its
+//!   deletion past retention) with the recorded size (`file_size_mismatch`), SHA-256 (`file_hash_mismatch`)
+//!   and Parquet row count (`file_rows_mismatch`); no data file exists that no entry lists (`extra_file`).
+//!
+//! Files of a range still being written (a pending intent) are warnings (`range_in_progress`). `--from` /
+//! `--to` limit the file checks to entries whose time range overlaps; chain and offset checks always cover
+//! everything (they read only the small entries). Data files are read in parallel.
+//!
+//! A hash chain cannot show that its newest entries were cut off together with their files: keep the
+//! chain heads a report prints (`heads`) and pass them back later (`expected_heads`) to prove that too.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::manifest::ManifestEntry;
+use crate::{Archive, Error, Result, layout};
+
+/// What to verify.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Only check files of entries whose time range ends at or after this (microseconds since epoch).
+    pub from_us: Option<i64>,
+    /// Only check files of entries whose time range starts before this.
+    pub to_us: Option<i64>,
+    /// Chain heads from an earlier report: each must still be in the archive with the same hash.
+    pub expected_heads: Vec<Head>,
+    /// Files read at once (default 8).
+    pub concurrency: usize,
+}
+
+/// One problem (or warning) found, naming the object and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Machine-readable kind, such as `file_hash_mismatch`.
+    pub kind: String,
+    /// The object or entry concerned (path relative to the archive root, or `source/partition#seq`).
+    pub object: String,
+    /// What is wrong, for people.
+    pub detail: String,
+}
+
+/// The newest entry of one chain, as a report prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Kafka topic or `file-<fingerprint>`.
+    pub ingest_source: String,
+    /// Partition.
+    pub partition: i32,
+    /// Sequence number of the newest entry.
+    pub seq: u64,
+    /// Its hash.
+    pub entry_hash: String,
+    /// Last offset covered.
+    pub last_offset: i64,
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Where.
+    pub location: String,
+    /// Chains (source partitions) checked.
+    pub chains: usize,
+    /// Manifest entries checked.
+    pub entries: usize,
+    /// Data files read and hashed.
+    pub files_checked: usize,
+    /// Bytes read and hashed.
+    pub bytes_checked: u64,
+    /// Rows in the files checked.
+    pub rows_checked: u64,
+    /// Offsets recorded as lost at the source (known completeness breaks).
+    pub lost_offsets: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// The newest entry of every chain: keep them to detect a cut-off tail later.
+    pub heads: Vec<Head>,
+    /// Problems: the archive fails verification when there is any.
+    pub findings: Vec<Finding>,
+    /// Things to know that are not failures.
+    pub warnings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    fn find(&mut self, kind: &str, object: impl Into<String>, detail: impl Into<String>) {
+        self.findings.push(Finding { kind: kind.into(), object: object.into(), detail: detail.into() });
+    }
+
+    fn warn(&mut self, kind: &str, object: impl Into<String>, detail: impl Into<String>) {
+        self.warnings.push(Finding { kind: kind.into(), object: object.into(), detail: detail.into() });
+    }
+}
+
+/// Data kinds, each a top-level folder of data files.
+const DATA_KINDS: [&str; 3] = ["events", "alerts", "dead_letters"];
+
+struct Listed {
+    size: u64,
+}
+
+/// A file to read and check.
+struct FileCheck {
+    path: String,
+    sha256: String,
+    size: u64,
+    rows: u64,
+}
+
+fn parse_time(text: &Option<String>) -> Option<i64> {
+    text.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.timestamp_micros())
+}
+
+/// Verifies `archive` (see the module docs).
+pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<VerifyReport> {
+    let started = std::time::Instant::now();
+    let mut report = VerifyReport { location: archive.location().to_string(), ..VerifyReport::default() };
+    let store = archive.object_store();
+    let root = archive.root().clone();
+    // One listing of everything: relative path -> size.
+    let mut listed: BTreeMap<String, Listed> = BTreeMap::new();
+    let mut stream = store.list(Some(&root));
+    while let Some(meta) =
+        stream.try_next().await.map_err(|source| Error::Store { operation: "list", path: root.to_string(), source })?
+    {
+        listed.insert(layout::relative(&root, &meta.location), Listed { size: meta.size });
+    }
+    // Manifest objects by chain.
+    let mut chains: BTreeMap<(String, i32), BTreeMap<u64, String>> = BTreeMap::new();
+    let mut pending: Vec<String> = Vec::new();
+    for path in listed.keys() {
+        let Some(rest) = path.strip_prefix("manifests/") else { continue };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let parsed = match parts.as_slice() {
+            [source, partition, name] => partition.parse::<i32>().ok().map(|p| (source, p, name)),
+            _ => None,
+        };
+        let Some((source, partition, name)) = parsed else {
+            report.find("extra_file", path, "an object in manifests/ that is no manifest entry");
+            continue;
+        };
+        if let Some(seq) = layout::entry_seq(name) {
+            chains.entry((source.to_string(), partition)).or_default().insert(seq, path.clone());
+        } else if layout::pending_seq(name).is_some() {
+            pending.push(path.clone());
+        } else {
+            report.find("extra_file", path, "an object in manifests/ that is no manifest entry");
+        }
+    }
+    // Files of ranges being written are not evidence yet.
+    let mut in_progress: BTreeSet<String> = BTreeSet::new();
+    for intent in &pending {
+        let bytes = archive.read_bytes(&archive.absolute(&Path::from(intent.as_str()))).await?;
+        let files: Vec<String> = serde_json::from_slice(&bytes).unwrap_or_default();
+        report.warn(
+            "range_in_progress",
+            intent,
+            format!(
+                "a range is being written (or its writer stopped mid-way): {} file(s) not yet evidence",
+                files.len()
+            ),
+        );
+        in_progress.extend(files);
+    }
+    let mut referenced: HashMap<String, ()> = HashMap::new();
+    let mut to_check: Vec<FileCheck> = Vec::new();
+    for ((source, partition), entries) in &chains {
+        report.chains += 1;
+        let chain = check_chain(archive, source, *partition, entries, options, &listed, &mut report).await?;
+        for path in chain.referenced {
+            referenced.insert(path, ());
+        }
+        to_check.extend(chain.to_check);
+    }
+    for expected in &options.expected_heads {
+        let still = report
+            .heads
+            .iter()
+            .find(|h| h.ingest_source == expected.ingest_source && h.partition == expected.partition);
+        let object = format!("{}/{}#{}", expected.ingest_source, expected.partition, expected.seq);
+        let entry_path = format!(
+            "{}",
+            layout::relative(
+                &root,
+                &layout::manifest_path(&root, &expected.ingest_source, expected.partition, expected.seq)
+            )
+        );
+        match still {
+            None => report.find("chain_missing", object, "a chain recorded earlier is gone"),
+            Some(h) if h.seq < expected.seq => report.find(
+                "chain_truncated",
+                object,
+                format!("the chain ends at entry {} but an earlier report saw entry {}", h.seq, expected.seq),
+            ),
+            Some(_) => {
+                let bytes = archive.read_bytes(&archive.absolute(&Path::from(entry_path.as_str()))).await.ok();
+                let entry: Option<ManifestEntry> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+                if entry.is_none_or(|e| e.entry_hash != expected.entry_hash) {
+                    report.find("chain_rewritten", object, "the entry an earlier report saw has another hash now");
+                }
+            }
+        }
+    }
+    // Data files nobody lists.
+    for path in listed.keys() {
+        let kind = path.split('/').next().unwrap_or("");
+        if DATA_KINDS.contains(&kind) && !referenced.contains_key(path) && !in_progress.contains(path) {
+            report.find("extra_file", path, "a data file that no manifest entry lists (added, or left from a rewrite)");
+        }
+    }
+    // Read and hash the files, in parallel.
+    let concurrency = if options.concurrency == 0 { 8 } else { options.concurrency };
+    let results: Vec<(FileCheck, std::result::Result<(String, u64, Option<u64>), String>)> =
+        futures::stream::iter(to_check.into_iter().map(|check| {
+            let store = store.clone();
+            let path = archive.absolute(&Path::from(check.path.as_str()));
+            async move {
+                let outcome = hash_file(store, path).await;
+                (check, outcome)
+            }
+        }))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (check, outcome) in results {
+        match outcome {
+            Err(e) => report.find("file_unreadable", &check.path, e),
+            Ok((sha, size, rows)) => {
+                report.files_checked += 1;
+                report.bytes_checked += size;
+                if size != check.size {
+                    report.find(
+                        "file_size_mismatch",
+                        &check.path,
+                        format!("{size} bytes, the manifest says {}", check.size),
+                    );
+                }
+                if sha != check.sha256 {
+                    report.find(
+                        "file_hash_mismatch",
+                        &check.path,
+                        format!("SHA-256 {sha}, the manifest says {}", check.sha256),
+                    );
+                }
+                match rows {
+                    Some(rows) => {
+                        report.rows_checked += rows;
+                        if rows != check.rows {
+                            report.find(
+                                "file_rows_mismatch",
+                                &check.path,
+                                format!("{rows} rows, the manifest says {}", check.rows),
+                            );
+                        }
+                    }
+                    None => report.find("file_unreadable", &check.path, "not a readable Parquet file"),
+                }
+            }
+        }
+    }
+    report.findings.sort_by(|a, b| (&a.object, &a.kind).cmp(&(&b.object, &b.kind)));
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+async fn hash_file(store: Arc<dyn ObjectStore>, path: Path) -> std::result::Result<(String, u64, Option<u64>), String> {
+    let bytes = store.get(&path).await.map_err(|e| e.to_string())?.bytes().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let rows = parquet::file::reader::SerializedFileReader::new(bytes.clone())
+            .ok()
+            .map(|r| parquet::file::reader::FileReader::metadata(&r).file_metadata().num_rows() as u64);
+        (sha, bytes.len() as u64, rows)
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+struct ChainOutcome {
+    referenced: Vec<String>,
+    to_check: Vec<FileCheck>,
+}
+
+async fn check_chain(
+    archive: &Archive,
+    source: &str,
+    partition: i32,
+    entries: &BTreeMap<u64, String>,
+    options: &VerifyOptions,
+    listed: &BTreeMap<String, Listed>,
+    report: &mut VerifyReport,
+) -> Result<ChainOutcome> {
+    let name = |seq: u64| format!("{source}/{partition}#{seq}");
+    let mut read: Vec<(u64, String, ManifestEntry)> = Vec::with_capacity(entries.len());
+    for (seq, path) in entries {
+        report.entries += 1;
+        let bytes = archive.read_bytes(&archive.absolute(&Path::from(path.as_str()))).await?;
+        match serde_json::from_slice::<ManifestEntry>(&bytes) {
+            Ok(entry) => read.push((*seq, path.clone(), entry)),
+            Err(e) => report.find("entry_unreadable", path, format!("not a manifest entry: {e}")),
+        }
+    }
+    // Holes in the numbering: removed entries.
+    let max = entries.keys().next_back().copied().unwrap_or(0);
+    for seq in 0..=max {
+        if !entries.contains_key(&seq) {
+            report.find("entry_missing", name(seq), format!("entry {seq} of {} is missing (removed)", max + 1));
+        }
+    }
+    let disposed: BTreeSet<String> = read
+        .iter()
+        .filter_map(|(_, _, e)| e.disposal.as_ref())
+        .flat_map(|d| d.files.iter().map(|f| f.path.clone()))
+        .collect();
+    let mut out = ChainOutcome { referenced: Vec::new(), to_check: Vec::new() };
+    let mut prev: Option<&ManifestEntry> = None;
+    let mut prev_data_last: Option<i64> = None;
+    for (seq, path, entry) in &read {
+        if entry.compute_hash() != entry.entry_hash {
+            report.find(
+                "entry_edited",
+                path,
+                "its content does not match its entry_hash (edited after it was written)",
+            );
+        }
+        if entry.seq != *seq || entry.ingest_source != source || entry.partition != partition {
+            report.find(
+                "entry_out_of_order",
+                path,
+                format!("it says it is {}/{}#{} (moved or renamed)", entry.ingest_source, entry.partition, entry.seq),
+            );
+        }
+        let expected_prev = prev.map(|p| p.entry_hash.as_str()).unwrap_or("");
+        let prev_is_adjacent = prev.is_some_and(|p| p.seq + 1 == entry.seq) || (prev.is_none() && entry.seq == 0);
+        if entry.prev_hash != expected_prev && prev_is_adjacent {
+            report.find(
+                "entry_out_of_order",
+                path,
+                "its prev_hash is not the previous entry's hash (reordered or replaced)",
+            );
+        }
+        if entry.disposal.is_none() {
+            if let Some(last) = prev_data_last {
+                if entry.first_offset > last + 1 {
+                    report.find(
+                        "offset_gap",
+                        path,
+                        format!(
+                            "offsets {}..={} are in no entry and not recorded as lost",
+                            last + 1,
+                            entry.first_offset - 1
+                        ),
+                    );
+                } else if entry.first_offset <= last {
+                    report.find(
+                        "offset_overlap",
+                        path,
+                        format!(
+                            "starts at offset {} but offsets up to {last} are already in earlier entries",
+                            entry.first_offset
+                        ),
+                    );
+                }
+            }
+            prev_data_last = Some(entry.last_offset);
+            let span = (entry.last_offset - entry.first_offset + 1).max(0) as u64;
+            let c = &entry.counts;
+            if c.events + c.dead_letters + c.skipped + c.lost != span {
+                report.find(
+                    "counts_mismatch",
+                    path,
+                    format!(
+                        "events {} + dead letters {} + skipped {} + lost {} != {span} offsets",
+                        c.events, c.dead_letters, c.skipped, c.lost
+                    ),
+                );
+            }
+            let rows_of = |kind: &str| entry.files.iter().filter(|f| f.kind == kind).map(|f| f.rows).sum::<u64>();
+            if rows_of("events") != c.events
+                || rows_of("dead_letters") != c.dead_letters
+                || rows_of("alerts") != c.alerts
+            {
+                report.find("counts_mismatch", path, "the files' rows do not add up to the entry's counts");
+            }
+            if let Some(reason) = &entry.lost_reason {
+                report.lost_offsets += c.lost;
+                report.warn(
+                    "completeness_break",
+                    path,
+                    format!("offsets {}..={} were never read: {reason}", entry.first_offset, entry.last_offset),
+                );
+            }
+        }
+        let overlaps = |f: &crate::FileEntry| {
+            let (min, max) = (parse_time(&f.time_min), parse_time(&f.time_max));
+            options.from_us.is_none_or(|from| max.is_none_or(|m| m >= from))
+                && options.to_us.is_none_or(|to| min.is_none_or(|m| m < to))
+        };
+        for file in &entry.files {
+            out.referenced.push(file.path.clone());
+            match listed.get(&file.path) {
+                None if disposed.contains(&file.path) => {}
+                None => {
+                    report.find("file_missing", &file.path, format!("listed by {} but not in the archive", name(*seq)))
+                }
+                Some(l) if l.size != file.size => report.find(
+                    "file_size_mismatch",
+                    &file.path,
+                    format!("{} bytes, the manifest says {}", l.size, file.size),
+                ),
+                Some(_) if overlaps(file) => out.to_check.push(FileCheck {
+                    path: file.path.clone(),
+                    sha256: file.sha256.clone(),
+                    size: file.size,
+                    rows: file.rows,
+                }),
+                Some(_) => {}
+            }
+        }
+        prev = Some(entry);
+    }
+    if let Some((_, _, last)) = read.last() {
+        report.heads.push(Head {
+            ingest_source: source.to_string(),
+            partition,
+            seq: last.seq,
+            entry_hash: last.entry_hash.clone(),
+            last_offset: last.last_offset,
+        });
+    }
+    Ok(out)
+}
