@@ -18,6 +18,9 @@ fi
 # The Kafka-protocol broker the Kafka tests start (one per test): tansu, built once and cached.
 deploy/local/kafka.sh install >/dev/null
 export VIGIL_REQUIRE_KAFKA=1
+# The S3-compatible server the S3 tests start (one per test): moto and the AWS CLI, pinned, in a venv.
+deploy/local/s3.sh install >/dev/null
+export VIGIL_REQUIRE_S3=1
 
 step "format"
 cargo fmt --all -- --check

@@ -11,6 +11,7 @@ use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, Pipeline
 use vigil_pipeline::summary::RunSummary;
 
 pub mod kafka;
+pub mod s3;
 
 /// The repository root.
 pub fn repo() -> PathBuf {

@@ -25,8 +25,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer, Checksum};
-use object_store::client::{HttpClient, HttpConnector, ReqwestConnector};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer, AwsCredential, Checksum};
+use object_store::client::{
+    HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
+};
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore};
 
@@ -253,14 +255,21 @@ impl S3Settings {
         if let Some(endpoint) = &self.endpoint {
             b = b.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
         }
-        if let Some(key) = &self.access_key_id {
-            b = b.with_access_key_id(key);
-        }
-        if let Some(secret) = &self.secret_access_key {
-            b = b.with_secret_access_key(secret);
-        }
-        if let Some(token) = &self.session_token {
-            b = b.with_config(AmazonS3ConfigKey::Token, token);
+        if let (Some(key_id), Some(secret_key)) = (&self.access_key_id, &self.secret_access_key) {
+            let credential = || AwsCredential {
+                key_id: key_id.clone(),
+                secret_key: secret_key.clone(),
+                token: self.session_token.clone(),
+            };
+            let (for_store, credential) = (credential(), Arc::new(credential()));
+            b = b
+                .with_credentials(Arc::new(object_store::StaticCredentialProvider::new(for_store)))
+                .with_http_connector(LockedUploads { credential, region: self.region.clone() });
+        } else {
+            // No static keys: object_store's own chain (web identity, instance metadata, ...).
+            if let Some(token) = &self.session_token {
+                b = b.with_config(AmazonS3ConfigKey::Token, token);
+            }
         }
         b
     }
@@ -275,6 +284,56 @@ impl S3Settings {
             }
             (None, _) => format!("https://{}.s3.{}.amazonaws.com/?{subresource}", self.bucket, self.region),
         }
+    }
+}
+
+/// Uploads to a bucket with a default retention must say which checksum they carry
+/// (`x-amz-sdk-checksum-algorithm`, as the AWS SDKs send it) or carry Content-MD5; `object_store` sends the
+/// SHA-256 checksum but not that header. This connector adds it to every upload that carries a SHA-256
+/// checksum and signs the request again, so the header is covered by the signature.
+#[derive(Debug)]
+struct LockedUploads {
+    credential: Arc<AwsCredential>,
+    region: String,
+}
+
+impl HttpConnector for LockedUploads {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let inner = ReqwestConnector::default().connect(options)?;
+        Ok(HttpClient::new(LockedUploadService {
+            inner,
+            credential: self.credential.clone(),
+            region: self.region.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct LockedUploadService {
+    inner: HttpClient,
+    credential: Arc<AwsCredential>,
+    region: String,
+}
+
+#[async_trait::async_trait]
+impl HttpService for LockedUploadService {
+    async fn call(&self, mut request: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
+        if request.method() == http::Method::PUT && request.headers().contains_key("x-amz-checksum-sha256") {
+            let content_sha = request
+                .headers()
+                .get("x-amz-content-sha256")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| hex::decode(v).ok());
+            let headers = request.headers_mut();
+            headers.insert("x-amz-sdk-checksum-algorithm", http::HeaderValue::from_static("SHA256"));
+            headers.remove(http::header::AUTHORIZATION);
+            let authorizer = AwsAuthorizer::new(&self.credential, "s3", &self.region);
+            match content_sha {
+                Some(digest) => authorizer.authorize(&mut request, Some(&digest)),
+                None => authorizer.with_sign_payload(false).authorize(&mut request, None),
+            }
+        }
+        self.inner.execute(request).await
     }
 }
 

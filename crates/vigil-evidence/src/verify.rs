@@ -198,12 +198,9 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
             .iter()
             .find(|h| h.ingest_source == expected.ingest_source && h.partition == expected.partition);
         let object = format!("{}/{}#{}", expected.ingest_source, expected.partition, expected.seq);
-        let entry_path = format!(
-            "{}",
-            layout::relative(
-                &root,
-                &layout::manifest_path(&root, &expected.ingest_source, expected.partition, expected.seq)
-            )
+        let entry_path = layout::relative(
+            &root,
+            &layout::manifest_path(&root, &expected.ingest_source, expected.partition, expected.seq),
         );
         match still {
             None => report.find("chain_missing", object, "a chain recorded earlier is gone"),
@@ -230,18 +227,17 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
     }
     // Read and hash the files, in parallel.
     let concurrency = if options.concurrency == 0 { 8 } else { options.concurrency };
-    let results: Vec<(FileCheck, std::result::Result<(String, u64, Option<u64>), String>)> =
-        futures::stream::iter(to_check.into_iter().map(|check| {
-            let store = store.clone();
-            let path = archive.absolute(&Path::from(check.path.as_str()));
-            async move {
-                let outcome = hash_file(store, path).await;
-                (check, outcome)
-            }
-        }))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let results: Vec<(FileCheck, HashOutcome)> = futures::stream::iter(to_check.into_iter().map(|check| {
+        let store = store.clone();
+        let path = archive.absolute(&Path::from(check.path.as_str()));
+        async move {
+            let outcome = hash_file(store, path).await;
+            (check, outcome)
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .collect()
+    .await;
     for (check, outcome) in results {
         match outcome {
             Err(e) => report.find("file_unreadable", &check.path, e),
@@ -283,7 +279,11 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
     Ok(report)
 }
 
-async fn hash_file(store: Arc<dyn ObjectStore>, path: Path) -> std::result::Result<(String, u64, Option<u64>), String> {
+/// SHA-256, size and Parquet row count of a file (rows `None` when it is no readable Parquet), or why
+/// it could not be read.
+type HashOutcome = std::result::Result<(String, u64, Option<u64>), String>;
+
+async fn hash_file(store: Arc<dyn ObjectStore>, path: Path) -> HashOutcome {
     let bytes = store.get(&path).await.map_err(|e| e.to_string())?.bytes().await.map_err(|e| e.to_string())?;
     tokio::task::spawn_blocking(move || {
         let sha = hex::encode(Sha256::digest(&bytes));

@@ -1,0 +1,183 @@
+//! Evidence on a real S3-compatible server (moto, started by `deploy/local/s3.sh`): vigil archives real
+//! fixtures there, sets the bucket's Object Lock retention itself, `verify` passes, a locked object cannot be
+//! deleted, and tampering done with an ordinary S3 client (the AWS CLI) is caught and named.
+
+use std::process::Command;
+
+use vigil_tests::repo;
+use vigil_tests::s3::{BUCKET, CREDENTIALS, S3Server};
+
+fn vigil(args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.current_dir(repo()).args(args);
+    for (k, v) in CREDENTIALS {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("vigil runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn archive_fixtures(server: &S3Server, prefix: &str) -> String {
+    let url = server.url(prefix);
+    let (code, out, err) = vigil(&[
+        "run",
+        "--input",
+        "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson",
+        "--input",
+        "k8s_audit:fixtures/k8s_audit",
+        "--rules",
+        "pipelines/rules/soc2",
+        "--evidence",
+        &url,
+        "--batch-rows",
+        "40",
+    ]);
+    assert_eq!(code, 0, "run to S3 failed: {out}{err}");
+    url
+}
+
+fn verify(url: &str) -> (i32, serde_json::Value) {
+    let (code, out, err) = vigil(&["verify", "--evidence", url, "--json"]);
+    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("verify --json: {e}: {out}{err}"));
+    (code, json)
+}
+
+fn has_finding(report: &serde_json::Value, kind: &str, object: &str) -> bool {
+    report["findings"].as_array().is_some_and(|f| {
+        f.iter().any(|f| f["kind"] == kind && f["object"].as_str().is_some_and(|o| o.contains(object)))
+    })
+}
+
+#[test]
+fn evidence_on_s3_is_locked_verified_and_tampering_is_named() {
+    let Some(server) = S3Server::start() else { return };
+    let url = archive_fixtures(&server, "archive");
+    // vigil set the bucket's default retention: 400 days, COMPLIANCE.
+    let lock = server.aws_ok(&["s3api", "get-object-lock-configuration", "--bucket", BUCKET, "--output", "json"]);
+    let lock: serde_json::Value = serde_json::from_str(&lock).expect("json");
+    let retention = &lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
+    assert_eq!((retention["Mode"].as_str(), retention["Days"].as_u64()), (Some("COMPLIANCE"), Some(400)), "{lock}");
+
+    let keys = server.keys("archive/");
+    let data: Vec<&String> = keys.iter().filter(|k| k.ends_with(".parquet")).collect();
+    assert!(data.len() > 10 && keys.iter().any(|k| k.starts_with("archive/manifests/")), "{keys:?}");
+    let (code, report) = verify(&url);
+    assert_eq!(code, 0, "clean archive on S3 verifies: {report:#}");
+    assert_eq!(report["files_checked"].as_u64(), Some(data.len() as u64));
+
+    // A locked object version cannot be deleted.
+    let events_key = data.iter().find(|k| k.starts_with("archive/events/")).expect("events key").to_string();
+    let versions = server.aws_ok(&["s3api", "list-object-versions", "--bucket", BUCKET, "--prefix", &events_key]);
+    let versions: serde_json::Value = serde_json::from_str(&versions).expect("json");
+    let version = versions["Versions"][0]["VersionId"].as_str().expect("a version id").to_string();
+    let delete =
+        server.aws(&["s3api", "delete-object", "--bucket", BUCKET, "--key", &events_key, "--version-id", &version]);
+    assert!(!delete.status.success(), "deleting a locked version must fail");
+    assert!(String::from_utf8_lossy(&delete.stderr).contains("AccessDenied"), "{:?}", delete);
+
+    // Tampering with an ordinary S3 client, each on its own copy of the archive (uploaded from a download:
+    // a server-side copy is refused by moto on a bucket with a default retention).
+    let local = tempfile::tempdir().expect("tempdir");
+    let download = local.path().join("archive");
+    server.aws_ok(&[
+        "s3",
+        "cp",
+        "--recursive",
+        "--quiet",
+        &format!("s3://{BUCKET}/archive/"),
+        download.to_str().expect("utf-8"),
+    ]);
+    let copy = |name: &str| -> String {
+        server.aws_ok(&[
+            "s3",
+            "cp",
+            "--recursive",
+            "--quiet",
+            download.to_str().expect("utf-8"),
+            &format!("s3://{BUCKET}/{name}/"),
+        ]);
+        server.url(name)
+    };
+    let rel = |key: &str| key.split_once('/').expect("prefix").1.to_string();
+    let data_rel: Vec<String> = data.iter().map(|k| rel(k)).collect();
+    let pick = |kind: &str| data_rel.iter().find(|k| k.starts_with(kind)).expect("a file of that kind").clone();
+    let entries: Vec<String> = keys.iter().filter(|k| k.contains("/manifests/")).map(|k| rel(k)).collect();
+    // Entry 1 of a chain that goes on after it.
+    let entry = entries
+        .iter()
+        .find(|k| k.ends_with("000000000001.json") && entries.contains(&k.replace("01.json", "02.json")))
+        .expect("a chain with three entries")
+        .clone();
+
+    // 1. flip one byte
+    let t = copy("flip");
+    let file = pick("events/");
+    let path = local.path().join("f.parquet");
+    server.aws_ok(&["s3", "cp", "--quiet", &format!("s3://{BUCKET}/flip/{file}"), path.to_str().expect("utf-8")]);
+    let mut bytes = std::fs::read(&path).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&path, bytes).expect("write");
+    server.aws_ok(&["s3", "cp", "--quiet", path.to_str().expect("utf-8"), &format!("s3://{BUCKET}/flip/{file}")]);
+    let (code, report) = verify(&t);
+    assert!(code == 1 && has_finding(&report, "file_hash_mismatch", &file), "flip: {report:#}");
+    // 2. delete a file
+    let t = copy("delete");
+    let file = pick("alerts/");
+    server.aws_ok(&["s3", "rm", "--quiet", &format!("s3://{BUCKET}/delete/{file}")]);
+    let (code, report) = verify(&t);
+    assert!(code == 1 && has_finding(&report, "file_missing", &file), "delete: {report:#}");
+    // 3. add a file
+    let t = copy("add");
+    let file = pick("events/");
+    let planted = file.replace(".parquet", "-planted.parquet");
+    let source = download.join(&file);
+    server.aws_ok(&["s3", "cp", "--quiet", source.to_str().expect("utf-8"), &format!("s3://{BUCKET}/add/{planted}")]);
+    let (code, report) = verify(&t);
+    assert!(code == 1 && has_finding(&report, "extra_file", &planted), "add: {report:#}");
+    // 4. delete a manifest entry
+    let t = copy("unlist");
+    server.aws_ok(&["s3", "rm", "--quiet", &format!("s3://{BUCKET}/unlist/{entry}")]);
+    let (code, report) = verify(&t);
+    assert!(code == 1 && has_finding(&report, "entry_missing", "#1"), "delete entry: {report:#}");
+    // 5. edit a manifest entry
+    let t = copy("edit");
+    let path = local.path().join("e.json");
+    server.aws_ok(&["s3", "cp", "--quiet", &format!("s3://{BUCKET}/edit/{entry}"), path.to_str().expect("utf-8")]);
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    json["counts"]["alerts"] = serde_json::json!(json["counts"]["alerts"].as_u64().unwrap_or(0) + 1);
+    std::fs::write(&path, serde_json::to_vec_pretty(&json).expect("json")).expect("write");
+    server.aws_ok(&["s3", "cp", "--quiet", path.to_str().expect("utf-8"), &format!("s3://{BUCKET}/edit/{entry}")]);
+    let (code, report) = verify(&t);
+    assert!(code == 1 && has_finding(&report, "entry_edited", &entry), "edit entry: {report:#}");
+    // 6. reorder two entries
+    let t = copy("reorder");
+    let next = entry.replace("000000000001.json", "000000000000.json");
+    let (a, b) = (local.path().join("a.json"), local.path().join("b.json"));
+    server.aws_ok(&["s3", "cp", "--quiet", &format!("s3://{BUCKET}/reorder/{entry}"), a.to_str().expect("utf-8")]);
+    server.aws_ok(&["s3", "cp", "--quiet", &format!("s3://{BUCKET}/reorder/{next}"), b.to_str().expect("utf-8")]);
+    server.aws_ok(&["s3", "cp", "--quiet", a.to_str().expect("utf-8"), &format!("s3://{BUCKET}/reorder/{next}")]);
+    server.aws_ok(&["s3", "cp", "--quiet", b.to_str().expect("utf-8"), &format!("s3://{BUCKET}/reorder/{entry}")]);
+    let (code, report) = verify(&t);
+    assert!(code == 1 && has_finding(&report, "entry_out_of_order", &entry), "reorder: {report:#}");
+}
+
+#[test]
+fn validate_warns_when_the_evidence_bucket_cannot_lock() {
+    let Some(server) = S3Server::start() else { return };
+    server.aws_ok(&["s3api", "create-bucket", "--bucket", "plain"]);
+    let url = format!("s3://plain/evidence?endpoint={}", server.endpoint);
+    let args =
+        ["validate", "--input", "cloudtrail:fixtures/cloudtrail", "--rules", "pipelines/rules/soc2", "--evidence"];
+    let (code, out, err) = vigil(&[&args[..], &[url.as_str()]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("has no Object Lock"), "{err}");
+    let locked = server.url("evidence");
+    let (code, out, err) = vigil(&[&args[..], &[locked.as_str()]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("Object Lock"), "{err}");
+}
