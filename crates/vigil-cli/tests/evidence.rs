@@ -184,3 +184,93 @@ fn verify_catches_a_cut_off_chain_tail_given_an_earlier_report() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("chain_truncated"), "{text}");
 }
+
+#[test]
+fn query_answers_over_the_archive_and_refuses_anything_but_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = archive(dir.path());
+    let ev = evidence.to_str().expect("utf-8");
+    let rows = vigil_tests::read_kind(&evidence, "events").expect("events").num_rows();
+    let (code, text) = vigil(&["query", "--evidence", ev, "--format", "csv", "SELECT count(*) AS n FROM events"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(text.lines().nth(1), Some(rows.to_string().as_str()), "{text}");
+    // Partition columns answer from the folder names.
+    let (code, text) = vigil(&[
+        "query",
+        "--evidence",
+        ev,
+        "--format",
+        "json",
+        "SELECT source, count(*) AS n FROM events WHERE source = 'k8s.audit' GROUP BY source",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("\"source\":\"k8s.audit\""), "{text}");
+    for refused in [
+        "CREATE TABLE x AS SELECT 1",
+        "COPY (SELECT 1) TO '/tmp/vigil-x.csv'",
+        "INSERT INTO events SELECT * FROM events",
+    ] {
+        let (code, text) = vigil(&["query", "--evidence", ev, refused]);
+        assert_eq!(code, 2, "{refused} must be refused: {text}");
+    }
+}
+
+#[test]
+fn the_same_seed_draws_the_same_sample_package() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = archive(dir.path());
+    let ev = evidence.to_str().expect("utf-8");
+    let draw = |out: &Path, seed: &str| {
+        let args = [
+            "sample",
+            "--evidence",
+            ev,
+            "--criterion",
+            "CC6.1",
+            "--from",
+            "2015-01-01",
+            "--to",
+            "2030-01-01",
+            "--size",
+            "4",
+        ];
+        let (code, text) = vigil(&[&args[..], &["--seed", seed, "--out", out.to_str().expect("utf-8")]].concat());
+        assert_eq!(code, 0, "{text}");
+    };
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    draw(&a, "audit-2026");
+    draw(&b, "audit-2026");
+    draw(&c, "another seed");
+    let names = [
+        "SUMMARY.txt",
+        "population.json",
+        "provenance.json",
+        "records.csv",
+        "records.parquet",
+        "source_events.parquet",
+    ];
+    for name in names {
+        assert_eq!(
+            std::fs::read(a.join(name)).expect(name),
+            std::fs::read(b.join(name)).expect(name),
+            "{name} differs"
+        );
+    }
+    let population: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("population.json")).expect("population")).expect("json");
+    let drawn = population["drawn"].as_array().expect("drawn");
+    assert_eq!(drawn.len(), 4);
+    assert!(population["count"].as_u64().expect("count") >= 4);
+    // The draw is the 4 lowest SHA-256("seed:id") among the population, recomputable by anyone.
+    let ranks: Vec<&str> = drawn.iter().map(|d| d["rank"].as_str().expect("rank")).collect();
+    assert!(ranks.windows(2).all(|w| w[0] < w[1]));
+    for d in drawn {
+        let id = d["id"].as_str().expect("id");
+        let rank = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!("audit-2026:{id}").as_bytes()));
+        assert_eq!(d["rank"].as_str(), Some(rank.as_str()));
+    }
+    let provenance: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("provenance.json")).expect("provenance")).expect("json");
+    assert!(provenance.as_array().is_some_and(|p| p.len() >= 4), "every drawn alert has its entry: {provenance}");
+    assert_ne!(std::fs::read(a.join("population.json")).ok(), std::fs::read(c.join("population.json")).ok());
+}

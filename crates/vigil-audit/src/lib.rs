@@ -1,0 +1,12 @@
+//! What auditors run against an evidence archive, local or on S3: read-only SQL over the tables
+//! `events`, `alerts` and `dead_letters` ([`query`]), and reproducible evidence samples ([`sample`]).
+//!
+//! The tables are DataFusion listing tables over the archive's Hive layout, so a filter on a partition
+//! column skips whole folders without opening a file: `source`, `date` and `hour` for `events`, `date` for
+//! `alerts`, `format` for `dead_letters` (all text: `date = '2024-08-02'`, `hour = '08'`).
+
+mod error;
+pub mod query;
+pub mod sample;
+
+pub use error::{Error, Result};
