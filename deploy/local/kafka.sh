@@ -28,6 +28,9 @@ BIN="$ROOT/bin/tansu"
 RUN="${VIGIL_KAFKA_DIR:-$TOOLS/kafka-run}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
+# running, free_port, stop
+# shellcheck source=process.sh
+. "$(dirname "$0")/process.sh"
 
 install() {
   if [ ! -x "$BIN" ]; then
@@ -47,12 +50,6 @@ client() {
     "$venv/bin/pip" install --quiet --disable-pip-version-check "confluent-kafka==$CLIENT_VERSION" >&2
   fi
   exec "$venv/bin/python" "$(dirname "$0")/kafka_client.py" "$@"
-}
-
-running() { [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 start() {
@@ -83,17 +80,6 @@ start() {
   done
   tail -20 "$RUN/broker.log" >&2
   die "tansu did not report 'ready' within 30 s (log: $RUN/broker.log)"
-}
-
-stop() {
-  if running; then
-    local pid
-    pid="$(cat "$RUN/pid")"
-    kill "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  fi
-  rm -f "$RUN/pid"
 }
 
 case "${1:-start}" in

@@ -27,6 +27,9 @@ export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-vigil-local-secret}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
 die() { echo "s3.sh: $*" >&2; exit 1; }
+# running, free_port, stop
+# shellcheck source=process.sh
+. "$(dirname "$0")/process.sh"
 
 installed() { "$VENV/bin/python" -c 'import moto, flask, awscli' 2>/dev/null; }
 
@@ -40,15 +43,9 @@ install() {
   installed || die "moto did not install into $VENV"
 }
 
-running() { [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; }
-
 endpoint() { echo "http://127.0.0.1:$(cat "$RUN/port")"; }
 
 aws_cli() { "$VENV/bin/aws" --endpoint-url "$(endpoint)" "$@"; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 make_bucket() {
   local name="$1" lock="${2:-}"
@@ -83,17 +80,6 @@ start() {
   done
   tail -20 "$RUN/server.log" >&2
   die "moto did not listen within 30 s (log: $RUN/server.log)"
-}
-
-stop() {
-  if running; then
-    local pid
-    pid="$(cat "$RUN/pid")"
-    kill "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-  fi
-  rm -f "$RUN/pid"
 }
 
 case "${1:-start}" in
