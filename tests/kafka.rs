@@ -51,13 +51,7 @@ impl Broker {
 
     /// Like [`Broker::start`]; `authentication` makes the broker require SASL logins.
     pub fn start_with(authentication: bool) -> Option<Broker> {
-        let installed = Command::new(script()).arg("installed").status().is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var_os("VIGIL_REQUIRE_KAFKA").is_none(),
-                "VIGIL_REQUIRE_KAFKA is set but tansu is not installed: run deploy/local/kafka.sh install"
-            );
-            eprintln!("skipped: no Kafka broker (run deploy/local/kafka.sh install, or scripts/test.sh)");
+        if !crate::service_installed("kafka.sh", "VIGIL_REQUIRE_KAFKA", "Kafka broker (tansu)") {
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");

@@ -18,6 +18,22 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// True when `deploy/local/SCRIPT installed` says the service is there. Otherwise says the tests are
+/// skipped and returns false, or fails when `require_var` is set (`scripts/test.sh` installs every service
+/// and sets it, so CI never skips).
+pub fn service_installed(script: &str, require_var: &str, what: &str) -> bool {
+    let path = repo().join("deploy/local").join(script);
+    let installed = std::process::Command::new(&path).arg("installed").status().is_ok_and(|s| s.success());
+    if !installed {
+        assert!(
+            std::env::var_os(require_var).is_none(),
+            "{require_var} is set but the {what} is not installed: run deploy/local/{script} install"
+        );
+        eprintln!("skipped: no {what} (run deploy/local/{script} install, or scripts/test.sh)");
+    }
+    installed
+}
+
 /// `../shared/datasets` beside the repository, when present.
 pub fn shared_datasets() -> Option<PathBuf> {
     let dir = repo().parent()?.join("shared/datasets");

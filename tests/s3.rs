@@ -29,13 +29,7 @@ impl S3Server {
     /// Starts a server, or returns `None` (after saying so) when moto is not installed and
     /// `VIGIL_REQUIRE_S3` is unset. `scripts/test.sh` installs it and sets `VIGIL_REQUIRE_S3=1`.
     pub fn start() -> Option<S3Server> {
-        let installed = Command::new(script()).arg("installed").status().is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var_os("VIGIL_REQUIRE_S3").is_none(),
-                "VIGIL_REQUIRE_S3 is set but moto is not installed: run deploy/local/s3.sh install"
-            );
-            eprintln!("skipped: no S3-compatible server (run deploy/local/s3.sh install, or scripts/test.sh)");
+        if !crate::service_installed("s3.sh", "VIGIL_REQUIRE_S3", "S3-compatible server (moto)") {
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");

@@ -75,9 +75,9 @@ pub async fn archive_context(archive: &Archive) -> Result<SessionContext> {
             .with_file_extension(".parquet")
             .with_table_partition_cols(spec.partitions.iter().map(|p| (p.to_string(), DataType::Utf8)).collect());
         let folder = format!("{base}{}/", spec.name);
-        if let Some(local) = folder.strip_prefix('/').map(|_| folder.as_str()) {
+        if archive.bucket().is_none() {
             // A local archive without this kind yet: an empty folder lists as an empty table.
-            std::fs::create_dir_all(local).ok();
+            std::fs::create_dir_all(&folder).ok();
         }
         let url = ListingTableUrl::parse(&folder)?;
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(file_schema);

@@ -93,7 +93,7 @@ fn rfc3339(text: &str) -> Result<String> {
 fn query(args: QueryArgs) -> Result<ExitCode> {
     use std::io::Write;
     let format: vigil_audit::query::OutputFormat = args.format.parse()?;
-    let rt = runtime(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
+    let rt = runtime(every_core())?;
     let batches = rt.block_on(async {
         let archive = vigil_evidence::Archive::open(&args.evidence)?;
         let ctx = vigil_audit::query::archive_context(&archive).await?;
@@ -123,7 +123,7 @@ fn sample(args: SampleArgs) -> Result<ExitCode> {
         size: args.size,
         seed: args.seed,
     };
-    let rt = runtime(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
+    let rt = runtime(every_core())?;
     let record = rt.block_on(async {
         let archive = vigil_evidence::Archive::open(&args.evidence)?;
         let ctx = vigil_audit::query::archive_context(&archive).await?;
@@ -185,7 +185,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
             .with_context(|| format!("{} is not a `vigil verify --json` report", path.display()))?;
         options.expected_heads = earlier.heads;
     }
-    let rt = runtime(std::thread::available_parallelism().map_or(2, |n| n.get()))?;
+    let rt = runtime(every_core())?;
     let report = rt.block_on(async {
         let archive = vigil_evidence::Archive::open(&args.evidence)?;
         vigil_evidence::verify::verify(&archive, &options).await
@@ -341,6 +341,11 @@ fn default_rule_dirs(dirs: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         .collect();
     found.sort();
     Ok(found)
+}
+
+/// Threads for the archive commands (verify, query, sample): every core.
+fn every_core() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {

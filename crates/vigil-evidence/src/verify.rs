@@ -19,7 +19,7 @@
 //! A hash chain cannot show that its newest entries were cut off together with their files: keep the
 //! chain heads a report prints (`heads`) and pass them back later (`expected_heads`) to prove that too.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -115,10 +115,6 @@ impl VerifyReport {
 /// Data kinds, each a top-level folder of data files.
 const DATA_KINDS: [&str; 3] = ["events", "alerts", "dead_letters"];
 
-struct Listed {
-    size: u64,
-}
-
 /// A file to read and check.
 struct FileCheck {
     path: String,
@@ -138,12 +134,12 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
     let store = archive.object_store();
     let root = archive.root().clone();
     // One listing of everything: relative path -> size.
-    let mut listed: BTreeMap<String, Listed> = BTreeMap::new();
+    let mut listed: BTreeMap<String, u64> = BTreeMap::new();
     let mut stream = store.list(Some(&root));
     while let Some(meta) =
         stream.try_next().await.map_err(|source| Error::Store { operation: "list", path: root.to_string(), source })?
     {
-        listed.insert(layout::relative(&root, &meta.location), Listed { size: meta.size });
+        listed.insert(layout::relative(&root, &meta.location), meta.size);
     }
     // Manifest objects by chain.
     let mut chains: BTreeMap<(String, i32), BTreeMap<u64, String>> = BTreeMap::new();
@@ -182,15 +178,16 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
         );
         in_progress.extend(files);
     }
-    let mut referenced: HashMap<String, ()> = HashMap::new();
+    let mut referenced: HashSet<String> = HashSet::new();
     let mut to_check: Vec<FileCheck> = Vec::new();
+    // (source, partition, seq) -> entry_hash of every entry read, for the earlier report's heads.
+    let mut hashes: BTreeMap<(String, i32, u64), String> = BTreeMap::new();
     for ((source, partition), entries) in &chains {
         report.chains += 1;
         let chain = check_chain(archive, source, *partition, entries, options, &listed, &mut report).await?;
-        for path in chain.referenced {
-            referenced.insert(path, ());
-        }
+        referenced.extend(chain.referenced);
         to_check.extend(chain.to_check);
+        hashes.extend(chain.hashes.into_iter().map(|(seq, hash)| ((source.clone(), *partition, seq), hash)));
     }
     for expected in &options.expected_heads {
         let still = report
@@ -198,10 +195,6 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
             .iter()
             .find(|h| h.ingest_source == expected.ingest_source && h.partition == expected.partition);
         let object = format!("{}/{}#{}", expected.ingest_source, expected.partition, expected.seq);
-        let entry_path = layout::relative(
-            &root,
-            &layout::manifest_path(&root, &expected.ingest_source, expected.partition, expected.seq),
-        );
         match still {
             None => report.find("chain_missing", object, "a chain recorded earlier is gone"),
             Some(h) if h.seq < expected.seq => report.find(
@@ -210,9 +203,8 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
                 format!("the chain ends at entry {} but an earlier report saw entry {}", h.seq, expected.seq),
             ),
             Some(_) => {
-                let bytes = archive.read_bytes(&archive.absolute(&Path::from(entry_path.as_str()))).await.ok();
-                let entry: Option<ManifestEntry> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
-                if entry.is_none_or(|e| e.entry_hash != expected.entry_hash) {
+                let key = (expected.ingest_source.clone(), expected.partition, expected.seq);
+                if hashes.get(&key) != Some(&expected.entry_hash) {
                     report.find("chain_rewritten", object, "the entry an earlier report saw has another hash now");
                 }
             }
@@ -221,7 +213,7 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
     // Data files nobody lists.
     for path in listed.keys() {
         let kind = path.split('/').next().unwrap_or("");
-        if DATA_KINDS.contains(&kind) && !referenced.contains_key(path) && !in_progress.contains(path) {
+        if DATA_KINDS.contains(&kind) && !referenced.contains(path) && !in_progress.contains(path) {
             report.find("extra_file", path, "a data file that no manifest entry lists (added, or left from a rewrite)");
         }
     }
@@ -299,6 +291,8 @@ async fn hash_file(store: Arc<dyn ObjectStore>, path: Path) -> HashOutcome {
 struct ChainOutcome {
     referenced: Vec<String>,
     to_check: Vec<FileCheck>,
+    /// `entry_hash` of each readable entry, by the sequence number of its object name.
+    hashes: BTreeMap<u64, String>,
 }
 
 async fn check_chain(
@@ -307,7 +301,7 @@ async fn check_chain(
     partition: i32,
     entries: &BTreeMap<u64, String>,
     options: &VerifyOptions,
-    listed: &BTreeMap<String, Listed>,
+    listed: &BTreeMap<String, u64>,
     report: &mut VerifyReport,
 ) -> Result<ChainOutcome> {
     let name = |seq: u64| format!("{source}/{partition}#{seq}");
@@ -332,7 +326,8 @@ async fn check_chain(
         .filter_map(|(_, _, e)| e.disposal.as_ref())
         .flat_map(|d| d.files.iter().map(|f| f.path.clone()))
         .collect();
-    let mut out = ChainOutcome { referenced: Vec::new(), to_check: Vec::new() };
+    let hashes = read.iter().map(|(seq, _, e)| (*seq, e.entry_hash.clone())).collect();
+    let mut out = ChainOutcome { referenced: Vec::new(), to_check: Vec::new(), hashes };
     let mut prev: Option<&ManifestEntry> = None;
     let mut prev_data_last: Option<i64> = None;
     for (seq, path, entry) in &read {
@@ -423,10 +418,10 @@ async fn check_chain(
                 None => {
                     report.find("file_missing", &file.path, format!("listed by {} but not in the archive", name(*seq)))
                 }
-                Some(l) if l.size != file.size => report.find(
+                Some(&size) if size != file.size => report.find(
                     "file_size_mismatch",
                     &file.path,
-                    format!("{} bytes, the manifest says {}", l.size, file.size),
+                    format!("{size} bytes, the manifest says {}", file.size),
                 ),
                 Some(_) if overlaps(file) => out.to_check.push(FileCheck {
                     path: file.path.clone(),
