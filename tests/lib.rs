@@ -10,6 +10,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, PipelineConfig, RulesConfig, Settings};
 use vigil_pipeline::summary::RunSummary;
 
+pub mod duckdb;
 pub mod kafka;
 pub mod s3;
 

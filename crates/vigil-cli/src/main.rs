@@ -35,6 +35,98 @@ enum Command {
     Query(QueryArgs),
     /// Draw a reproducible evidence sample (ranked by SHA-256 of seed and record id) into a package folder.
     Sample(SampleArgs),
+    /// Manage an evidence archive's lifecycle.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum EvidenceCommand {
+    /// Delete data files past retention (their manifest entry was written more than retention_days ago),
+    /// recording each disposal in its manifest chain first. Manifest entries are kept.
+    Expire(ExpireArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExpireArgs {
+    /// Evidence archive: a local directory, file:// or s3://BUCKET/PREFIX URL (default: the config's).
+    #[arg(long, value_name = "URL")]
+    evidence: Option<String>,
+    /// Pipeline config whose [evidence] url and retention_days apply.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Retention in days (default: the config's retention_days, else 400).
+    #[arg(long, value_name = "DAYS")]
+    retention_days: Option<u32>,
+    /// List what is past retention; write and delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Periods shorter than this cannot cover a 12-month SOC 2 Type II audit period plus its fieldwork.
+const AUDIT_PERIOD_DAYS: u32 = 365;
+
+fn expire(args: ExpireArgs) -> Result<ExitCode> {
+    use vigil_evidence::expire::{ExpireOptions, expire};
+    let config = args.config.as_deref().map(PipelineConfig::load).transpose()?;
+    let evidence = match (&args.evidence, &config) {
+        (Some(url), _) => url.clone(),
+        (None, Some(c)) => c.evidence.url.clone(),
+        (None, None) => bail!("give --evidence URL or --config FILE"),
+    };
+    let retention_days = args
+        .retention_days
+        .or(config.as_ref().map(|c| c.evidence.retention_days))
+        .unwrap_or(vigil_pipeline::config::DEFAULT_RETENTION_DAYS);
+    if retention_days < AUDIT_PERIOD_DAYS {
+        eprintln!(
+            "warning: a retention of {retention_days} days is shorter than a 12-month audit period; evidence an \
+             auditor may still ask for is deleted"
+        );
+    }
+    let options = ExpireOptions { retention_days, now_us: vigil_evidence::now_us(), dry_run: args.dry_run };
+    let rt = runtime(every_core())?;
+    let report = rt.block_on(async {
+        let archive = vigil_evidence::Archive::open_existing(&evidence).await?;
+        expire(&archive, &options).await
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let verb = if report.dry_run { "would delete" } else { "deleted" };
+        for f in &report.files {
+            let note = if f.already_recorded { " (disposal recorded earlier)" } else { "" };
+            println!("{verb} {} ({} bytes, {}, written {}){note}", f.path, f.size, f.entry, f.written_at);
+        }
+        for f in &report.failed {
+            println!("FAILED {}: {}", f.path, f.reason);
+        }
+        println!(
+            "{}: retention {} days (written before {}): {} file(s), {} bytes past retention in {} chain(s); {}",
+            report.location,
+            report.retention_days,
+            report.cutoff,
+            report.files.len(),
+            report.bytes,
+            report.chains,
+            match (report.dry_run, report.disposals.is_empty()) {
+                (true, _) => "dry run, nothing changed".to_string(),
+                (false, true) => format!("{} deleted", report.deleted),
+                (false, false) =>
+                    format!("{} deleted, disposal entries {}", report.deleted, report.disposals.join(", ")),
+            }
+        );
+    }
+    if !report.ok() {
+        eprintln!(
+            "error: {} file(s) could not be deleted; their disposal is recorded, run expire again",
+            report.failed.len()
+        );
+    }
+    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 #[derive(Args, Debug)]
@@ -95,7 +187,7 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
     let format: vigil_audit::query::OutputFormat = args.format.parse()?;
     let rt = runtime(every_core())?;
     let batches = rt.block_on(async {
-        let archive = vigil_evidence::Archive::open(&args.evidence)?;
+        let archive = vigil_evidence::Archive::open_existing(&args.evidence).await?;
         let ctx = vigil_audit::query::archive_context(&archive).await?;
         vigil_audit::query::query(&ctx, &args.sql).await
     })?;
@@ -125,7 +217,7 @@ fn sample(args: SampleArgs) -> Result<ExitCode> {
     };
     let rt = runtime(every_core())?;
     let record = rt.block_on(async {
-        let archive = vigil_evidence::Archive::open(&args.evidence)?;
+        let archive = vigil_evidence::Archive::open_existing(&args.evidence).await?;
         let ctx = vigil_audit::query::archive_context(&archive).await?;
         vigil_audit::sample::draw(&archive, &ctx, &request, &args.out).await
     })?;
@@ -187,7 +279,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     let rt = runtime(every_core())?;
     let report = rt.block_on(async {
-        let archive = vigil_evidence::Archive::open(&args.evidence)?;
+        let archive = vigil_evidence::Archive::open_existing(&args.evidence).await?;
         vigil_evidence::verify::verify(&archive, &options).await
     })?;
     if args.json {
@@ -500,6 +592,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify(args),
         Command::Query(args) => query(args),
         Command::Sample(args) => sample(args),
+        Command::Evidence(EvidenceCommand::Expire(args)) => expire(args),
     };
     match result {
         Ok(code) => code,

@@ -274,3 +274,66 @@ fn the_same_seed_draws_the_same_sample_package() {
     assert!(provenance.as_array().is_some_and(|p| p.len() >= 4), "every drawn alert has its entry: {provenance}");
     assert_ne!(std::fs::read(a.join("population.json")).ok(), std::fs::read(c.join("population.json")).ok());
 }
+
+#[test]
+fn expire_lists_then_disposes_past_retention_and_the_archive_still_verifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = archive(dir.path());
+    let ev = evidence.to_str().expect("utf-8");
+    let data_files = parquet_files(&evidence).len();
+    let entries = files_below(&evidence.join("manifests")).len();
+    // Under the default 400 days nothing is due.
+    let (code, text) = vigil(&["evidence", "expire", "--evidence", ev]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("0 file(s)"), "{text}");
+    // A dry run with a retention of 0 days lists every data file and changes nothing.
+    let (code, text) = vigil(&["evidence", "expire", "--evidence", ev, "--retention-days", "0", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("warning: a retention of 0 days"), "{text}");
+    let report: serde_json::Value = serde_json::Deserializer::from_str(&text)
+        .into_iter()
+        .next()
+        .expect("a report")
+        .expect("report json (stdout comes first)");
+    assert_eq!(report["files"].as_array().map(Vec::len), Some(data_files), "{report:#}");
+    assert_eq!((parquet_files(&evidence).len(), files_below(&evidence.join("manifests")).len()), (data_files, entries));
+    // For real: every data file goes, one disposal entry per chain records it, and verify still passes.
+    let chains = report["chains"].as_u64().expect("chains") as usize;
+    let (code, text) = vigil(&["evidence", "expire", "--evidence", ev, "--retention-days", "0"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(&format!("{data_files} deleted")), "{text}");
+    assert!(parquet_files(&evidence).is_empty(), "every data file is deleted");
+    assert_eq!(files_below(&evidence.join("manifests")).len(), entries + chains, "one disposal entry per chain");
+    let (code, report) = verify_json(&evidence);
+    assert_eq!(code, 0, "an archive whose disposals are recorded verifies: {report:#}");
+    // A disposal entry removed from the chain is caught: the files it excused are missing again.
+    let chain = longest_chain(&evidence);
+    let disposal = chain.last().expect("disposal entry");
+    assert!(read_entry(disposal).disposal.is_some());
+    std::fs::remove_file(disposal).expect("remove");
+    let (code, report) = verify_json(&evidence);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(report["findings"].as_array().is_some_and(|f| f.iter().any(|f| f["kind"] == "file_missing")));
+}
+
+#[test]
+fn archive_commands_refuse_a_location_without_an_archive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-archive");
+    let m = missing.to_str().expect("utf-8");
+    for args in [
+        vec!["verify", "--evidence", m],
+        vec!["query", "--evidence", m, "SELECT 1"],
+        vec!["evidence", "expire", "--evidence", m, "--dry-run"],
+    ] {
+        let (code, text) = vigil(&args);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.contains("no such directory"), "{args:?}: {text}");
+        assert!(!missing.exists(), "{args:?} must not create the folder");
+    }
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let (code, text) = vigil(&["verify", "--evidence", empty.to_str().expect("utf-8")]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("holds no evidence archive"), "{text}");
+}

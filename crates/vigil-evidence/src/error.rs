@@ -30,6 +30,17 @@ pub enum Error {
         /// What failed and what to do.
         reason: String,
     },
+    /// Another writer appended to a chain this process owns.
+    #[error(
+        "manifest chain {chain}: entry {seq} was written by another process; two vigil instances are archiving \
+         one source partition (run one instance per file input, and let Kafka's consumer group split topics)"
+    )]
+    SecondWriter {
+        /// `source/partition`.
+        chain: String,
+        /// The entry slot that was taken.
+        seq: u64,
+    },
     /// A manifest entry could not be read as one.
     #[error("manifest entry `{path}` is not valid: {reason}")]
     Manifest {

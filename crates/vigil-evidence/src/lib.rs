@@ -26,6 +26,7 @@
 //! ```
 
 mod error;
+pub mod expire;
 pub mod failpoint;
 pub mod layout;
 pub mod manifest;
@@ -62,11 +63,36 @@ pub struct Archive {
 }
 
 impl Archive {
-    /// Opens the archive at `location`: a local directory (created if needed), `file://PATH` or
-    /// `s3://BUCKET/PREFIX` (see [`store`] for S3 settings and credentials).
+    /// Opens the archive at `location` for writing: a local directory (created if needed), `file://PATH`
+    /// or `s3://BUCKET/PREFIX` (see [`store`] for S3 settings and credentials).
     pub fn open(location: &str) -> Result<Self> {
         let opened = store::open(location)?;
         Ok(Archive { store: opened.store, root: opened.root, location: location.to_string(), bucket: opened.bucket })
+    }
+
+    /// Opens an archive that must already exist (for `verify`, `query`, `sample`, `expire`): a location
+    /// without a `manifests/` folder is refused, so a mistyped path is an error instead of an empty,
+    /// "verified" archive.
+    pub async fn open_existing(location: &str) -> Result<Self> {
+        let missing = |reason: &str| Error::Location { location: location.to_string(), reason: reason.to_string() };
+        if let store::Location::Local(dir) = store::Location::parse(location)?
+            && !dir.is_dir()
+        {
+            return Err(missing("no such directory; give the folder `vigil run --evidence` wrote"));
+        }
+        let archive = Self::open(location)?;
+        let manifests = archive.root.clone().join("manifests");
+        let first = archive.store.list(Some(&manifests)).try_next().await.map_err(|source| Error::Store {
+            operation: "list",
+            path: manifests.to_string(),
+            source,
+        })?;
+        if first.is_none() {
+            return Err(missing(
+                "holds no evidence archive (no manifests/ under it); give the location `vigil run --evidence` wrote",
+            ));
+        }
+        Ok(archive)
     }
 
     /// An archive on any object store under `root` (used for S3-compatible stores and tests).
@@ -159,10 +185,9 @@ impl Archive {
         };
         let mut removed = Vec::new();
         for (seq, intent) in pending {
-            let committed = head.as_ref().is_some_and(|h| h.seq >= seq);
-            if !committed {
-                let listed: Vec<String> = serde_json::from_slice(&self.read_bytes(&intent).await?)
-                    .map_err(|e| Error::Manifest { path: intent.to_string(), reason: e.to_string() })?;
+            let listed: Vec<String> = serde_json::from_slice(&self.read_bytes(&intent).await?)
+                .map_err(|e| Error::Manifest { path: intent.to_string(), reason: e.to_string() })?;
+            if !self.committed(ingest_source, partition, seq, head.as_ref(), &listed).await? {
                 for file in listed {
                     let path = self.absolute(&Path::from(file.as_str()));
                     match self.store.delete(&path).await {
@@ -186,6 +211,27 @@ impl Archive {
         Ok(Resume { head, removed })
     }
 
+    /// Whether the range a pending intent `seq` lists was committed: an entry from `seq` on (a disposal
+    /// may have taken slot `seq` first) lists its first file.
+    async fn committed(
+        &self,
+        ingest_source: &str,
+        partition: i32,
+        seq: u64,
+        head: Option<&ChainHead>,
+        listed: &[String],
+    ) -> Result<bool> {
+        let (Some(head), Some(first)) = (head, listed.first()) else { return Ok(head.is_some_and(|h| h.seq >= seq)) };
+        for candidate in seq..=head.seq {
+            let entry =
+                self.read_entry(&layout::manifest_path(&self.root, ingest_source, partition, candidate)).await?;
+            if entry.files.iter().any(|f| &f.path == first) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -197,7 +243,7 @@ impl Archive {
     /// returns, the range is durable and its offsets may be acknowledged.
     pub async fn commit(&self, prepared: PreparedCommit, head: Option<&ChainHead>) -> Result<ManifestEntry> {
         let seq = head.map_or(0, |h| h.seq + 1);
-        let mut entry = prepared.entry;
+        let entry = prepared.entry;
         let intent = if prepared.files.is_empty() {
             None
         } else {
@@ -224,20 +270,48 @@ impl Archive {
         });
         futures::future::try_join_all(puts).await?;
         failpoint::hit("before_manifest");
-        entry.seq = seq;
-        entry.prev_hash = head.map(|h| h.entry_hash.clone()).unwrap_or_default();
-        entry.written_at = format_time_us(now_us());
-        let entry = entry.seal();
-        let path = layout::manifest_path(&self.root, &entry.ingest_source, entry.partition, entry.seq);
-        let bytes = serde_json::to_vec_pretty(&entry).map_err(|e| Error::Internal(e.to_string()))?;
-        self.store
-            .put_opts(&path, PutPayload::from(bytes), PutOptions { mode: PutMode::Create, ..PutOptions::default() })
-            .await
-            .map_err(|source| Error::Store { operation: "put", path: path.to_string(), source })?;
+        let entry = self.append(entry, head.cloned()).await?;
         if let Some(intent) = intent {
             self.delete(&intent).await?;
         }
         Ok(entry)
+    }
+
+    /// Chains `entry` after `head` and stores it (`PutMode::Create`, so an entry is never overwritten).
+    ///
+    /// If the slot is taken, someone appended first. A disposal entry (`vigil evidence expire`, run beside
+    /// the pipeline) may come between a data range and its entry: the data entry is chained after it.
+    /// A disposal is chained after whatever came first. Any other case is a second writer on one
+    /// partition, which is refused.
+    async fn append(&self, mut entry: ManifestEntry, mut head: Option<ChainHead>) -> Result<ManifestEntry> {
+        loop {
+            entry.seq = head.as_ref().map_or(0, |h| h.seq + 1);
+            entry.prev_hash = head.as_ref().map(|h| h.entry_hash.clone()).unwrap_or_default();
+            if entry.disposal.is_some() {
+                let last = head.as_ref().map_or(-1, |h| h.last_offset);
+                (entry.first_offset, entry.last_offset) = (last, last);
+            }
+            entry.written_at = format_time_us(now_us());
+            let sealed = entry.clone().seal();
+            let path = layout::manifest_path(&self.root, &sealed.ingest_source, sealed.partition, sealed.seq);
+            let bytes = serde_json::to_vec_pretty(&sealed).map_err(|e| Error::Internal(e.to_string()))?;
+            let put = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+            match self.store.put_opts(&path, PutPayload::from(bytes), put).await {
+                Ok(_) => return Ok(sealed),
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    let newer = self.read_entry(&path).await?;
+                    let chained = newer.prev_hash == sealed.prev_hash;
+                    if !(chained && (newer.disposal.is_some() || entry.disposal.is_some())) {
+                        return Err(Error::SecondWriter {
+                            chain: format!("{}/{}", sealed.ingest_source, sealed.partition),
+                            seq: sealed.seq,
+                        });
+                    }
+                    head = Some(ChainHead::from(&newer));
+                }
+                Err(source) => return Err(Error::Store { operation: "put", path: path.to_string(), source }),
+            }
+        }
     }
 }
 
@@ -545,5 +619,71 @@ mod tests {
         assert!(entry.files.is_empty());
         assert_eq!(entry.counts.lost, 100);
         assert_eq!(archive.chain("t", 0).await.unwrap(), vec![entry]);
+    }
+
+    fn expire_options(retention_days: u32, now_us: i64, dry_run: bool) -> expire::ExpireOptions {
+        expire::ExpireOptions { retention_days, now_us, dry_run }
+    }
+
+    #[tokio::test]
+    async fn expire_records_the_disposal_then_deletes_and_verify_accepts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        let first = [events(1, 10)];
+        let old = archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
+        let stale_head = ChainHead::from(&old);
+        // A dry run lists and touches nothing.
+        let dry = expire::expire(&archive, &expire_options(0, now_us(), true)).await.unwrap();
+        assert_eq!((dry.files.len(), dry.deleted, dry.disposals.len()), (1, 0, 0));
+        assert!(dir.path().join(&old.files[0].path).exists());
+        assert_eq!(archive.chain("t", 0).await.unwrap().len(), 1);
+        // Nothing is past a retention of 400 days.
+        let none = expire::expire(&archive, &expire_options(400, now_us(), false)).await.unwrap();
+        assert!(none.files.is_empty() && none.disposals.is_empty());
+
+        let report = expire::expire(&archive, &expire_options(0, now_us(), false)).await.unwrap();
+        assert_eq!((report.files.len(), report.deleted, report.disposals.clone()), (1, 1, vec!["t/0#1".to_string()]));
+        assert!(!dir.path().join(&old.files[0].path).exists());
+        let chain = archive.chain("t", 0).await.unwrap();
+        let disposal = chain[1].disposal.as_ref().unwrap();
+        assert_eq!((disposal.entries.clone(), disposal.files[0].path.clone()), (vec![0], old.files[0].path.clone()));
+        assert_eq!((chain[1].first_offset, chain[1].last_offset, chain[1].prev_hash.clone()), (10, 10, old.entry_hash));
+
+        // The pipeline still holds the head from before the disposal: its next entry is chained after it.
+        let second = [events(11, 20)];
+        let next = archive.commit(prepare(&commit_of(&second, 11, 20), 3).unwrap(), Some(&stale_head)).await.unwrap();
+        assert_eq!((next.seq, next.prev_hash.as_str()), (2, chain[1].entry_hash.as_str()));
+        let verified = verify::verify(&archive, &verify::VerifyOptions::default()).await.unwrap();
+        assert!(verified.ok(), "{:?}", verified.findings);
+        assert!(verified.warnings.is_empty(), "{:?}", verified.warnings);
+        // Expiring again disposes of the new range only.
+        let again = expire::expire(&archive, &expire_options(0, now_us(), false)).await.unwrap();
+        assert_eq!(again.files.iter().map(|f| f.entry.as_str()).collect::<Vec<_>>(), vec!["t/0#2"]);
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_on_one_chain_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        let first = [events(1, 10)];
+        let second = [events(11, 20)];
+        archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
+        let err = archive.commit(prepare(&commit_of(&second, 11, 20), 3).unwrap(), None).await.unwrap_err();
+        assert!(matches!(err, Error::SecondWriter { seq: 0, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn verify_flags_a_disposal_before_retention_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        let first = [events(1, 10)];
+        archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
+        // Pretend it is 401 days later: the disposal entry is written now, long before 400 days passed.
+        let later = now_us() + 401 * 86_400_000_000;
+        let report = expire::expire(&archive, &expire_options(400, later, false)).await.unwrap();
+        assert_eq!(report.deleted, 1);
+        let verified = verify::verify(&archive, &verify::VerifyOptions::default()).await.unwrap();
+        let kinds: Vec<&str> = verified.findings.iter().map(|f| f.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["disposal_early"], "{:?}", verified.findings);
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! While a range is being written, a pending intent (`pending-{seq}.json` beside the entries) lists its
 //! data files; it is removed once the entry is stored. A crash between the two leaves the intent, and
-//! [`crate::Archive::recover`] deletes the uncommitted files it lists before the partition resumes, so
+//! [`crate::Archive::resume`] deletes the uncommitted files it lists before the partition resumes, so
 //! a replay that cuts its ranges at other offsets leaves no stray rows behind.
 
 use serde::{Deserialize, Serialize};

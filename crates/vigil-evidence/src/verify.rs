@@ -12,6 +12,10 @@
 //!   deletion past retention) with the recorded size (`file_size_mismatch`), SHA-256 (`file_hash_mismatch`)
 //!   and Parquet row count (`file_rows_mismatch`); no data file exists that no entry lists (`extra_file`).
 //!
+//! - **disposals** (`vigil evidence expire`): each names earlier data entries and their files with the
+//!   recorded hashes (`disposal_invalid`), written after the retention it names had ended (`disposal_early`);
+//!   a disposed file still present is a warning (`disposal_incomplete`).
+//!
 //! Files of a range still being written (a pending intent) are warnings (`range_in_progress`). `--from` /
 //! `--to` limit the file checks to entries whose time range overlaps; chain and offset checks always cover
 //! everything (they read only the small entries). Data files are read in parallel.
@@ -288,6 +292,51 @@ async fn hash_file(store: Arc<dyn ObjectStore>, path: Path) -> HashOutcome {
     .map_err(|e| e.to_string())
 }
 
+/// Each disposal must list files of earlier data entries, with their recorded hashes, that were past the
+/// retention it names when it was written; a disposed file still present is a warning (deletion pending).
+fn check_disposals(read: &[(u64, String, ManifestEntry)], listed: &BTreeMap<String, u64>, report: &mut VerifyReport) {
+    let by_seq: BTreeMap<u64, &ManifestEntry> = read.iter().map(|(_, _, e)| (e.seq, e)).collect();
+    for (_, path, entry) in read {
+        let Some(disposal) = &entry.disposal else { continue };
+        let written = parse_time(&Some(entry.written_at.clone()));
+        let retention_us = i64::from(disposal.retention_days) * 86_400_000_000;
+        for seq in &disposal.entries {
+            let Some(disposed) = by_seq.get(seq).filter(|d| d.has_data() && d.seq < entry.seq) else {
+                report.find("disposal_invalid", path, format!("names entry {seq}, which is no earlier data entry"));
+                continue;
+            };
+            let due = parse_time(&Some(disposed.written_at.clone())).map(|w| w + retention_us);
+            if !matches!((due, written), (Some(due), Some(written)) if due <= written) {
+                report.find(
+                    "disposal_early",
+                    path,
+                    format!(
+                        "disposes of entry {seq} (written {}) before its {} days of retention ended",
+                        disposed.written_at, disposal.retention_days
+                    ),
+                );
+            }
+        }
+        for file in &disposal.files {
+            let known = disposal.entries.iter().filter_map(|s| by_seq.get(s)).flat_map(|e| e.files.iter());
+            if !known.clone().any(|f| f.path == file.path && f.sha256 == file.sha256) {
+                report.find(
+                    "disposal_invalid",
+                    &file.path,
+                    format!("listed by disposal {path} but not a file (with that hash) of the entries it names"),
+                );
+            }
+            if listed.contains_key(&file.path) {
+                report.warn(
+                    "disposal_incomplete",
+                    &file.path,
+                    "its disposal is recorded but the file is still there; run `vigil evidence expire` again",
+                );
+            }
+        }
+    }
+}
+
 struct ChainOutcome {
     referenced: Vec<String>,
     to_check: Vec<FileCheck>,
@@ -326,6 +375,7 @@ async fn check_chain(
         .filter_map(|(_, _, e)| e.disposal.as_ref())
         .flat_map(|d| d.files.iter().map(|f| f.path.clone()))
         .collect();
+    check_disposals(&read, listed, report);
     let hashes = read.iter().map(|(seq, _, e)| (*seq, e.entry_hash.clone())).collect();
     let mut out = ChainOutcome { referenced: Vec::new(), to_check: Vec::new(), hashes };
     let mut prev: Option<&ManifestEntry> = None;

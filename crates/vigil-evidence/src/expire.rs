@@ -1,0 +1,257 @@
+//! `vigil evidence expire`: deletes data files whose retention has ended, and records every disposal
+//! in the manifest chain the files belong to.
+//!
+//! A data file is past retention when the entry that lists it was written more than `retention_days`
+//! ago (`written_at`, the same clock S3 Object Lock counts from). Per chain, in this order:
+//!
+//! 1. a **disposal entry** is appended: it names the retention, the entries and every file (path and
+//!    SHA-256) to be deleted, and is chained and hashed like any entry, so the chain says what was
+//!    removed, when and why, before anything is removed;
+//! 2. then the files are deleted. A deletion that fails (a lock, a permission) is reported, and the next
+//!    run deletes what an earlier disposal lists but is still there.
+//!
+//! Manifest entries themselves are never deleted: they are small, and they are the record of what existed.
+//! `vigil verify` accepts files a disposal lists as absent, and flags a disposal of a file that was not
+//! yet past the retention it names (`disposal_early`).
+//!
+//! On a bucket with Object Lock, retention shorter than the bucket's default lock retention is refused: S3
+//! would keep every locked version anyway. On a versioned bucket a delete leaves a delete marker; the old
+//! versions are removed by the bucket's lifecycle rule for noncurrent versions once their lock ends.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+use vigil_schema::SCHEMA_VERSION;
+
+use crate::manifest::{Counts, Disposal, DisposedFile, MANIFEST_VERSION, ManifestEntry};
+use crate::{Archive, Error, Result, layout};
+
+/// Microseconds in a day.
+const DAY_US: i64 = 86_400_000_000;
+
+/// What to expire.
+#[derive(Debug, Clone)]
+pub struct ExpireOptions {
+    /// Files whose entry was written more than this many days before `now_us` are past retention.
+    pub retention_days: u32,
+    /// The time retention is measured at (microseconds since the epoch); normally now.
+    pub now_us: i64,
+    /// List only; write and delete nothing.
+    pub dry_run: bool,
+}
+
+/// One file past retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiredFile {
+    /// `source/partition#seq` of the entry that lists it.
+    pub entry: String,
+    /// Path relative to the archive root.
+    pub path: String,
+    /// Its SHA-256 when it was written.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When its entry was written.
+    pub written_at: String,
+    /// `true` when an earlier disposal already lists it and only the deletion is left to do.
+    pub already_recorded: bool,
+}
+
+/// A file that could not be deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedDeletion {
+    /// Path relative to the archive root.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The outcome of [`expire`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExpireReport {
+    /// Where.
+    pub location: String,
+    /// The retention applied, in days.
+    pub retention_days: u32,
+    /// Entries written before this time (RFC 3339) are past retention.
+    pub cutoff: String,
+    /// Nothing was written or deleted.
+    pub dry_run: bool,
+    /// Chains looked at.
+    pub chains: usize,
+    /// Files past retention (deleted, or to delete with `dry_run`).
+    pub files: Vec<ExpiredFile>,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Disposal entries written (`source/partition#seq`).
+    pub disposals: Vec<String>,
+    /// Files deleted.
+    pub deleted: usize,
+    /// Files that could not be deleted: run again once the cause is fixed.
+    pub failed: Vec<FailedDeletion>,
+}
+
+impl ExpireReport {
+    /// True when every file past retention is recorded and deleted (or would be, with `dry_run`).
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Every chain of the archive, as `(ingest_source, partition)`.
+async fn chains(archive: &Archive) -> Result<BTreeSet<(String, i32)>> {
+    let dir = archive.root().clone().join("manifests");
+    let metas: Vec<_> = archive.object_store().list(Some(&dir)).try_collect().await.map_err(|source| Error::Store {
+        operation: "list",
+        path: dir.to_string(),
+        source,
+    })?;
+    let mut out = BTreeSet::new();
+    for meta in metas {
+        let relative = layout::relative(archive.root(), &meta.location);
+        if let ["manifests", source, partition, _] = relative.split('/').collect::<Vec<_>>().as_slice()
+            && let Ok(partition) = partition.parse()
+        {
+            out.insert((source.to_string(), partition));
+        }
+    }
+    Ok(out)
+}
+
+/// The data files present, relative to the archive root.
+async fn data_files(archive: &Archive) -> Result<BTreeSet<String>> {
+    let mut present = BTreeSet::new();
+    for kind in ["events", "alerts", "dead_letters"] {
+        let dir = archive.root().clone().join(kind);
+        let metas: Vec<_> = archive
+            .object_store()
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|source| Error::Store { operation: "list", path: dir.to_string(), source })?;
+        present.extend(metas.iter().map(|m| layout::relative(archive.root(), &m.location)));
+    }
+    Ok(present)
+}
+
+fn parse_us(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_micros())
+}
+
+/// Refuses a retention shorter than the bucket's Object Lock default retention.
+async fn check_lock(archive: &Archive, retention_days: u32) -> Result<()> {
+    let Some(bucket) = archive.bucket() else { return Ok(()) };
+    let status = bucket.lock_status().await?;
+    if let (true, Some(days)) = (status.enabled, status.days)
+        && retention_days < days
+    {
+        return Err(Error::Bucket {
+            bucket: bucket.settings().bucket.clone(),
+            reason: format!(
+                "retention of {retention_days} days is shorter than the bucket's Object Lock retention of {days} days \
+                 ({}): the locked versions cannot be removed before then; use --retention-days {days} or more",
+                status.mode.as_deref().unwrap_or("default")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Finds the data files past retention and, unless `dry_run`, records their disposal and deletes them.
+pub async fn expire(archive: &Archive, options: &ExpireOptions) -> Result<ExpireReport> {
+    check_lock(archive, options.retention_days).await?;
+    let cutoff_us = options.now_us - i64::from(options.retention_days) * DAY_US;
+    let mut report = ExpireReport {
+        location: archive.location().to_string(),
+        retention_days: options.retention_days,
+        cutoff: vigil_schema::format_time_us(cutoff_us),
+        dry_run: options.dry_run,
+        ..ExpireReport::default()
+    };
+    let present = data_files(archive).await?;
+    for (source, partition) in chains(archive).await? {
+        report.chains += 1;
+        let entries = archive.chain(&source, partition).await?;
+        let recorded: BTreeSet<&str> = entries
+            .iter()
+            .filter_map(|e| e.disposal.as_ref())
+            .flat_map(|d| d.files.iter().map(|f| f.path.as_str()))
+            .collect();
+        let mut due: BTreeMap<u64, Vec<ExpiredFile>> = BTreeMap::new();
+        for entry in entries.iter().filter(|e| e.has_data()) {
+            let past = parse_us(&entry.written_at).is_some_and(|w| w <= cutoff_us);
+            for file in &entry.files {
+                let already = recorded.contains(file.path.as_str());
+                if (past && !already) || (already && present.contains(&file.path)) {
+                    due.entry(entry.seq).or_default().push(ExpiredFile {
+                        entry: format!("{source}/{partition}#{}", entry.seq),
+                        path: file.path.clone(),
+                        sha256: file.sha256.clone(),
+                        size: file.size,
+                        written_at: entry.written_at.clone(),
+                        already_recorded: already,
+                    });
+                }
+            }
+        }
+        let files: Vec<ExpiredFile> = due.values().flatten().cloned().collect();
+        if files.is_empty() {
+            continue;
+        }
+        report.bytes += files.iter().map(|f| f.size).sum::<u64>();
+        if !options.dry_run {
+            let new: Vec<&ExpiredFile> = files.iter().filter(|f| !f.already_recorded).collect();
+            if !new.is_empty() {
+                let disposal = Disposal {
+                    retention_days: options.retention_days,
+                    entries: due
+                        .iter()
+                        .filter(|(_, f)| f.iter().any(|f| !f.already_recorded))
+                        .map(|(s, _)| *s)
+                        .collect(),
+                    files: new
+                        .iter()
+                        .map(|f| DisposedFile { path: f.path.clone(), sha256: f.sha256.clone() })
+                        .collect(),
+                };
+                let head = entries.last().map(crate::ChainHead::from);
+                let written = archive.append(disposal_entry(&source, partition, disposal), head).await?;
+                report.disposals.push(format!("{source}/{partition}#{}", written.seq));
+            }
+            for file in &files {
+                let path = archive.absolute(&Path::from(file.path.as_str()));
+                match archive.object_store().delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => report.deleted += 1,
+                    Err(e) => report.failed.push(FailedDeletion { path: file.path.clone(), reason: e.to_string() }),
+                }
+            }
+        }
+        report.files.extend(files);
+    }
+    Ok(report)
+}
+
+fn disposal_entry(source: &str, partition: i32, disposal: Disposal) -> ManifestEntry {
+    ManifestEntry {
+        version: MANIFEST_VERSION,
+        seq: 0,
+        ingest_source: source.to_string(),
+        partition,
+        first_offset: 0,
+        last_offset: 0,
+        format: String::new(),
+        input: "vigil evidence expire".to_string(),
+        files: Vec::new(),
+        counts: Counts::default(),
+        schema_version: SCHEMA_VERSION,
+        rule_pack_hash: String::new(),
+        lost_reason: None,
+        disposal: Some(disposal),
+        written_at: String::new(),
+        prev_hash: String::new(),
+        entry_hash: String::new(),
+    }
+}
