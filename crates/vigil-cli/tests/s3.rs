@@ -1,6 +1,7 @@
 //! Evidence on a real S3-compatible server (moto, started by `deploy/local/s3.sh`): vigil archives real
 //! fixtures there, sets the bucket's Object Lock retention itself, `verify` passes, a locked object cannot be
-//! deleted, and tampering done with an ordinary S3 client (the AWS CLI) is caught and named.
+//! deleted, and tampering done with an ordinary S3 client (the AWS CLI) is caught and named. The archive also
+//! reads in DuckDB (through pyarrow's S3 filesystem), and `vigil evidence expire` keeps to the bucket's lock.
 
 use std::process::Command;
 
@@ -164,6 +165,19 @@ fn evidence_on_s3_is_locked_verified_and_tampering_is_named() {
     server.aws_ok(&["s3", "cp", "--quiet", b.to_str().expect("utf-8"), &format!("s3://{BUCKET}/reorder/{entry}")]);
     let (code, report) = verify(&t);
     assert!(code == 1 && has_finding(&report, "entry_out_of_order", &entry), "reorder: {report:#}");
+    // 7. drop a range of offsets: entry 1 and every data file it lists
+    let t = copy("drop");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(download.join(&entry)).expect("entry")).expect("json");
+    for file in listed["files"].as_array().expect("files") {
+        let key = format!("s3://{BUCKET}/drop/{}", file["path"].as_str().expect("path"));
+        server.aws_ok(&["s3", "rm", "--quiet", &key]);
+    }
+    server.aws_ok(&["s3", "rm", "--quiet", &format!("s3://{BUCKET}/drop/{entry}")]);
+    let (code, report) = verify(&t);
+    let after = entry.replace("000000000001.json", "000000000002.json");
+    assert!(code == 1 && has_finding(&report, "offset_gap", &after), "drop a range: {report:#}");
+    assert!(has_finding(&report, "entry_missing", "#1"), "drop a range: {report:#}");
 }
 
 #[test]

@@ -44,7 +44,7 @@ pub struct VerifyOptions {
     pub to_us: Option<i64>,
     /// Chain heads from an earlier report: each must still be in the archive with the same hash.
     pub expected_heads: Vec<Head>,
-    /// Files read at once (default 8).
+    /// Objects read at once (0: 32).
     pub concurrency: usize,
 }
 
@@ -116,6 +116,9 @@ impl VerifyReport {
     }
 }
 
+/// Objects read at once when [`VerifyOptions::concurrency`] is 0.
+const DEFAULT_CONCURRENCY: usize = 32;
+
 /// Data kinds, each a top-level folder of data files.
 const DATA_KINDS: [&str; 3] = ["events", "alerts", "dead_letters"];
 
@@ -186,9 +189,20 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
     let mut to_check: Vec<FileCheck> = Vec::new();
     // (source, partition, seq) -> entry_hash of every entry read, for the earlier report's heads.
     let mut hashes: BTreeMap<(String, i32, u64), String> = BTreeMap::new();
+    // Every entry is small: read them all at once (what dominates on a remote store is the round trips).
+    let concurrency = if options.concurrency == 0 { DEFAULT_CONCURRENCY } else { options.concurrency };
+    let entry_paths: Vec<String> = chains.values().flat_map(|c| c.values().cloned()).collect();
+    let contents: BTreeMap<String, bytes::Bytes> =
+        futures::stream::iter(entry_paths.into_iter().map(|path| async move {
+            let bytes = archive.read_bytes(&archive.absolute(&Path::from(path.as_str()))).await?;
+            Ok::<_, Error>((path, bytes))
+        }))
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
     for ((source, partition), entries) in &chains {
         report.chains += 1;
-        let chain = check_chain(archive, source, *partition, entries, options, &listed, &mut report).await?;
+        let chain = check_chain(source, *partition, entries, &contents, options, &listed, &mut report)?;
         referenced.extend(chain.referenced);
         to_check.extend(chain.to_check);
         hashes.extend(chain.hashes.into_iter().map(|(seq, hash)| ((source.clone(), *partition, seq), hash)));
@@ -222,7 +236,6 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
         }
     }
     // Read and hash the files, in parallel.
-    let concurrency = if options.concurrency == 0 { 8 } else { options.concurrency };
     let results: Vec<(FileCheck, HashOutcome)> = futures::stream::iter(to_check.into_iter().map(|check| {
         let store = store.clone();
         let path = archive.absolute(&Path::from(check.path.as_str()));
@@ -344,11 +357,11 @@ struct ChainOutcome {
     hashes: BTreeMap<u64, String>,
 }
 
-async fn check_chain(
-    archive: &Archive,
+fn check_chain(
     source: &str,
     partition: i32,
     entries: &BTreeMap<u64, String>,
+    contents: &BTreeMap<String, bytes::Bytes>,
     options: &VerifyOptions,
     listed: &BTreeMap<String, u64>,
     report: &mut VerifyReport,
@@ -357,8 +370,8 @@ async fn check_chain(
     let mut read: Vec<(u64, String, ManifestEntry)> = Vec::with_capacity(entries.len());
     for (seq, path) in entries {
         report.entries += 1;
-        let bytes = archive.read_bytes(&archive.absolute(&Path::from(path.as_str()))).await?;
-        match serde_json::from_slice::<ManifestEntry>(&bytes) {
+        let bytes = contents.get(path).map(|b| b.as_ref()).unwrap_or_default();
+        match serde_json::from_slice::<ManifestEntry>(bytes) {
             Ok(entry) => read.push((*seq, path.clone(), entry)),
             Err(e) => report.find("entry_unreadable", path, format!("not a manifest entry: {e}")),
         }
