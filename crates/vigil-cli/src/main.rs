@@ -568,7 +568,7 @@ fn rules(command: RulesCommand) -> Result<ExitCode> {
                 println!(
                     "{:<48} {:<10} {:<9} {:<18} {}",
                     r.id,
-                    "stateless",
+                    r.kind.as_str(),
                     r.severity.as_str(),
                     r.criteria.join(","),
                     r.title

@@ -4,14 +4,14 @@
 //! parsed, checked and optimized once at start, and only the physical plan is made per batch. Rules run
 //! concurrently on the tokio runtime; each uses DataFusion's partitions (one per normalized chunk).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
@@ -26,9 +26,11 @@ use sha2::{Digest, Sha256};
 use vigil_schema::{event_schema, timestamp_type};
 
 use crate::alert::{Alert, alert_id, format_time_us};
-use crate::rule::{Rule, parse_rule};
+use crate::rule::{Rule, RuleKind, parse_rule};
+use crate::stateful::{RuleSnapshot, RuleState, Signal, StateCounters};
 use crate::validate::check_read_only;
 use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 /// Tables a rule may query.
 pub const TABLES: [&str; 1] = ["events"];
@@ -166,6 +168,18 @@ struct CompiledRule {
     rule: Rule,
     plan: LogicalPlan,
     shape: Shape,
+    /// Stateful rules: their state.
+    state: Option<RuleState>,
+}
+
+/// The rule engine's state as stored between runs: the newest event time seen and every stateful rule's
+/// [`RuleSnapshot`], by rule id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineSnapshot {
+    /// Newest event time seen (UTC microseconds); `i64::MIN` before any.
+    pub newest_us: i64,
+    /// Stateful rules' state, by rule id.
+    pub rules: BTreeMap<String, RuleSnapshot>,
 }
 
 /// Compiled rules, ready to run over micro-batches.
@@ -174,6 +188,8 @@ pub struct RuleEngine {
     table: Arc<EventsTable>,
     rules: Vec<CompiledRule>,
     pack_hash: String,
+    /// Newest event time seen, over every event evaluated.
+    newest_us: i64,
 }
 
 impl fmt::Debug for RuleEngine {
@@ -211,6 +227,27 @@ fn shape_of(rule: &Rule, schema: &arrow::datatypes::Schema) -> Result<Shape> {
     let id_col = match event_ids {
         EventIds::One(i) | EventIds::Many(i) => i,
     };
+    if let Some(spec) = &rule.stateful {
+        if matches!(event_ids, EventIds::Many(_)) {
+            return Err(Error::rule(
+                &rule.path,
+                line,
+                format!("a {} rule returns one row per event (`event_id`), not `event_ids`", rule.kind.as_str()),
+            ));
+        }
+        let mut needed: Vec<&str> = spec.key.iter().map(String::as_str).collect();
+        if rule.kind == RuleKind::Sequence {
+            needed.push("step");
+        }
+        needed.extend(spec.distinct.as_deref());
+        if let Some(missing) = needed.iter().find(|c| at(c).is_none()) {
+            return Err(Error::rule(
+                &rule.path,
+                line,
+                format!("the query must return the column `{missing}` that the header names"),
+            ));
+        }
+    }
     let fields = (0..schema.fields().len()).filter(|&i| i != time && i != id_col).collect();
     Ok(Shape { time, event_ids, fields })
 }
@@ -244,7 +281,10 @@ impl RuleEngine {
             .await;
             match planned {
                 Ok(plan) => match shape_of(rule, plan.schema().as_arrow()) {
-                    Ok(shape) => rules.push(CompiledRule { rule: rule.clone(), plan, shape }),
+                    Ok(shape) => {
+                        let state = rule.stateful.clone().map(|spec| RuleState::new(rule.kind, spec));
+                        rules.push(CompiledRule { rule: rule.clone(), plan, shape, state })
+                    }
                     Err(e) => errors.push(e),
                 },
                 Err(e) => errors.push(Error::rule(
@@ -257,7 +297,7 @@ impl RuleEngine {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(RuleEngine { state, table, rules, pack_hash: pack.hash.clone() })
+        Ok(RuleEngine { state, table, rules, pack_hash: pack.hash.clone(), newest_us: i64::MIN })
     }
 
     /// The compiled rules, in pack order.
@@ -270,8 +310,45 @@ impl RuleEngine {
         &self.pack_hash
     }
 
-    /// Runs every rule over `batches` (one micro-batch, any number of partitions). Alerts come in rule
-    /// order, then by time and id, whatever the partitioning.
+    /// Whether any rule keeps state between batches.
+    pub fn has_stateful(&self) -> bool {
+        self.rules.iter().any(|c| c.state.is_some())
+    }
+
+    /// Counters of every stateful rule, by rule id.
+    pub fn state_counters(&self) -> BTreeMap<String, StateCounters> {
+        self.rules.iter().filter_map(|c| Some((c.rule.id.clone(), c.state.as_ref()?.counters()))).collect()
+    }
+
+    /// The state of every stateful rule, to store beside the evidence.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        EngineSnapshot {
+            newest_us: self.newest_us,
+            rules: self.rules.iter().filter_map(|c| Some((c.rule.id.clone(), c.state.as_ref()?.snapshot()))).collect(),
+        }
+    }
+
+    /// Continues from a stored snapshot. Returns the ids of rules whose stored state was discarded (the
+    /// rule's kind or key changed); rules not in the snapshot start empty.
+    pub fn restore(&mut self, snapshot: EngineSnapshot) -> Vec<String> {
+        self.newest_us = snapshot.newest_us;
+        let mut stored = snapshot.rules;
+        let mut discarded = Vec::new();
+        for compiled in &mut self.rules {
+            let (Some(state), Some(saved)) = (compiled.state.as_mut(), stored.remove(&compiled.rule.id)) else {
+                continue;
+            };
+            if !state.restore(saved) {
+                discarded.push(compiled.rule.id.clone());
+            }
+        }
+        discarded
+    }
+
+    /// Runs every rule over `batches` (one micro-batch, any number of partitions, rows in arrival order).
+    /// Stateless rules alert on the batch alone; stateful ones take its signals into their state and alert
+    /// as event time passes (see [`crate::stateful`]). Alerts come in rule order, then by time and id,
+    /// whatever the partitioning.
     pub async fn evaluate(&mut self, batches: &[RecordBatch]) -> Result<Vec<Alert>> {
         let partitions: Vec<Vec<RecordBatch>> =
             batches.iter().filter(|b| b.num_rows() > 0).map(|b| vec![b.clone()]).collect();
@@ -285,22 +362,187 @@ impl RuleEngine {
         let runs = self.rules.iter().map(|compiled| async {
             let eval = |source| Error::Eval { rule: compiled.rule.id.clone(), source };
             let physical = self.state.create_physical_plan(&compiled.plan).await.map_err(eval)?;
-            let output = collect(physical, self.state.task_ctx()).await.map_err(eval)?;
-            let mut alerts = Vec::new();
-            for batch in &output {
-                alerts_from_batch(&compiled.rule, &compiled.shape, batch, &mut alerts).map_err(eval)?;
-            }
-            alerts.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
-            alerts.dedup_by(|a, b| a.alert_id == b.alert_id);
-            Ok::<_, Error>(alerts)
+            collect(physical, self.state.task_ctx()).await.map_err(eval)
         });
-        let per_rule = futures::future::try_join_all(runs).await?;
+        let outputs = futures::future::try_join_all(runs).await?;
         *self.table.partitions.write().map_err(|_| Error::Eval {
             rule: "(engine)".into(),
             source: DataFusionError::Internal("events table lock poisoned".into()),
         })? = Arc::new(Vec::new());
-        Ok(per_rule.into_iter().flatten().collect())
+        let arrivals = if self.has_stateful() { Some(Arrivals::of(batches, self.newest_us)?) } else { None };
+        let mut all = Vec::new();
+        for (compiled, output) in self.rules.iter_mut().zip(outputs) {
+            let eval = |source| Error::Eval { rule: compiled.rule.id.clone(), source };
+            let mut alerts = Vec::new();
+            match (&mut compiled.state, &arrivals) {
+                (Some(state), Some(arrivals)) => {
+                    let mut signals = Vec::new();
+                    for batch in &output {
+                        signals_from_batch(&compiled.rule, &compiled.shape, batch, &mut signals).map_err(eval)?;
+                    }
+                    let mut ordered: Vec<(usize, Signal)> =
+                        signals.into_iter().map(|s| (arrivals.index(&s.event_id), s)).collect();
+                    ordered.sort_by(|(a, x), (b, y)| (a, &x.event_id).cmp(&(b, &y.event_id)));
+                    for (index, signal) in ordered {
+                        state.push(signal, arrivals.newest_at(index));
+                    }
+                    alerts = state.advance(&compiled.rule, arrivals.newest);
+                }
+                _ => {
+                    for batch in &output {
+                        alerts_from_batch(&compiled.rule, &compiled.shape, batch, &mut alerts).map_err(eval)?;
+                    }
+                }
+            }
+            alerts.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
+            alerts.dedup_by(|a, b| a.alert_id == b.alert_id);
+            all.extend(alerts);
+        }
+        if let Some(arrivals) = arrivals {
+            self.newest_us = arrivals.newest;
+        } else {
+            for batch in batches {
+                if let Some(max) = batch_newest(batch) {
+                    self.newest_us = self.newest_us.max(max);
+                }
+            }
+        }
+        Ok(all)
     }
+
+    /// The end of a finite input (files): stateful rules release what they hold pending and alert on it.
+    pub fn finish(&mut self) -> Vec<Alert> {
+        let mut all = Vec::new();
+        for compiled in &mut self.rules {
+            if let Some(state) = &mut compiled.state {
+                let mut alerts = state.finish(&compiled.rule);
+                alerts.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
+                alerts.dedup_by(|a, b| a.alert_id == b.alert_id);
+                all.extend(alerts);
+            }
+        }
+        all
+    }
+}
+
+fn batch_newest(batch: &RecordBatch) -> Option<i64> {
+    let times = batch.column_by_name(vigil_schema::TIME)?.as_primitive_opt::<TimestampMicrosecondType>()?;
+    arrow::compute::max(times)
+}
+
+/// Where each event of a micro-batch arrived, and the newest event time seen up to it.
+struct Arrivals {
+    /// First arrival index of each event id.
+    index: HashMap<String, usize>,
+    /// Newest event time seen up to and including each arrival.
+    newest_at: Vec<i64>,
+    /// Newest event time after the batch.
+    newest: i64,
+}
+
+impl Arrivals {
+    fn of(batches: &[RecordBatch], mut newest: i64) -> Result<Self> {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let mut index = HashMap::with_capacity(rows);
+        let mut newest_at = Vec::with_capacity(rows);
+        let missing = || Error::Eval {
+            rule: "(engine)".into(),
+            source: DataFusionError::Internal("events batch without time or event_id".into()),
+        };
+        for batch in batches {
+            let times = batch
+                .column_by_name(vigil_schema::TIME)
+                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+                .ok_or_else(missing)?;
+            let ids = batch
+                .column_by_name(vigil_schema::EVENT_ID)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(missing)?;
+            for row in 0..batch.num_rows() {
+                if times.is_valid(row) {
+                    newest = newest.max(times.value(row));
+                }
+                index.entry(ids.value(row).to_string()).or_insert(newest_at.len());
+                newest_at.push(newest);
+            }
+        }
+        Ok(Arrivals { index, newest_at, newest })
+    }
+
+    fn index(&self, event_id: &str) -> usize {
+        self.index.get(event_id).copied().unwrap_or(self.newest_at.len())
+    }
+
+    fn newest_at(&self, index: usize) -> i64 {
+        self.newest_at.get(index).copied().unwrap_or(self.newest)
+    }
+}
+
+/// The result rows of a stateful rule as signals.
+fn signals_from_batch(
+    rule: &Rule,
+    shape: &Shape,
+    batch: &RecordBatch,
+    out: &mut Vec<Signal>,
+) -> datafusion::error::Result<()> {
+    let Some(spec) = &rule.stateful else { return Ok(()) };
+    if batch.num_rows() == 0 {
+        return Ok(());
+    }
+    let times = cast(batch.column(shape.time), &timestamp_type())?;
+    let times = times.as_primitive::<TimestampMicrosecondType>();
+    let EventIds::One(id_col) = shape.event_ids else { return Ok(()) };
+    let ids = batch.column(id_col).as_string::<i32>();
+    let fields = field_rows(shape, batch)?;
+    for (row, fields) in fields.into_iter().enumerate() {
+        if times.is_null(row) || ids.is_null(row) {
+            continue;
+        }
+        let text = |column: &str| match fields.get(column) {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        let step = match rule.kind {
+            RuleKind::Sequence => match spec.steps.iter().position(|s| *s == text("step")) {
+                Some(i) => i,
+                None => continue, // a row that is no step of the sequence
+            },
+            _ => 0,
+        };
+        let key = spec.key.iter().map(|k| text(k)).collect::<Vec<_>>().join("\u{1f}");
+        let distinct = spec.distinct.as_deref().map(text);
+        out.push(Signal {
+            time_us: times.value(row),
+            event_id: ids.value(row).to_string(),
+            key,
+            step,
+            distinct,
+            fields,
+            arrival: 0,
+        });
+    }
+    Ok(())
+}
+
+/// Every column but `time` and the event ids, per row, as JSON objects.
+fn field_rows(
+    shape: &Shape,
+    batch: &RecordBatch,
+) -> datafusion::error::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let field_batch = batch.project(&shape.fields)?;
+    let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::with_capacity(batch.num_rows());
+    if field_batch.num_columns() > 0 {
+        let mut buf = Vec::new();
+        {
+            let mut writer = arrow::json::ArrayWriter::new(&mut buf);
+            writer.write(&field_batch)?;
+            writer.finish()?;
+        }
+        rows = serde_json::from_slice(&buf).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    }
+    rows.resize(batch.num_rows(), serde_json::Map::new());
+    Ok(rows)
 }
 
 fn first_line(e: &DataFusionError) -> String {
@@ -317,20 +559,8 @@ fn alerts_from_batch(
         return Ok(());
     }
     let times = cast(batch.column(shape.time), &timestamp_type())?;
-    let times = times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-    let field_batch = batch.project(&shape.fields)?;
-    let mut field_rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::with_capacity(batch.num_rows());
-    if field_batch.num_columns() > 0 {
-        let mut buf = Vec::new();
-        {
-            let mut writer = arrow::json::ArrayWriter::new(&mut buf);
-            writer.write(&field_batch)?;
-            writer.finish()?;
-        }
-        field_rows = serde_json::from_slice(&buf).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    }
-    field_rows.resize(batch.num_rows(), serde_json::Map::new());
-    for (row, fields) in field_rows.into_iter().enumerate() {
+    let times = times.as_primitive::<TimestampMicrosecondType>();
+    for (row, fields) in field_rows(shape, batch)?.into_iter().enumerate() {
         let mut event_ids: Vec<String> = match shape.event_ids {
             EventIds::One(i) => {
                 let col = batch.column(i).as_string::<i32>();

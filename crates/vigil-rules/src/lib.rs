@@ -26,9 +26,10 @@ pub mod alert;
 pub mod engine;
 mod error;
 pub mod rule;
+pub mod stateful;
 pub mod validate;
 
 pub use alert::{Alert, alert_id, alerts_to_batch, format_time_us};
-pub use engine::{RuleEngine, RulePack, TABLES, load_rules, rule_files};
+pub use engine::{EngineSnapshot, RuleEngine, RulePack, TABLES, load_rules, rule_files};
 pub use error::{Error, Result};
-pub use rule::{Rule, RuleKind, Severity};
+pub use rule::{Rule, RuleKind, Severity, StatefulSpec};

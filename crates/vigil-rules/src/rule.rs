@@ -66,10 +66,92 @@ impl Severity {
 }
 
 /// What the engine must keep between batches for a rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     /// Evaluated over each micro-batch alone.
     Stateless,
+    /// `threshold` events (or distinct values of `distinct`) per key within `window`.
+    Threshold,
+    /// The `steps` in order per key within `window`.
+    Sequence,
+    /// The first event of each key (a key tuple never seen before, within `ttl`).
+    FirstSeen,
+    /// No event of a key for `window`.
+    Silence,
+}
+
+impl RuleKind {
+    /// The name as written in rule headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Stateless => "stateless",
+            RuleKind::Threshold => "threshold",
+            RuleKind::Sequence => "sequence",
+            RuleKind::FirstSeen => "first_seen",
+            RuleKind::Silence => "silence",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "stateless" => RuleKind::Stateless,
+            "threshold" => RuleKind::Threshold,
+            "sequence" => RuleKind::Sequence,
+            "first_seen" => RuleKind::FirstSeen,
+            "silence" => RuleKind::Silence,
+            _ => return None,
+        })
+    }
+}
+
+/// What a stateful rule's header declares (see [`crate::stateful`] for how the engine uses it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatefulSpec {
+    /// Columns of the query's result that form the key (state is kept per key).
+    pub key: Vec<String>,
+    /// Window length in microseconds (threshold, sequence, silence).
+    pub window_us: i64,
+    /// Allowed lateness in microseconds: events up to this much older than the newest event seen still
+    /// count in their window; older ones are late (archived, counted, reported, not evaluated).
+    pub lateness_us: i64,
+    /// Threshold: alert at this many events (or distinct values) in a window.
+    pub threshold: u64,
+    /// Threshold: count distinct values of this column instead of events.
+    pub distinct: Option<String>,
+    /// Sequence: the values of the `step` column, in the order they must happen.
+    pub steps: Vec<String>,
+    /// First seen: a key not seen for this long (event time) is forgotten.
+    pub ttl_us: i64,
+    /// First seen, threshold, sequence, silence: at most this many keys are held; beyond it the least
+    /// recently seen keys are forgotten (counted as evictions).
+    pub max_keys: usize,
+    /// First seen: the first `baseline` of event time only learns keys, without alerting.
+    pub baseline_us: i64,
+}
+
+/// Default allowed lateness: 5 minutes.
+pub const DEFAULT_LATENESS_US: i64 = 5 * 60 * 1_000_000;
+/// Default first-seen TTL: 90 days.
+pub const DEFAULT_TTL_US: i64 = 90 * 86_400 * 1_000_000;
+/// Default key limit per rule.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+/// Parses a duration such as `90s`, `10m`, `1h`, `7d` into microseconds.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().ok()?;
+    let unit_us: i64 = match unit.trim() {
+        "ms" => 1_000,
+        "s" => 1_000_000,
+        "m" | "min" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_us)
 }
 
 /// One loaded rule.
@@ -91,6 +173,8 @@ pub struct Rule {
     pub remediation: String,
     /// Stateless or stateful.
     pub kind: RuleKind,
+    /// The header of a stateful rule; `None` for stateless ones.
+    pub stateful: Option<StatefulSpec>,
     /// The whole file text (header included: comments are SQL).
     pub sql: String,
     /// Where it was loaded from.
@@ -101,7 +185,29 @@ pub struct Rule {
     pub query_line: u64,
 }
 
-const KNOWN_KEYS: [&str; 8] = ["id", "title", "severity", "criteria", "tags", "description", "remediation", "kind"];
+const KNOWN_KEYS: [&str; 17] = [
+    "id",
+    "title",
+    "severity",
+    "criteria",
+    "tags",
+    "description",
+    "remediation",
+    "kind",
+    "key",
+    "window",
+    "lateness",
+    "threshold",
+    "distinct",
+    "steps",
+    "ttl",
+    "max_keys",
+    "baseline",
+];
+
+/// Header keys that only stateful kinds take.
+const STATEFUL_KEYS: [&str; 9] =
+    ["key", "window", "lateness", "threshold", "distinct", "steps", "ttl", "max_keys", "baseline"];
 
 /// Whether `c` is a SOC 2 Trust Services Criterion reference such as `CC6.1` or `A1.2`.
 pub fn is_criterion(c: &str) -> bool {
@@ -189,11 +295,16 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
         ));
     }
     let kind = match get("kind") {
-        None | Some(("stateless", _)) => RuleKind::Stateless,
-        Some((other, line)) => {
-            return Err(Error::rule(path, line, format!("kind `{other}` is not supported; use `stateless`")));
-        }
+        None => RuleKind::Stateless,
+        Some((text, line)) => RuleKind::parse(text).ok_or_else(|| {
+            Error::rule(
+                path,
+                line,
+                format!("kind `{text}` is not one of stateless, threshold, sequence, first_seen, silence"),
+            )
+        })?,
     };
+    let stateful = stateful_spec(path, kind, &get)?;
     Ok(Rule {
         id: id.to_string(),
         title: title.to_string(),
@@ -203,11 +314,94 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
         description: get("description").map(|(v, _)| v.to_string()).unwrap_or_default(),
         remediation: get("remediation").map(|(v, _)| v.to_string()).unwrap_or_default(),
         kind,
+        stateful,
         sql: text.to_string(),
         path: path.to_path_buf(),
         hash: hex::encode(Sha256::digest(text.as_bytes())),
         query_line,
     })
+}
+
+/// Reads the stateful keys of a header for `kind`; refuses keys the kind does not take and missing ones.
+fn stateful_spec<'a>(
+    path: &Path,
+    kind: RuleKind,
+    get: &dyn Fn(&str) -> Option<(&'a str, u64)>,
+) -> Result<Option<StatefulSpec>> {
+    let takes: &[&str] = match kind {
+        RuleKind::Stateless => &[],
+        RuleKind::Threshold => &["key", "window", "lateness", "threshold", "distinct", "max_keys"],
+        RuleKind::Sequence => &["key", "window", "lateness", "steps", "max_keys"],
+        RuleKind::FirstSeen => &["key", "lateness", "ttl", "max_keys", "baseline"],
+        RuleKind::Silence => &["key", "window", "lateness", "max_keys"],
+    };
+    for key in STATEFUL_KEYS {
+        if let Some((_, line)) = get(key).filter(|_| !takes.contains(&key)) {
+            let takes = if takes.is_empty() { "none".to_string() } else { takes.join(", ") };
+            return Err(Error::rule(
+                path,
+                line,
+                format!("`{key}` does not apply to kind {} (it takes: {takes})", kind.as_str()),
+            ));
+        }
+    }
+    if kind == RuleKind::Stateless {
+        return Ok(None);
+    }
+    let need = |key: &str, hint: &str| {
+        get(key)
+            .filter(|(v, _)| !v.is_empty())
+            .ok_or_else(|| Error::rule(path, 1, format!("a {} rule needs `-- {key}: ...` ({hint})", kind.as_str())))
+    };
+    let duration = |key: &str, (text, line): (&str, u64)| {
+        parse_duration(text).filter(|d| *d >= 0).ok_or_else(|| {
+            Error::rule(path, line, format!("{key} `{text}` is not a duration; write it like 90s, 10m, 1h or 7d"))
+        })
+    };
+    let number = |key: &str, (text, line): (&str, u64)| {
+        text.parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Error::rule(path, line, format!("{key} `{text}` is not a positive whole number")))
+    };
+    let key = list(need("key", "the result columns state is kept per, such as src_ip or actor_user")?.0);
+    let window_us = match kind {
+        RuleKind::FirstSeen => 0,
+        _ => {
+            let w = duration("window", need("window", "such as 10m or 1h")?)?;
+            if w == 0 {
+                return Err(Error::rule(path, 1, "window must be longer than 0"));
+            }
+            w
+        }
+    };
+    let lateness_us = get("lateness").map(|v| duration("lateness", v)).transpose()?.unwrap_or(DEFAULT_LATENESS_US);
+    let threshold = match kind {
+        RuleKind::Threshold => number("threshold", need("threshold", "alert at this many events per window")?)?,
+        _ => 0,
+    };
+    let steps = match kind {
+        RuleKind::Sequence => {
+            let (text, line) = need("steps", "the values of the query's `step` column, in order")?;
+            let steps = list(text);
+            if steps.len() < 2 {
+                return Err(Error::rule(path, line, "a sequence needs at least two steps"));
+            }
+            steps
+        }
+        _ => Vec::new(),
+    };
+    Ok(Some(StatefulSpec {
+        key,
+        window_us,
+        lateness_us,
+        threshold,
+        distinct: get("distinct").map(|(v, _)| v.to_string()),
+        steps,
+        ttl_us: get("ttl").map(|v| duration("ttl", v)).transpose()?.unwrap_or(DEFAULT_TTL_US),
+        max_keys: get("max_keys").map(|v| number("max_keys", v)).transpose()?.map_or(DEFAULT_MAX_KEYS, |n| n as usize),
+        baseline_us: get("baseline").map(|v| duration("baseline", v)).transpose()?.unwrap_or(0),
+    }))
 }
 
 #[cfg(test)]
@@ -240,6 +434,39 @@ mod tests {
             let err = parse_rule(Path::new("x.sql"), &text).unwrap_err().to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
+    }
+
+    #[test]
+    fn stateful_headers_parse_and_errors_name_the_line() {
+        let base = "-- id: r\n-- title: T\n-- severity: high\n-- criteria: CC6.1\n";
+        let rule = parse_rule(
+            Path::new("t.sql"),
+            &format!("{base}-- kind: threshold\n-- key: src_ip\n-- window: 10m\n-- threshold: 5\n-- distinct: actor_user\nSELECT 1"),
+        )
+        .unwrap();
+        let spec = rule.stateful.unwrap();
+        assert_eq!(
+            (rule.kind, spec.key, spec.window_us, spec.threshold),
+            (RuleKind::Threshold, vec!["src_ip".to_string()], 600_000_000, 5)
+        );
+        assert_eq!((spec.distinct.as_deref(), spec.lateness_us), (Some("actor_user"), DEFAULT_LATENESS_US));
+        let cases = [
+            ("-- kind: threshold\n-- key: a\n-- window: 10m\n", "needs `-- threshold"),
+            ("-- kind: threshold\n-- key: a\n-- window: ten\n-- threshold: 3\n", "7: window `ten` is not a duration"),
+            ("-- kind: sequence\n-- key: a\n-- window: 1h\n-- steps: one\n", "8: a sequence needs at least two steps"),
+            ("-- kind: first_seen\n-- key: a\n-- window: 1h\n", "7: `window` does not apply to kind first_seen"),
+            ("-- window: 1h\n", "5: `window` does not apply to kind stateless"),
+            ("-- kind: sliding\n", "5: kind `sliding`"),
+            ("-- kind: silence\n-- window: 1h\n", "needs `-- key"),
+        ];
+        for (header, expected) in cases {
+            let err = parse_rule(Path::new("x.sql"), &format!("{base}{header}SELECT 1")).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} should contain {expected}");
+        }
+        assert_eq!(parse_duration("90s"), Some(90_000_000));
+        assert_eq!(parse_duration("7d"), Some(7 * 86_400_000_000));
+        assert_eq!(parse_duration("1 h"), Some(3_600_000_000));
+        assert_eq!(parse_duration("h"), None);
     }
 
     #[test]

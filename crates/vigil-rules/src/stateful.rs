@@ -1,0 +1,403 @@
+//! State of the stateful rule kinds (threshold, sequence, first_seen, silence), kept between micro-batches.
+//!
+//! A stateful rule's query runs over each micro-batch like any rule; each result row is a *signal*
+//! (`time`, `event_id`, the `key` columns, `step` for sequences, the `distinct` column for distinct
+//! thresholds, every other column as alert fields). Signals then go through event time:
+//!
+//! ```text
+//!  signal (arrival order) ── late? (time < watermark) ──yes──> counted in `late`, not evaluated
+//!        │ no                                                  (the event itself is archived as always)
+//!        ▼
+//!  pending, sorted by (time, step, event_id) ── released once time < watermark ──> kind's state machine ──> alerts
+//! ```
+//!
+//! The **watermark** of a rule is the newest event time the engine has seen (over every event, in arrival
+//! order) minus the rule's `lateness`. An event is late when its time is below the watermark at its
+//! arrival; the rest are released in event-time order. So the sequence a state machine sees, and the
+//! alerts, depend only on the order events arrive in, never on how they were cut into batches, on thread
+//! count, or on a restart in between (the state, pending signals included, is a [`RuleSnapshot`]). At the
+//! end of a finite input (files) [`RuleState::finish`] releases what is pending.
+//!
+//! The state machines, on each released signal at time `t` for key `k`:
+//! - **threshold**: the window `(t - window, t]` of `k`'s signals (with `distinct`, the newest signal per
+//!   distinct value); at `threshold` of them an alert names them all, and the window starts empty again.
+//! - **sequence**: `k`'s partial match advances when the signal's step is the next one, and restarts at a
+//!   newer first step while only the first step has matched; a partial older than `window` is dropped; the
+//!   last step raises an alert naming one event per step.
+//! - **first_seen**: a key not seen before (or not for `ttl`) raises an alert, except during the first
+//!   `baseline` of event time the rule sees (learning).
+//! - **silence**: before `t` is applied, every key whose last signal is older than `t - window` raises one
+//!   alert (time = last signal + window, naming that last event); the key is re-armed by its next signal.
+//!
+//! **Bounds.** Per rule at most `max_keys` keys (default 100,000): beyond it the least recently seen keys
+//! are forgotten (counted in `evicted`). A threshold window holds fewer than `threshold` signals, a
+//! sequence one per step, first_seen and silence one time per key. Pending signals are those within
+//! `lateness` of the newest event, capped at [`MAX_PENDING`] per rule (beyond, the oldest are released
+//! early and counted in `forced`).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::alert::{Alert, alert_id, format_time_us};
+use crate::rule::{Rule, RuleKind, StatefulSpec};
+
+/// Most pending signals a rule holds before releasing the oldest early.
+pub const MAX_PENDING: usize = 1_000_000;
+
+/// Released signals between two sweeps of expired keys.
+const SWEEP_EVERY: u64 = 4096;
+
+/// One candidate event of a stateful rule: a row of its query's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// Event time, UTC microseconds.
+    pub time_us: i64,
+    /// The event's id.
+    pub event_id: String,
+    /// The key columns' values, joined by U+001F.
+    pub key: String,
+    /// Sequence step index (0 for other kinds).
+    pub step: usize,
+    /// The `distinct` column's value.
+    pub distinct: Option<String>,
+    /// Every column but `time` and `event_id`.
+    pub fields: Map<String, Value>,
+    /// Arrival number within the rule (orders identical events).
+    pub arrival: u64,
+}
+
+type PendingKey = (i64, usize, String, u64);
+
+fn pending_key(s: &Signal) -> PendingKey {
+    (s.time_us, s.step, s.event_id.clone(), s.arrival)
+}
+
+/// What is kept per key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyState {
+    /// Time of the key's newest released signal.
+    pub last_us: i64,
+    /// Threshold: the window's signals as (time, event id, distinct value).
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub window: VecDeque<(i64, String, Option<String>)>,
+    /// Sequence: start time of the partial match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_us: Option<i64>,
+    /// Sequence: event ids matched so far, one per step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
+    /// Silence: the newest event's id and fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<(String, Map<String, Value>)>,
+    /// Silence: already alerted for the current quiet spell.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alerted: bool,
+}
+
+/// Counters of one stateful rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounters {
+    /// Signals released to the state machine.
+    pub released: u64,
+    /// Signals that arrived below the watermark: not evaluated (their events are archived as always).
+    pub late: u64,
+    /// Keys forgotten because of `max_keys`.
+    pub evicted: u64,
+    /// Pending signals released before the watermark passed them, because of [`MAX_PENDING`].
+    pub forced: u64,
+}
+
+/// The state of one stateful rule.
+#[derive(Debug, Clone)]
+pub struct RuleState {
+    spec: StatefulSpec,
+    kind: RuleKind,
+    pending: BTreeMap<PendingKey, Signal>,
+    keys: BTreeMap<String, KeyState>,
+    /// Silence: (deadline, key) of every armed key.
+    deadlines: BTreeSet<(i64, String)>,
+    first_us: Option<i64>,
+    next_arrival: u64,
+    counters: StateCounters,
+}
+
+/// A rule's state as stored: everything needed to continue exactly where it stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleSnapshot {
+    /// The rule's kind.
+    pub kind: RuleKind,
+    /// Its key columns (state is discarded when they change).
+    pub key: Vec<String>,
+    /// Signals not yet released, in release order.
+    pub pending: Vec<Signal>,
+    /// State per key, by key.
+    pub keys: BTreeMap<String, KeyState>,
+    /// First seen: the first event time the rule saw (start of the baseline).
+    pub first_us: Option<i64>,
+    /// The next arrival number.
+    pub next_arrival: u64,
+    /// Counters.
+    pub counters: StateCounters,
+}
+
+impl RuleState {
+    /// Empty state for a rule of `kind` declared by `spec`.
+    pub fn new(kind: RuleKind, spec: StatefulSpec) -> Self {
+        RuleState {
+            spec,
+            kind,
+            pending: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            first_us: None,
+            next_arrival: 0,
+            counters: StateCounters::default(),
+        }
+    }
+
+    /// The rule's counters.
+    pub fn counters(&self) -> StateCounters {
+        self.counters
+    }
+
+    /// Keys held.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The state as stored.
+    pub fn snapshot(&self) -> RuleSnapshot {
+        RuleSnapshot {
+            kind: self.kind,
+            key: self.spec.key.clone(),
+            pending: self.pending.values().cloned().collect(),
+            keys: self.keys.clone(),
+            first_us: self.first_us,
+            next_arrival: self.next_arrival,
+            counters: self.counters,
+        }
+    }
+
+    /// Continues from `snapshot`; `false` (and nothing changed) when it was taken of a rule with another
+    /// kind or key.
+    pub fn restore(&mut self, snapshot: RuleSnapshot) -> bool {
+        if snapshot.kind != self.kind || snapshot.key != self.spec.key {
+            return false;
+        }
+        self.pending = snapshot.pending.into_iter().map(|s| (pending_key(&s), s)).collect();
+        self.deadlines.clear();
+        if self.kind == RuleKind::Silence {
+            for (key, state) in &snapshot.keys {
+                if !state.alerted {
+                    self.deadlines.insert((state.last_us + self.spec.window_us, key.clone()));
+                }
+            }
+        }
+        self.keys = snapshot.keys;
+        self.first_us = snapshot.first_us;
+        self.next_arrival = snapshot.next_arrival;
+        self.counters = snapshot.counters;
+        true
+    }
+
+    /// Takes one signal that arrived when the newest event time seen was `newest_us`: pending, or late.
+    pub fn push(&mut self, mut signal: Signal, newest_us: i64) {
+        if signal.time_us < newest_us.saturating_sub(self.spec.lateness_us) {
+            self.counters.late += 1;
+            return;
+        }
+        signal.arrival = self.next_arrival;
+        self.next_arrival += 1;
+        self.pending.insert(pending_key(&signal), signal);
+    }
+
+    /// Releases every pending signal below the watermark of `newest_us` (and the oldest beyond
+    /// [`MAX_PENDING`]) to the state machine; returns the alerts raised.
+    pub fn advance(&mut self, rule: &Rule, newest_us: i64) -> Vec<Alert> {
+        let watermark = newest_us.saturating_sub(self.spec.lateness_us);
+        let mut alerts = Vec::new();
+        loop {
+            let over = self.pending.len() > MAX_PENDING;
+            let Some(entry) = self.pending.first_entry() else { break };
+            let due = entry.key().0 < watermark;
+            if !due && !over {
+                break;
+            }
+            let signal = entry.remove();
+            if !due {
+                self.counters.forced += 1;
+            }
+            self.release(rule, signal, &mut alerts);
+        }
+        alerts
+    }
+
+    /// End of a finite input: releases everything pending.
+    pub fn finish(&mut self, rule: &Rule) -> Vec<Alert> {
+        self.advance(rule, i64::MAX)
+    }
+
+    fn release(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
+        self.counters.released += 1;
+        let t = signal.time_us;
+        match self.kind {
+            RuleKind::Threshold => self.threshold(rule, signal, alerts),
+            RuleKind::Sequence => self.sequence(rule, signal, alerts),
+            RuleKind::FirstSeen => self.first_seen(rule, signal, alerts),
+            RuleKind::Silence => self.silence(rule, signal, alerts),
+            RuleKind::Stateless => {}
+        }
+        if self.counters.released.is_multiple_of(SWEEP_EVERY) {
+            self.sweep(t);
+        }
+        self.bound_keys();
+    }
+
+    fn threshold(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
+        let (window_us, threshold) = (self.spec.window_us, self.spec.threshold as usize);
+        let state = self.keys.entry(signal.key.clone()).or_default();
+        state.last_us = signal.time_us;
+        while state.window.front().is_some_and(|(t, _, _)| *t <= signal.time_us - window_us) {
+            state.window.pop_front();
+        }
+        if let Some(value) = &signal.distinct {
+            state.window.retain(|(_, _, d)| d.as_ref() != Some(value));
+        }
+        state.window.push_back((signal.time_us, signal.event_id.clone(), signal.distinct.clone()));
+        if state.window.len() >= threshold {
+            let ids: Vec<String> = state.window.drain(..).map(|(_, id, _)| id).collect();
+            let mut fields = signal.fields;
+            let counted = if self.spec.distinct.is_some() { "distinct_count" } else { "count" };
+            fields.insert(counted.into(), Value::from(ids.len()));
+            fields.insert("window".into(), Value::from(duration_text(window_us)));
+            alerts.push(alert(rule, signal.time_us, ids, fields));
+        }
+    }
+
+    fn sequence(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
+        let (window_us, steps) = (self.spec.window_us, self.spec.steps.len());
+        let state = self.keys.entry(signal.key.clone()).or_default();
+        state.last_us = signal.time_us;
+        if state.started_us.is_some_and(|s| signal.time_us - s > window_us) {
+            state.started_us = None;
+            state.matched.clear();
+        }
+        let next = state.matched.len();
+        if signal.step == 0 && next <= 1 {
+            state.started_us = Some(signal.time_us);
+            state.matched = vec![signal.event_id];
+        } else if next > 0 && signal.step == next {
+            state.matched.push(signal.event_id);
+            if state.matched.len() == steps {
+                let ids = std::mem::take(&mut state.matched);
+                let started = state.started_us.take().unwrap_or(signal.time_us);
+                let mut fields = signal.fields;
+                fields.insert("steps".into(), Value::from(self.spec.steps.clone()));
+                fields.insert("sequence_started".into(), Value::from(format_time_us(started)));
+                alerts.push(alert(rule, signal.time_us, ids, fields));
+            }
+        }
+    }
+
+    fn first_seen(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
+        let first = *self.first_us.get_or_insert(signal.time_us);
+        let ttl = self.spec.ttl_us;
+        let known = self.keys.get(&signal.key).is_some_and(|s| s.last_us >= signal.time_us.saturating_sub(ttl));
+        let state = self.keys.entry(signal.key.clone()).or_default();
+        state.last_us = state.last_us.max(signal.time_us);
+        if !known && signal.time_us >= first.saturating_add(self.spec.baseline_us) {
+            let mut fields = signal.fields;
+            fields.insert("first_seen".into(), Value::from(true));
+            alerts.push(alert(rule, signal.time_us, vec![signal.event_id], fields));
+        }
+    }
+
+    fn silence(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
+        let window_us = self.spec.window_us;
+        // Every key quiet for longer than the window before this signal's time.
+        while let Some((deadline, key)) = self.deadlines.first().cloned() {
+            if deadline >= signal.time_us {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(state) = self.keys.get_mut(&key) else { continue };
+            state.alerted = true;
+            let Some((id, last_fields)) = state.last.clone() else { continue };
+            let mut fields = last_fields;
+            fields.insert("last_event".into(), Value::from(format_time_us(state.last_us)));
+            fields.insert("silent_for".into(), Value::from(duration_text(window_us)));
+            alerts.push(alert(rule, deadline, vec![id], fields));
+        }
+        let state = self.keys.entry(signal.key.clone()).or_default();
+        if !state.alerted && state.last.is_some() {
+            self.deadlines.remove(&(state.last_us + window_us, signal.key.clone()));
+        }
+        if signal.time_us >= state.last_us || state.last.is_none() {
+            state.last_us = signal.time_us;
+            state.last = Some((signal.event_id, signal.fields));
+        }
+        state.alerted = false;
+        self.deadlines.insert((state.last_us + window_us, signal.key));
+    }
+
+    /// Forgets keys that can no longer matter at time `t`.
+    fn sweep(&mut self, t: i64) {
+        let (window_us, ttl_us) = (self.spec.window_us, self.spec.ttl_us);
+        match self.kind {
+            RuleKind::Threshold | RuleKind::Sequence => {
+                self.keys.retain(|_, s| s.last_us > t.saturating_sub(window_us));
+            }
+            RuleKind::FirstSeen => self.keys.retain(|_, s| s.last_us >= t.saturating_sub(ttl_us)),
+            RuleKind::Silence | RuleKind::Stateless => {}
+        }
+    }
+
+    /// Keeps at most `max_keys` keys, forgetting the least recently seen (a tenth at a time).
+    fn bound_keys(&mut self) {
+        let max = self.spec.max_keys.max(1);
+        if self.keys.len() <= max {
+            return;
+        }
+        let mut by_age: Vec<(i64, String)> = self.keys.iter().map(|(k, s)| (s.last_us, k.clone())).collect();
+        by_age.sort();
+        let excess = self.keys.len() - max + max / 10;
+        for (last, key) in by_age.into_iter().take(excess) {
+            if let Some(state) = self.keys.remove(&key) {
+                if self.kind == RuleKind::Silence && !state.alerted {
+                    self.deadlines.remove(&(last + self.spec.window_us, key));
+                }
+                self.counters.evicted += 1;
+            }
+        }
+    }
+}
+
+fn alert(rule: &Rule, time_us: i64, mut event_ids: Vec<String>, fields: Map<String, Value>) -> Alert {
+    event_ids.sort();
+    event_ids.dedup();
+    Alert {
+        alert_id: alert_id(&rule.id, &event_ids),
+        rule_id: rule.id.clone(),
+        rule_title: rule.title.clone(),
+        severity: rule.severity.as_str(),
+        criteria: rule.criteria.clone(),
+        rule_hash: rule.hash.clone(),
+        time_us,
+        time: format_time_us(time_us),
+        fields,
+        event_ids,
+    }
+}
+
+/// `90s`, `10m`, `2h`, `7d`: the largest whole unit.
+pub fn duration_text(us: i64) -> String {
+    const UNITS: [(i64, &str); 4] = [(86_400_000_000, "d"), (3_600_000_000, "h"), (60_000_000, "m"), (1_000_000, "s")];
+    for (size, unit) in UNITS {
+        if us >= size && us % size == 0 {
+            return format!("{}{unit}", us / size);
+        }
+    }
+    format!("{}ms", us / 1000)
+}
