@@ -51,7 +51,7 @@ pub fn config(inputs: &[(&str, PathBuf)], out: &Path, batch_rows: usize, threads
                 InputConfig::from_flag(&format!("{format}:{}", path.display())).expect("valid input flag")
             })
             .collect(),
-        rules: RulesConfig { dirs: vec![repo().join("pipelines/rules/soc2")] },
+        rules: RulesConfig { dirs: vec![repo().join("pipelines/rules/soc2")], ..RulesConfig::default() },
         evidence: EvidenceConfig::at(out.join("evidence").display().to_string()),
         alerts: OutputConfig { path: Some(out.join("alerts.ndjson").display().to_string()), kafka: None },
         dead_letters: OutputConfig { path: Some(out.join("dead_letters.ndjson").display().to_string()), kafka: None },

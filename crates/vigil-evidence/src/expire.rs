@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -101,26 +102,6 @@ impl ExpireReport {
     }
 }
 
-/// Every chain of the archive, as `(ingest_source, partition)`.
-async fn chains(archive: &Archive) -> Result<BTreeSet<(String, i32)>> {
-    let dir = archive.root().clone().join("manifests");
-    let metas: Vec<_> = archive.object_store().list(Some(&dir)).try_collect().await.map_err(|source| Error::Store {
-        operation: "list",
-        path: dir.to_string(),
-        source,
-    })?;
-    let mut out = BTreeSet::new();
-    for meta in metas {
-        let relative = layout::relative(archive.root(), &meta.location);
-        if let ["manifests", source, partition, _] = relative.split('/').collect::<Vec<_>>().as_slice()
-            && let Ok(partition) = partition.parse()
-        {
-            out.insert((source.to_string(), partition));
-        }
-    }
-    Ok(out)
-}
-
 /// The data files present, relative to the archive root.
 async fn data_files(archive: &Archive) -> Result<BTreeSet<String>> {
     let mut present = BTreeSet::new();
@@ -172,7 +153,7 @@ pub async fn expire(archive: &Archive, options: &ExpireOptions) -> Result<Expire
         ..ExpireReport::default()
     };
     let present = data_files(archive).await?;
-    for (source, partition) in chains(archive).await? {
+    for (source, partition) in archive.chains().await? {
         report.chains += 1;
         let entries = archive.chain(&source, partition).await?;
         let recorded: BTreeSet<&str> = entries

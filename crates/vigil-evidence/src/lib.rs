@@ -156,6 +156,60 @@ impl Archive {
         serde_json::from_slice(&bytes).map_err(|e| Error::Manifest { path: path.to_string(), reason: e.to_string() })
     }
 
+    /// Every chain of the archive, as `(ingest_source, partition)`, sorted.
+    pub async fn chains(&self) -> Result<Vec<(String, i32)>> {
+        let dir = self.root.clone().join("manifests");
+        let mut out = std::collections::BTreeSet::new();
+        for meta in self.list_dir(&dir).await? {
+            let relative = layout::relative(&self.root, &meta.location);
+            if let ["manifests", source, partition, _] = relative.split('/').collect::<Vec<_>>().as_slice()
+                && let Ok(partition) = partition.parse()
+            {
+                out.insert((source.to_string(), partition));
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// The events an entry archived, as stored (canonical schema), in file order.
+    pub async fn read_events(&self, entry: &ManifestEntry) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        for file in entry.files.iter().filter(|f| f.kind == "events") {
+            let path = self.absolute(&Path::from(file.path.as_str()));
+            let bytes = self.read_bytes(&path).await?;
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .and_then(|b| b.build())
+                .map_err(|e| Error::Manifest { path: file.path.clone(), reason: format!("unreadable Parquet: {e}") })?;
+            for batch in reader {
+                batches.push(batch?);
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Reads a small object (such as stored rule state) at `relative` under the root; `None` if absent.
+    pub async fn get_object(&self, relative: &str) -> Result<Option<Bytes>> {
+        let path = self.absolute(&Path::from(relative));
+        match self.store.get(&path).await {
+            Ok(result) => Ok(Some(
+                result.bytes().await.map_err(|source| Error::Store { operation: "get", path: path.to_string(), source })?,
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(Error::Store { operation: "get", path: path.to_string(), source }),
+        }
+    }
+
+    /// Writes (replaces) a small object at `relative` under the root: state beside the evidence, never
+    /// evidence itself (data files and manifest entries are only ever created).
+    pub async fn put_object(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = self.absolute(&Path::from(relative));
+        self.store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|source| Error::Store { operation: "put", path: path.to_string(), source })
+    }
+
     /// The newest entry of one source partition's chain: where that partition resumes.
     pub async fn chain_head(&self, ingest_source: &str, partition: i32) -> Result<Option<ChainHead>> {
         Ok(self.resume(ingest_source, partition).await?.head)

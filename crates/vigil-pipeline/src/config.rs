@@ -176,12 +176,30 @@ impl InputConfig {
 }
 
 /// Rule directories.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
     /// Directories of `.sql` rule files.
     #[serde(default)]
     pub dirs: Vec<PathBuf>,
+    /// Stateful rules: seconds between two stored snapshots of their state (`{evidence}/state/`); 0 stores
+    /// after every micro-batch. A restart replays what the archive holds after the snapshot, so a longer
+    /// interval costs replay time, never correctness.
+    #[serde(default = "default_state_checkpoint_secs")]
+    pub state_checkpoint_secs: u64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig { dirs: Vec::new(), state_checkpoint_secs: DEFAULT_STATE_CHECKPOINT_SECS }
+    }
+}
+
+/// Default seconds between rule state snapshots.
+pub const DEFAULT_STATE_CHECKPOINT_SECS: u64 = 60;
+
+fn default_state_checkpoint_secs() -> u64 {
+    DEFAULT_STATE_CHECKPOINT_SECS
 }
 
 /// Where evidence goes and how long it is kept.

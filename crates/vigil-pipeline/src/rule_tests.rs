@@ -19,7 +19,9 @@
 //! input lines of the events behind it, then the other columns the rule returns as a JSON object; no
 //! lines between `expect` and `----` means the rule must stay silent. Alerts are compared as a sorted
 //! list. With `update`, failing cases get their `expect` block rewritten from the actual alerts (like
-//! DataFusion's `--complete`): review the diff before committing it.
+//! DataFusion's `--complete`): review the diff before committing it. Each case runs on a fresh engine and
+//! ends its input, so a stateful rule's case holds everything its window, sequence or silence needs, in
+//! the order the records arrive.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -183,9 +185,10 @@ pub async fn run_test_file(path: &Path, pack: &RulePack, update: bool) -> Result
         .cloned()
         .ok_or_else(|| parse_error(path, 1, &format!("no rule `{rule_id}` in the rule directories")))?;
     let single = RulePack::new(vec![rule]).map_err(Error::Rules)?;
-    let mut engine = RuleEngine::new(&single, 1).await.map_err(Error::Rules)?;
     let mut results = Vec::new();
     for case in &cases {
+        // A fresh engine per case: a stateful rule's windows and keys never carry over between cases.
+        let mut engine = RuleEngine::new(&single, 1).await.map_err(Error::Rules)?;
         let format: Format = case
             .format
             .parse()
@@ -198,7 +201,8 @@ pub async fn run_test_file(path: &Path, pack: &RulePack, update: bool) -> Result
         }
         let normalized = normalize_records(normalizer.as_ref(), &records, "rule-test", 0, 0, 1024);
         let offsets = offsets_by_event_id(&normalized.batches);
-        let alerts = engine.evaluate(&normalized.batches).await?;
+        let mut alerts = engine.evaluate(&normalized.batches).await?;
+        alerts.extend(engine.finish()); // the case's input is the whole input
         let mut actual: Vec<String> = alerts
             .iter()
             .map(|a| {

@@ -33,6 +33,7 @@ use vigil_normalize::{
 use vigil_rules::{Alert, RuleEngine, alerts_to_batch, format_time_us, load_rules};
 
 use crate::config::{InputConfig, PipelineConfig};
+use crate::rule_state::RuleStateStore;
 use crate::sink::{DeadLetterOrigin, Output};
 use crate::source::{InputFile, ReadEvent, ReaderSettings, expand_input, spawn_reader};
 use crate::summary::{InputSummary, RunSummary};
@@ -53,6 +54,7 @@ impl ShutdownHandle {
 pub struct Pipeline {
     config: PipelineConfig,
     engine: RuleEngine,
+    rule_state: RuleStateStore,
     archive: Archive,
     alerts: Output,
     dead_letters: Output,
@@ -87,6 +89,8 @@ struct Partition {
     deadline: Option<tokio::time::Instant>,
     /// Kafka: the next offset last reported durable to the source.
     reported: Option<i64>,
+    /// The open batch ends the run's input: stateful rules release what they hold when it closes.
+    end_of_input: bool,
     summary: InputSummary,
 }
 
@@ -128,6 +132,7 @@ impl Partition {
             last_offset: resume_after,
             deadline: None,
             reported: None,
+            end_of_input: false,
         })
     }
 
@@ -177,8 +182,11 @@ impl Pipeline {
             return Err(first);
         }
         let pack = load_rules(&config.rules.dirs).map_err(Error::Rules)?;
-        let engine = RuleEngine::new(&pack, config.pipeline.effective_threads()).await.map_err(Error::Rules)?;
+        let mut engine = RuleEngine::new(&pack, config.pipeline.effective_threads()).await.map_err(Error::Rules)?;
         let archive = Archive::open(&config.evidence.url)?;
+        let interval = Duration::from_secs(config.rules.state_checkpoint_secs);
+        let (rule_state, _) =
+            RuleStateStore::load(&archive, &mut engine, interval, config.pipeline.batch_rows).await?;
         if let Some(bucket) = archive.bucket() {
             let (mode, days) = (&config.evidence.object_lock_mode, config.evidence.retention_days);
             let status = bucket.ensure_default_retention(mode, days).await?;
@@ -193,7 +201,7 @@ impl Pipeline {
         let alerts = Output::open(&config.alerts).await?;
         let dead_letters = Output::open(&config.dead_letters).await?;
         let (shutdown, _) = watch::channel(false);
-        Ok(Pipeline { config, engine, archive, alerts, dead_letters, shutdown: Arc::new(shutdown) })
+        Ok(Pipeline { config, engine, rule_state, archive, alerts, dead_letters, shutdown: Arc::new(shutdown) })
     }
 
     /// The compiled rule engine.
@@ -221,23 +229,32 @@ impl Pipeline {
         };
         let (kafka_inputs, file_inputs): (Vec<InputConfig>, Vec<InputConfig>) =
             self.config.inputs.clone().into_iter().partition(InputConfig::is_kafka);
-        'files: for input in file_inputs {
+        let mut files = Vec::new();
+        for input in file_inputs {
             let format = input.format()?;
             let normalizer = format
                 .build(&input.options())
                 .map_err(|e| Error::Config { origin: input.path.clone(), reason: e.to_string() })?;
             for file in expand_input(&input.path)? {
-                if self.shutting_down() {
-                    summary.interrupted = true;
-                    break 'files;
-                }
-                let result = self.run_file(&file, normalizer.clone(), &mut summary.alerts_by_rule).await?;
-                summary.inputs.push(result);
+                files.push((file, normalizer.clone()));
             }
+        }
+        let count = files.len();
+        for (i, (file, normalizer)) in files.into_iter().enumerate() {
+            if self.shutting_down() {
+                summary.interrupted = true;
+                break;
+            }
+            // After the last file of a run without Kafka inputs, stateful rules release what they hold.
+            let end_of_input = i + 1 == count && kafka_inputs.is_empty();
+            let result = self.run_file(&file, normalizer, end_of_input, &mut summary.alerts_by_rule).await?;
+            summary.inputs.push(result);
         }
         if !kafka_inputs.is_empty() && !self.shutting_down() {
             self.run_kafka(&kafka_inputs, &mut summary).await?;
         }
+        self.rule_state.save(&self.archive, &self.engine, true).await?;
+        summary.rule_state = self.engine.state_counters();
         summary.interrupted |= self.shutting_down();
         summary.elapsed = started.elapsed();
         Ok(summary)
@@ -247,6 +264,7 @@ impl Pipeline {
         &mut self,
         file: &InputFile,
         normalizer: Arc<dyn Normalizer>,
+        end_of_input: bool,
         alerts_by_rule: &mut BTreeMap<String, u64>,
     ) -> Result<InputSummary> {
         let settings = self.config.pipeline.clone();
@@ -268,6 +286,8 @@ impl Pipeline {
         loop {
             let deadline = part.deadline;
             let event = tokio::select! {
+                // Records first: a batch closes on its deadline only while the reader has nothing ready.
+                biased;
                 event = rx.recv() => event,
                 _ = sleep_until(deadline) => {
                     // batch_ms passed since the batch's first record: close it.
@@ -294,6 +314,7 @@ impl Pipeline {
                     if last_offset > part.resume_after {
                         part.last_offset = part.last_offset.max(last_offset);
                     }
+                    part.end_of_input = end_of_input;
                     self.close_batch(&mut part, alerts_by_rule).await?;
                     break;
                 }
@@ -323,12 +344,14 @@ impl Pipeline {
             self.accept_too_large(part, offset, bytes[..max].to_vec());
             return Ok(());
         }
-        self.start_batch(part, offset);
-        part.records.push(offset, bytes);
-        part.last_offset = offset;
+        // A full batch closes when the next record comes, so the last batch of an input is never empty
+        // and its end (stateful rules releasing what they hold) always has a range to be archived in.
         if part.records.len() + part.too_large.len() >= self.config.pipeline.batch_rows {
             self.close_batch(part, alerts_by_rule).await?;
         }
+        self.start_batch(part, offset);
+        part.records.push(offset, bytes);
+        part.last_offset = offset;
         Ok(())
     }
 
@@ -384,7 +407,10 @@ impl Pipeline {
         normalized.dead_letters.sort_by_key(|d| d.offset);
 
         // detect
-        let alerts: Vec<Alert> = self.engine.evaluate(&normalized.batches).await?;
+        let mut alerts: Vec<Alert> = self.engine.evaluate(&normalized.batches).await?;
+        if part.end_of_input {
+            alerts.extend(self.engine.finish());
+        }
 
         // emit: alerts and dead letters reach their outputs before the checkpoint
         let ingest_time = format_time_us(ingest_time_us);
@@ -437,6 +463,8 @@ impl Pipeline {
         vigil_evidence::failpoint::hit("before_archive");
         let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
         vigil_evidence::failpoint::hit("before_commit");
+        self.rule_state.covered(&part.ingest_source, partition, last);
+        self.rule_state.save(&self.archive, &self.engine, false).await?;
         part.head = Some(ChainHead::from(&entry));
         part.next_first = Some(last + 1);
         part.resume_after = last;
@@ -492,6 +520,7 @@ impl Pipeline {
         };
         let prepared = vigil_evidence::prepare(&commit, self.config.pipeline.zstd_level)?;
         let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
+        self.rule_state.covered(&part.ingest_source, part.partition, last);
         part.head = Some(ChainHead::from(&entry));
         part.next_first = Some(last + 1);
         part.resume_after = last;

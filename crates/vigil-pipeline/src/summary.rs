@@ -51,6 +51,9 @@ pub struct RunSummary {
     pub inputs: Vec<InputSummary>,
     /// Alerts per rule id (rules with none are listed with 0).
     pub alerts_by_rule: BTreeMap<String, u64>,
+    /// Stateful rules: signals released, late (not evaluated), keys evicted, forced releases.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rule_state: BTreeMap<String, vigil_rules::stateful::StateCounters>,
     /// Rule ids active in the run.
     pub rules: Vec<String>,
     /// Evidence location.
@@ -128,6 +131,14 @@ impl fmt::Display for RunSummary {
         writeln!(f, "alerts per rule:")?;
         for rule in &self.rules {
             writeln!(f, "  {:>6}  {rule}", self.alerts_by_rule.get(rule).copied().unwrap_or(0))?;
+        }
+        for (rule, c) in self.rule_state.iter().filter(|(_, c)| c.late + c.evicted + c.forced > 0) {
+            writeln!(
+                f,
+                "  {rule}: {} late event(s) beyond its allowed lateness (archived, not evaluated), {} key(s) evicted, \
+                 {} released early",
+                c.late, c.evicted, c.forced
+            )?;
         }
         writeln!(f, "evidence: {}", self.evidence)?;
         write!(
