@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;

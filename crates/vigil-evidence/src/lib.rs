@@ -191,9 +191,11 @@ impl Archive {
     pub async fn get_object(&self, relative: &str) -> Result<Option<Bytes>> {
         let path = self.absolute(&Path::from(relative));
         match self.store.get(&path).await {
-            Ok(result) => Ok(Some(
-                result.bytes().await.map_err(|source| Error::Store { operation: "get", path: path.to_string(), source })?,
-            )),
+            Ok(result) => Ok(Some(result.bytes().await.map_err(|source| Error::Store {
+                operation: "get",
+                path: path.to_string(),
+                source,
+            })?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(source) => Err(Error::Store { operation: "get", path: path.to_string(), source }),
         }
@@ -203,11 +205,11 @@ impl Archive {
     /// evidence itself (data files and manifest entries are only ever created).
     pub async fn put_object(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
         let path = self.absolute(&Path::from(relative));
-        self.store
-            .put(&path, PutPayload::from(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|source| Error::Store { operation: "put", path: path.to_string(), source })
+        self.store.put(&path, PutPayload::from(bytes)).await.map(|_| ()).map_err(|source| Error::Store {
+            operation: "put",
+            path: path.to_string(),
+            source,
+        })
     }
 
     /// The newest entry of one source partition's chain: where that partition resumes.

@@ -9,8 +9,8 @@
 //! ```
 //!
 //! The archive is the source of truth: a crash between two snapshots costs a replay of the events
-//! archived since, never a wrong or missing alert. Without a stored snapshot the rules start empty (an
-//! existing archive is not replayed from its beginning). A rule whose kind or key columns changed starts
+//! archived since, never a wrong or missing alert. The first start stores an empty snapshot as of the
+//! archive's chain heads (an existing archive is not replayed from its beginning). A rule whose kind or key columns changed starts
 //! empty (with a warning); one whose other text changed keeps its state. The snapshot is replaced in
 //! place: on an Object Lock bucket each replacement is kept as a version until its retention ends, so a
 //! longer checkpoint interval keeps that small. How big the state can get is bounded per rule (see
@@ -83,13 +83,27 @@ impl RuleStateStore {
         interval: Duration,
         replay_rows: usize,
     ) -> Result<(Self, Loaded)> {
-        let mut store =
-            RuleStateStore { enabled: engine.has_stateful(), covered: BTreeMap::new(), interval, last_saved: Instant::now(), dirty: false };
+        let mut store = RuleStateStore {
+            enabled: engine.has_stateful(),
+            covered: BTreeMap::new(),
+            interval,
+            last_saved: Instant::now(),
+            dirty: false,
+        };
         let mut loaded = Loaded::default();
         if !store.enabled {
             return Ok((store, loaded));
         }
         let Some(bytes) = archive.get_object(STATE_PATH).await? else {
+            // First start of these rules: store the empty state as of what the archive already holds, so
+            // a crash before the first checkpoint replays from here instead of starting empty again.
+            for (source, partition) in archive.chains().await? {
+                if let Some(head) = archive.chain_head(&source, partition).await? {
+                    store.covered.insert(chain_key(&source, partition), head.last_offset);
+                }
+            }
+            store.dirty = true;
+            store.save(archive, engine, true).await?;
             return Ok((store, loaded));
         };
         let stored: StoredState = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
@@ -170,7 +184,8 @@ fn in_offset_order(batches: &[RecordBatch], after: i64) -> Result<Option<RecordB
     if kept.num_rows() == 0 {
         return Ok(None);
     }
-    let order = sort_to_indices(kept.column_by_name(vigil_schema::INGEST_OFFSET).unwrap_or(kept.column(0)), None, None)?;
+    let order =
+        sort_to_indices(kept.column_by_name(vigil_schema::INGEST_OFFSET).unwrap_or(kept.column(0)), None, None)?;
     let order = UInt32Array::from(order.values().to_vec());
     Ok(Some(take_record_batch(&kept, &order)?))
 }

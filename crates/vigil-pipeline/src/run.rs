@@ -185,8 +185,7 @@ impl Pipeline {
         let mut engine = RuleEngine::new(&pack, config.pipeline.effective_threads()).await.map_err(Error::Rules)?;
         let archive = Archive::open(&config.evidence.url)?;
         let interval = Duration::from_secs(config.rules.state_checkpoint_secs);
-        let (rule_state, _) =
-            RuleStateStore::load(&archive, &mut engine, interval, config.pipeline.batch_rows).await?;
+        let (rule_state, _) = RuleStateStore::load(&archive, &mut engine, interval, config.pipeline.batch_rows).await?;
         if let Some(bucket) = archive.bucket() {
             let (mode, days) = (&config.evidence.object_lock_mode, config.evidence.retention_days);
             let status = bucket.ensure_default_retention(mode, days).await?;
@@ -286,19 +285,20 @@ impl Pipeline {
         loop {
             let deadline = part.deadline;
             let event = tokio::select! {
-                // Records first: a batch closes on its deadline only while the reader has nothing ready.
+                // A shutdown first, then records: a batch closes on its deadline only while the reader
+                // has nothing ready.
                 biased;
-                event = rx.recv() => event,
-                _ = sleep_until(deadline) => {
-                    // batch_ms passed since the batch's first record: close it.
-                    self.close_batch(&mut part, alerts_by_rule).await?;
-                    continue;
-                }
                 _ = shutdown.wait_for(|stop| *stop) => {
                     // Finish what was read, make it durable, stop; the rest is read on the next run.
                     self.close_batch(&mut part, alerts_by_rule).await?;
                     part.summary.interrupted = true;
                     break;
+                }
+                event = rx.recv() => event,
+                _ = sleep_until(deadline) => {
+                    // batch_ms passed since the batch's first record: close it.
+                    self.close_batch(&mut part, alerts_by_rule).await?;
+                    continue;
                 }
             };
             match event {
