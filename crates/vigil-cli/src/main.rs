@@ -334,7 +334,7 @@ struct PipelineArgs {
     /// FORMAT:PATH; PATH is a file, a directory (all files, sorted), a .gz file, - for stdin, or
     /// kafka://HOST:PORT/TOPIC?group=NAME (more keys: start, isolation_level, client_id, security_protocol,
     /// sasl_mechanism, sasl_username, sasl_password_env, sasl_password_file, ssl_ca_location, or any
-    /// librdkafka property). Formats: cloudtrail, k8s_audit, web_access_json, apache_combined, json. Repeatable.
+    /// librdkafka property). Formats: cloudtrail, k8s_audit, web_access_json, apache_combined, linux_auth, okta, github_audit, json. Repeatable.
     #[arg(long = "input", short = 'i', value_name = "FORMAT:PATH")]
     inputs: Vec<String>,
     /// Directory of .sql rules. Repeatable.

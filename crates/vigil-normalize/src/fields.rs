@@ -15,7 +15,11 @@ pub(crate) type V<'t, 'i> = Value<'t, 'i>;
 pub(crate) fn path<'t, 'i>(v: V<'t, 'i>, keys: &[&str]) -> Option<V<'t, 'i>> {
     let mut cur = v;
     for k in keys {
-        cur = cur.get(*k)?;
+        // A number indexes an array (`target.0.alternateId`).
+        cur = match (cur.as_array(), k.parse::<usize>()) {
+            (Some(items), Ok(i)) => items.get(i)?,
+            _ => cur.get(*k)?,
+        };
     }
     Some(cur)
 }

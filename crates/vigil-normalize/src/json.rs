@@ -76,6 +76,8 @@ pub const MAPPABLE: [&str; 19] = [
 pub struct Mapping {
     source: String,
     class: Option<String>,
+    /// The class from the activity, for sources whose event type says it (Okta, GitHub).
+    class_of_activity: Option<fn(&str) -> &'static str>,
     paths: Vec<Vec<Vec<String>>>,
     /// Parse method and path from a `request` line when they are not mapped directly.
     parse_request: bool,
@@ -90,6 +92,7 @@ impl Mapping {
         Mapping {
             source: source.to_string(),
             class: None,
+            class_of_activity: None,
             paths: vec![Vec::new(); MAPPABLE.len()],
             parse_request: false,
         }
@@ -126,6 +129,97 @@ impl Mapping {
         m.set("latency_ms", &["request_time_ms"]);
         m
     }
+}
+
+/// The `source` of Okta System Log events.
+pub const OKTA_SOURCE: &str = "okta.system_log";
+/// The `source` of GitHub audit log events.
+pub const GITHUB_SOURCE: &str = "github.audit";
+
+impl Mapping {
+    /// Defaults of `okta` (Okta System Log API objects, as exported or forwarded):
+    ///
+    /// | column | field |
+    /// | --- | --- |
+    /// | `time` | `published` |
+    /// | `activity` | `eventType` (`user.session.start`, `user.mfa.factor.deactivate`, ...) |
+    /// | `class` | `authentication` for `user.session.*`, `user.authentication.*`; `account_change` for `user.mfa.*`, `user.account.*`, `user.lifecycle.*`, `group.user_membership.*`, `application.user_membership.*`, `user.credential.*`, `system.api_token.*`; else `api_activity` |
+    /// | `outcome` | `outcome.result` (`SUCCESS`/`ALLOW` success, `FAILURE`/`DENY` failure, else unknown) |
+    /// | `actor_user`, `actor_type` | `actor.alternateId`, `actor.type` |
+    /// | `src_ip` | `client.ipAddress` |
+    /// | `user_agent` | `client.userAgent.rawUserAgent` |
+    /// | `target_user`, `target_resource` | `target.0.alternateId`, `target.0.displayName` |
+    /// | `privilege` | `debugContext.debugData.privilegeGranted` |
+    pub fn okta() -> Self {
+        let mut m = Mapping::empty(OKTA_SOURCE);
+        m.class_of_activity = Some(okta_class);
+        m.set("time", &["published"]);
+        m.set("activity", &["eventType"]);
+        m.set("outcome", &["outcome.result"]);
+        m.set("actor_user", &["actor.alternateId"]);
+        m.set("actor_type", &["actor.type"]);
+        m.set("src_ip", &["client.ipAddress"]);
+        m.set("user_agent", &["client.userAgent.rawUserAgent"]);
+        m.set("target_user", &["target.0.alternateId"]);
+        m.set("target_resource", &["target.0.displayName"]);
+        m.set("privilege", &["debugContext.debugData.privilegeGranted"]);
+        m
+    }
+
+    /// Defaults of `github_audit` (organization and enterprise audit log events, REST or streamed):
+    ///
+    /// | column | field |
+    /// | --- | --- |
+    /// | `time` | `@timestamp`, else `created_at`, `timestamp` (epoch milliseconds or RFC 3339) |
+    /// | `activity` | `action` (`org.add_member`, `repo.destroy`, ...) |
+    /// | `class` | `account_change` for actions about members, admins, roles, two-factor, keys, tokens and OAuth grants; else `api_activity` |
+    /// | `actor_user` | `actor` |
+    /// | `src_ip` | `actor_ip` |
+    /// | `user_agent` | `user_agent` |
+    /// | `target_user` | `user` |
+    /// | `target_resource` | `repo`, else `team`, `org` |
+    /// | `privilege` | `permission`, else `role` |
+    /// | `cloud_account` | `org`, else `business` |
+    pub fn github_audit() -> Self {
+        let mut m = Mapping::empty(GITHUB_SOURCE);
+        m.class_of_activity = Some(github_class);
+        m.set("time", &["@timestamp", "created_at", "timestamp"]);
+        m.set("activity", &["action"]);
+        m.set("actor_user", &["actor"]);
+        m.set("src_ip", &["actor_ip"]);
+        m.set("user_agent", &["user_agent"]);
+        m.set("target_user", &["user"]);
+        m.set("target_resource", &["repo", "team", "org"]);
+        m.set("privilege", &["permission", "role"]);
+        m.set("cloud_account", &["org", "business"]);
+        m
+    }
+}
+
+fn okta_class(event_type: &str) -> &'static str {
+    const AUTH: [&str; 2] = ["user.session.", "user.authentication."];
+    const CHANGE: [&str; 7] = [
+        "user.mfa.",
+        "user.account.",
+        "user.lifecycle.",
+        "group.user_membership.",
+        "application.user_membership.",
+        "user.credential.",
+        "system.api_token.",
+    ];
+    if AUTH.iter().any(|p| event_type.starts_with(p)) {
+        classes::AUTHENTICATION
+    } else if CHANGE.iter().any(|p| event_type.starts_with(p)) {
+        classes::ACCOUNT_CHANGE
+    } else {
+        classes::API_ACTIVITY
+    }
+}
+
+fn github_class(action: &str) -> &'static str {
+    const CHANGE: [&str; 9] =
+        ["member", "admin", "role", "two_factor", "ssh_key", "deploy_key", "token", "oauth", "permission"];
+    if CHANGE.iter().any(|w| action.contains(w)) { classes::ACCOUNT_CHANGE } else { classes::API_ACTIVITY }
 }
 
 /// The mapped JSON normalizer.
@@ -273,7 +367,9 @@ impl Normalizer for JsonNormalizer {
                 (None, Some(_)) => outcome::FAILURE,
                 (None, None) => outcome::UNKNOWN,
             };
-            let class = s(get("class")).or_else(|| self.mapping.class.as_deref().map(Cow::Borrowed));
+            let class = s(get("class"))
+                .or_else(|| self.mapping.class.as_deref().map(Cow::Borrowed))
+                .or_else(|| Some(Cow::Borrowed(self.mapping.class_of_activity?(activity.as_deref()?))));
             let row = EventRow {
                 time_us,
                 source: Cow::Borrowed(self.mapping.source.as_str()),
@@ -343,6 +439,48 @@ mod tests {
     }
 
     #[test]
+    fn okta_and_github_audit_defaults() {
+        let okta = Format::Okta.build(&FormatOptions::default()).unwrap();
+        let mut records = RawRecords::default();
+        records.push(1, br#"{"published":"2022-03-22 14:21:53.225","eventType":"user.mfa.factor.deactivate","outcome":{"result":"SUCCESS"},"actor":{"alternateId":"homer@springfield.gov","type":"User"},"client":{"ipAddress":"1.1.1.1","userAgent":{"rawUserAgent":"Mozilla/5.0"}},"target":[{"alternateId":"bart@springfield.gov","displayName":"Bart"}]}"#);
+        records.push(2, br#"{"published":"2022-03-22T14:21:53Z","eventType":"user.session.start","outcome":{"result":"FAILURE"},"actor":{"alternateId":"x@y"}}"#);
+        let out = normalize_records(okta.as_ref(), &records, "t", 0, 0, 8);
+        assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
+        let row = |r, c| cell(&out, r, c);
+        assert_eq!(row(0, "source"), OKTA_SOURCE);
+        assert_eq!(
+            (row(0, "class"), row(0, "activity")),
+            ("account_change".into(), "user.mfa.factor.deactivate".into())
+        );
+        assert_eq!(
+            (row(0, "outcome"), row(0, "actor_user"), row(0, "src_ip")),
+            ("success".into(), "homer@springfield.gov".into(), "1.1.1.1".into())
+        );
+        assert_eq!(
+            (row(0, "target_user"), row(0, "user_agent")),
+            ("bart@springfield.gov".into(), "Mozilla/5.0".into())
+        );
+        assert_eq!((row(1, "class"), row(1, "outcome")), ("authentication".into(), "failure".into()));
+
+        let github = Format::GithubAudit.build(&FormatOptions::default()).unwrap();
+        let mut records = RawRecords::default();
+        records.push(1, br#"{"actor":"cat","action":"org.disable_two_factor_requirement","created_at":1621305118553,"org":"my-org"}"#);
+        records.push(2, br#"{"actor":"cat","action":"repo.destroy","@timestamp":1621305118553,"repo":"my-org/my-repo","org":"my-org"}"#);
+        let out = normalize_records(github.as_ref(), &records, "t", 0, 0, 8);
+        assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
+        let row = |r, c| cell(&out, r, c);
+        assert_eq!(
+            (row(0, "source"), row(0, "class"), row(0, "actor_user")),
+            (GITHUB_SOURCE.into(), "account_change".into(), "cat".into())
+        );
+        assert_eq!(
+            (row(1, "class"), row(1, "target_resource"), row(1, "cloud_account")),
+            ("api_activity".into(), "my-org/my-repo".into(), "my-org".into())
+        );
+        assert!(row(0, "time").starts_with("2021-05-18T02:31:58.553"), "{}", row(0, "time"));
+    }
+
+    #[test]
     fn generic_mapping_from_config() {
         let options = FormatOptions {
             source: Some("myapp.audit".into()),
@@ -352,6 +490,7 @@ mod tests {
                 ("outcome".into(), "result".into()),
                 ("time".into(), "ts".into()),
             ]),
+            ..FormatOptions::default()
         };
         let n = Format::Json.build(&options).unwrap();
         let mut records = RawRecords::default();

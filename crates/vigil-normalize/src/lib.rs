@@ -10,7 +10,9 @@
 //! [`DeadLetter`] with a [`ReasonCode`] and a sentence that names the field. Nothing here panics on input.
 //!
 //! Formats (field tables in each module's docs): [`cloudtrail`], [`k8s_audit`], [`web_access`]
-//! (`web_access_json`, `apache_combined`), [`json`] (generic, mapping in config).
+//! (`web_access_json`, `apache_combined`), [`linux_auth`] (syslog sshd/sudo/su/PAM), [`json`] (generic,
+//! mapping in config; also `okta` and `github_audit`, whose field tables are on [`json::Mapping::okta`]
+//! and [`json::Mapping::github_audit`]).
 //!
 //! ```
 //! use vigil_normalize::{Format, FormatOptions, RawRecords, normalize_records};
@@ -27,6 +29,7 @@ pub mod cloudtrail;
 mod fields;
 pub mod json;
 pub mod k8s_audit;
+pub mod linux_auth;
 pub mod scan;
 pub mod time;
 pub mod web_access;
@@ -77,14 +80,28 @@ pub enum Format {
     WebAccessJson,
     /// Apache/NGINX combined (or common) log format text lines.
     ApacheCombined,
+    /// Linux authentication syslog lines (sshd, sudo, su, PAM).
+    LinuxAuth,
+    /// Okta System Log events (JSON).
+    Okta,
+    /// GitHub organization / enterprise audit log events (JSON).
+    GithubAudit,
     /// Any JSON log, mapped to the canonical columns in config.
     Json,
 }
 
 impl Format {
     /// Every format, in the order shown to users.
-    pub const ALL: [Format; 5] =
-        [Format::Cloudtrail, Format::K8sAudit, Format::WebAccessJson, Format::ApacheCombined, Format::Json];
+    pub const ALL: [Format; 8] = [
+        Format::Cloudtrail,
+        Format::K8sAudit,
+        Format::WebAccessJson,
+        Format::ApacheCombined,
+        Format::LinuxAuth,
+        Format::Okta,
+        Format::GithubAudit,
+        Format::Json,
+    ];
 
     /// The name used in configs and `--input FORMAT:PATH`.
     pub fn name(self) -> &'static str {
@@ -93,6 +110,9 @@ impl Format {
             Format::K8sAudit => "k8s_audit",
             Format::WebAccessJson => "web_access_json",
             Format::ApacheCombined => "apache_combined",
+            Format::LinuxAuth => "linux_auth",
+            Format::Okta => "okta",
+            Format::GithubAudit => "github_audit",
             Format::Json => "json",
         }
     }
@@ -103,8 +123,24 @@ impl Format {
             Format::Cloudtrail => Arc::new(cloudtrail::CloudTrail),
             Format::K8sAudit => Arc::new(k8s_audit::K8sAudit),
             Format::ApacheCombined => Arc::new(web_access::ApacheCombined),
+            Format::LinuxAuth => {
+                use chrono::Datelike;
+                let (year, month) = match (options.year, options.file_date) {
+                    (Some(year), _) => (year, 12), // the given year, no roll-back
+                    (None, Some(date)) => date,
+                    (None, None) => {
+                        let now = chrono::Utc::now();
+                        (now.year(), now.month())
+                    }
+                };
+                Arc::new(linux_auth::LinuxAuth::new(year, month))
+            }
             Format::WebAccessJson => {
                 Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::web_access(), options)?)
+            }
+            Format::Okta => Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::okta(), options)?),
+            Format::GithubAudit => {
+                Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::github_audit(), options)?)
             }
             Format::Json => Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::generic(), options)?),
         })
@@ -127,7 +163,8 @@ impl FromStr for Format {
     }
 }
 
-/// Per-input options of the JSON formats (`web_access_json`, `json`); ignored by the others.
+/// Per-input options: `source`, `class` and `fields` of the JSON formats (`web_access_json`, `json`),
+/// `year` of `linux_auth`; each format ignores the others.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FormatOptions {
@@ -138,6 +175,11 @@ pub struct FormatOptions {
     /// Canonical column -> dotted path of the JSON field that fills it (`actor_user = "user.name"`).
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
+    /// `linux_auth`: the year of syslog times that carry none (default: from the file's date).
+    pub year: Option<i32>,
+    /// `linux_auth`: the (year, month) of the file being read, set by the pipeline per file.
+    #[serde(skip)]
+    pub file_date: Option<(i32, u32)>,
 }
 
 /// How a format's records are cut out of a byte stream.

@@ -114,6 +114,8 @@ pub struct InputConfig {
     /// JSON formats: canonical column -> dotted field path.
     #[serde(default)]
     pub fields: std::collections::BTreeMap<String, String>,
+    /// `linux_auth`: the year of syslog times without one (default: each file's modification date).
+    pub year: Option<i32>,
     /// Line of the config file where this input's `path` is written (0 when it came from a flag).
     #[serde(skip)]
     pub line: usize,
@@ -133,6 +135,7 @@ impl InputConfig {
             source: None,
             class: None,
             fields: Default::default(),
+            year: None,
             line: 0,
         })
     }
@@ -169,9 +172,15 @@ impl InputConfig {
         }
     }
 
-    /// Options of the JSON formats.
+    /// Options of the formats.
     pub fn options(&self) -> FormatOptions {
-        FormatOptions { source: self.source.clone(), class: self.class.clone(), fields: self.fields.clone() }
+        FormatOptions {
+            source: self.source.clone(),
+            class: self.class.clone(),
+            fields: self.fields.clone(),
+            year: self.year,
+            file_date: None,
+        }
     }
 }
 

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! A case's input is one record per line in the named format, or `input FORMAT file:PATH` (a file of
-//! one record per line, relative to the `.test` file). Each expected alert is `records N[,M...]:`, the
+//! one record per line, relative to the `.test` file); `input linux_auth year=2017` fixes the year of
+//! syslog times (otherwise it follows the clock). Each expected alert is `records N[,M...]:`, the
 //! input lines of the events behind it, then the other columns the rule returns as a JSON object; no
 //! lines between `expect` and `----` means the rule must stay silent. Alerts are compared as a sorted
 //! list. With `update`, failing cases get their `expect` block rewritten from the actual alerts (like
@@ -64,6 +65,7 @@ struct Case {
     title: String,
     line: usize,
     format: String,
+    year: Option<i32>,
     records: Vec<String>,
     expected: Vec<String>,
     expect_range: (usize, usize),
@@ -98,10 +100,26 @@ fn parse(path: &Path, text: &str) -> Result<(String, Vec<Case>)> {
             .get(i)
             .and_then(|l| l.strip_prefix("input "))
             .ok_or_else(|| parse_error(path, i + 1, "expected `input FORMAT` after `case`"))?;
-        let (format, file) = match input.trim().split_once(" file:") {
-            Some((f, p)) => (f.trim().to_string(), Some(p.trim().to_string())),
-            None => (input.trim().to_string(), None),
+        let (spec, file) = match input.trim().split_once(" file:") {
+            Some((f, p)) => (f.trim(), Some(p.trim().to_string())),
+            None => (input.trim(), None),
         };
+        // `input linux_auth year=2017`: the year of syslog times, so expectations do not move with the clock.
+        let mut words = spec.split_whitespace();
+        let format = words.next().unwrap_or_default().to_string();
+        let mut year = None;
+        for word in words {
+            match word.strip_prefix("year=").map(str::parse::<i32>) {
+                Some(Ok(y)) => year = Some(y),
+                _ => {
+                    return Err(parse_error(
+                        path,
+                        i + 1,
+                        &format!("`{word}` is not an input option (known: year=YYYY)"),
+                    ));
+                }
+            }
+        }
         i += 1;
         let mut records = Vec::new();
         while i < lines.len() && lines[i] != "expect" {
@@ -133,6 +151,7 @@ fn parse(path: &Path, text: &str) -> Result<(String, Vec<Case>)> {
         }
         expected.sort();
         cases.push(Case {
+            year,
             title: title.trim().to_string(),
             line: case_line,
             format,
@@ -193,8 +212,9 @@ pub async fn run_test_file(path: &Path, pack: &RulePack, update: bool) -> Result
             .format
             .parse()
             .map_err(|e: vigil_normalize::Error| parse_error(path, case.line + 1, &e.to_string()))?;
-        let normalizer =
-            format.build(&FormatOptions::default()).map_err(|e| parse_error(path, case.line + 1, &e.to_string()))?;
+        let normalizer = format
+            .build(&FormatOptions { year: case.year, ..FormatOptions::default() })
+            .map_err(|e| parse_error(path, case.line + 1, &e.to_string()))?;
         let mut records = RawRecords::default();
         for (n, record) in case.records.iter().enumerate() {
             records.push(n as i64 + 1, record.as_bytes());

@@ -231,11 +231,19 @@ impl Pipeline {
         let mut files = Vec::new();
         for input in file_inputs {
             let format = input.format()?;
-            let normalizer = format
-                .build(&input.options())
-                .map_err(|e| Error::Config { origin: input.path.clone(), reason: e.to_string() })?;
+            let build = |options: &vigil_normalize::FormatOptions| {
+                format.build(options).map_err(|e| Error::Config { origin: input.path.clone(), reason: e.to_string() })
+            };
+            let normalizer = build(&input.options())?;
             for file in expand_input(&input.path)? {
-                files.push((file, normalizer.clone()));
+                // Syslog times carry no year: without `year`, it comes from the file's date.
+                let normalizer = match (format, input.year, file.modified_date()) {
+                    (vigil_normalize::Format::LinuxAuth, None, Some(date)) => {
+                        build(&vigil_normalize::FormatOptions { file_date: Some(date), ..input.options() })?
+                    }
+                    _ => normalizer.clone(),
+                };
+                files.push((file, normalizer));
             }
         }
         let count = files.len();

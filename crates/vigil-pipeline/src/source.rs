@@ -32,6 +32,16 @@ pub struct InputFile {
     pub path: Option<PathBuf>,
 }
 
+impl InputFile {
+    /// The (year, month) of the file's modification time (UTC); `None` for stdin or when unknown.
+    pub fn modified_date(&self) -> Option<(i32, u32)> {
+        use chrono::Datelike;
+        let modified = std::fs::metadata(self.path.as_ref()?).ok()?.modified().ok()?;
+        let date = chrono::DateTime::<chrono::Utc>::from(modified);
+        Some((date.year(), date.month()))
+    }
+}
+
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();

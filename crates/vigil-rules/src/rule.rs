@@ -121,6 +121,8 @@ pub struct StatefulSpec {
     pub distinct: Option<String>,
     /// Sequence: the values of the `step` column, in the order they must happen.
     pub steps: Vec<String>,
+    /// Sequence: how many signals each step needs (`failed*5` in the header: 5), one per step.
+    pub repeats: Vec<u32>,
     /// First seen: a key not seen for this long (event time) is forgotten.
     pub ttl_us: i64,
     /// First seen, threshold, sequence, silence: at most this many keys are held; beyond it the least
@@ -380,16 +382,28 @@ fn stateful_spec<'a>(
         RuleKind::Threshold => number("threshold", need("threshold", "alert at this many events per window")?)?,
         _ => 0,
     };
-    let steps = match kind {
+    let (steps, repeats) = match kind {
         RuleKind::Sequence => {
             let (text, line) = need("steps", "the values of the query's `step` column, in order")?;
-            let steps = list(text);
-            if steps.len() < 2 {
+            let mut steps = Vec::new();
+            let mut repeats = Vec::new();
+            for step in list(text) {
+                let (name, times) = match step.split_once('*') {
+                    Some((name, n)) => (name.trim().to_string(), number("a step's repeat count", (n.trim(), line))?),
+                    None => (step, 1),
+                };
+                if steps.contains(&name) {
+                    return Err(Error::rule(path, line, format!("step `{name}` appears twice; write `{name}*N`")));
+                }
+                steps.push(name);
+                repeats.push(u32::try_from(times).unwrap_or(u32::MAX));
+            }
+            if repeats.iter().map(|r| u64::from(*r)).sum::<u64>() < 2 {
                 return Err(Error::rule(path, line, "a sequence needs at least two steps"));
             }
-            steps
+            (steps, repeats)
         }
-        _ => Vec::new(),
+        _ => (Vec::new(), Vec::new()),
     };
     Ok(Some(StatefulSpec {
         key,
@@ -398,6 +412,7 @@ fn stateful_spec<'a>(
         threshold,
         distinct: get("distinct").map(|(v, _)| v.to_string()),
         steps,
+        repeats,
         ttl_us: get("ttl").map(|v| duration("ttl", v)).transpose()?.unwrap_or(DEFAULT_TTL_US),
         max_keys: get("max_keys").map(|v| number("max_keys", v)).transpose()?.map_or(DEFAULT_MAX_KEYS, |n| n as usize),
         baseline_us: get("baseline").map(|v| duration("baseline", v)).transpose()?.unwrap_or(0),

@@ -21,9 +21,10 @@
 //! The state machines, on each released signal at time `t` for key `k`:
 //! - **threshold**: the window `(t - window, t]` of `k`'s signals (with `distinct`, the newest signal per
 //!   distinct value); at `threshold` of them an alert names them all, and the window starts empty again.
-//! - **sequence**: `k`'s partial match advances when the signal's step is the next one, and restarts at a
-//!   newer first step while only the first step has matched; a partial older than `window` is dropped; the
-//!   last step raises an alert naming one event per step.
+//! - **sequence**: `k`'s partial match advances when the signal's step is the one being filled (a step
+//!   written `failed*5` needs five signals), and restarts at a newer first step while only a single first
+//!   step has matched; a partial older than `window` is dropped; completing the last step raises an alert
+//!   naming every event of the match.
 //! - **first_seen**: a key not seen before (or not for `ttl`) raises an alert, except during the first
 //!   `baseline` of event time the rule sees (learning).
 //! - **silence**: before `t` is applied, every key whose last signal is older than `t - window` raises one
@@ -277,27 +278,38 @@ impl RuleState {
     }
 
     fn sequence(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
-        let (window_us, steps) = (self.spec.window_us, self.spec.steps.len());
+        let window_us = self.spec.window_us;
+        let repeats = &self.spec.repeats;
         let state = self.keys.entry(signal.key.clone()).or_default();
         state.last_us = signal.time_us;
         if state.started_us.is_some_and(|s| signal.time_us - s > window_us) {
             state.started_us = None;
             state.matched.clear();
         }
-        let next = state.matched.len();
-        if signal.step == 0 && next <= 1 {
-            state.started_us = Some(signal.time_us);
-            state.matched = vec![signal.event_id];
-        } else if next > 0 && signal.step == next {
-            state.matched.push(signal.event_id);
-            if state.matched.len() == steps {
-                let ids = std::mem::take(&mut state.matched);
-                let started = state.started_us.take().unwrap_or(signal.time_us);
-                let mut fields = signal.fields;
-                fields.insert("steps".into(), Value::from(self.spec.steps.clone()));
-                fields.insert("sequence_started".into(), Value::from(format_time_us(started)));
-                alerts.push(alert(rule, signal.time_us, ids, fields));
+        // Where the partial match is: the step being filled and how many signals it has.
+        let (mut step, mut have) = (0usize, state.matched.len() as u32);
+        while step < repeats.len() && have >= repeats[step] {
+            have -= repeats[step];
+            step += 1;
+        }
+        let only_first_step_done = step == 1 && have == 0 && repeats[0] == 1;
+        if state.matched.is_empty() || (signal.step == 0 && only_first_step_done) {
+            if signal.step == 0 {
+                // A new partial (or a newer start while only a single first step matched).
+                state.started_us = Some(signal.time_us);
+                state.matched = vec![signal.event_id];
             }
+        } else if signal.step == step {
+            state.matched.push(signal.event_id);
+        }
+        let needed: u32 = repeats.iter().sum();
+        if state.matched.len() as u32 == needed {
+            let ids = std::mem::take(&mut state.matched);
+            let started = state.started_us.take().unwrap_or(signal.time_us);
+            let mut fields = signal.fields;
+            fields.insert("steps".into(), Value::from(self.spec.steps.clone()));
+            fields.insert("sequence_started".into(), Value::from(format_time_us(started)));
+            alerts.push(alert(rule, signal.time_us, ids, fields));
         }
     }
 

@@ -43,7 +43,11 @@ fn batch(events: &[(usize, Ev)]) -> RecordBatch {
     b.finish()
 }
 
-const RULES: [(&str, &str); 6] = [
+const RULES: [(&str, &str); 7] = [
+    (
+        "brute.sql",
+        "-- id: brute\n-- title: B\n-- severity: high\n-- criteria: CC6.1\n-- kind: sequence\n-- key: src_ip\n-- window: 30m\n-- steps: failed*3, ok\nSELECT time, event_id, src_ip, CASE outcome WHEN 'failure' THEN 'failed' ELSE 'ok' END AS step FROM events WHERE activity = 'ListBuckets'",
+    ),
     (
         "failures.sql",
         "-- id: failures\n-- title: F\n-- severity: high\n-- criteria: CC6.1\n-- kind: threshold\n-- key: src_ip\n-- window: 10m\n-- threshold: 3\n-- lateness: 2m\nSELECT time, event_id, src_ip FROM events WHERE outcome = 'failure'",
@@ -265,9 +269,25 @@ fn a_long_mixed_stream_alerts_on_every_kind_and_stays_invariant() {
         })
         .collect();
     let expected = run(&events, events.len(), 2, None);
-    for rule in ["failures", "spray", "chain", "first", "quiet", "plain"] {
+    for rule in ["brute", "failures", "spray", "chain", "first", "quiet", "plain"] {
         assert!(expected.iter().any(|a| a.contains(&format!("\"rule_id\":\"{rule}\""))), "{rule} never fired");
     }
     assert_eq!(run(&events, 1, 1, Some(700)), expected);
     assert_eq!(run(&events, 1000, 2, Some(1)), expected);
+}
+
+#[test]
+fn a_repeated_step_needs_that_many_signals_before_the_next() {
+    // ListBuckets (action 3) failures from ip 1, then a success: three failures first, within 30 minutes.
+    let then_success =
+        [ev(0, 1, 0, true, 3, 0), ev(1, 1, 0, true, 3, 0), ev(2, 1, 1, true, 3, 0), ev(3, 1, 0, false, 3, 0)];
+    assert_eq!(found(&then_success, "brute"), vec![(3, 4)]);
+    let too_few = [ev(0, 1, 0, true, 3, 0), ev(1, 1, 0, true, 3, 0), ev(3, 1, 0, false, 3, 0)];
+    assert!(found(&too_few, "brute").is_empty());
+    let other_ip =
+        [ev(0, 1, 0, true, 3, 0), ev(1, 1, 0, true, 3, 0), ev(2, 1, 1, true, 3, 0), ev(3, 2, 0, false, 3, 0)];
+    assert!(found(&other_ip, "brute").is_empty());
+    // More failures than needed: one alert, naming the first three and the success.
+    let more: Vec<Ev> = (0..6).map(|m| ev(m, 1, 0, true, 3, 0)).chain([ev(7, 1, 0, false, 3, 0)]).collect();
+    assert_eq!(found(&more, "brute"), vec![(7, 4)]);
 }

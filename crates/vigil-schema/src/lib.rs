@@ -153,6 +153,8 @@ pub mod class {
     pub const API_ACTIVITY: &str = "api_activity";
     /// An HTTP request served (OCSF 4002).
     pub const HTTP_ACTIVITY: &str = "http_activity";
+    /// Other system log lines: daemons, kernel, cron (OCSF 1001-1008 family).
+    pub const SYSTEM_ACTIVITY: &str = "system_activity";
 }
 
 #[cfg(test)]
