@@ -33,7 +33,7 @@ use vigil_normalize::{
 use vigil_rules::{Alert, RuleEngine, alerts_to_batch, format_time_us, load_rules};
 
 use crate::config::{InputConfig, PipelineConfig};
-use crate::rule_state::RuleStateStore;
+use crate::rule_state::{RuleStateStore, stream_name};
 use crate::sink::{DeadLetterOrigin, Output};
 use crate::source::{InputFile, ReadEvent, ReaderSettings, expand_input, spawn_reader};
 use crate::summary::{InputSummary, RunSummary};
@@ -182,10 +182,10 @@ impl Pipeline {
             return Err(first);
         }
         let pack = load_rules(&config.rules.dirs).map_err(Error::Rules)?;
-        let mut engine = RuleEngine::new(&pack, config.pipeline.effective_threads()).await.map_err(Error::Rules)?;
+        let engine = RuleEngine::new(&pack, config.pipeline.effective_threads()).await.map_err(Error::Rules)?;
         let archive = Archive::open(&config.evidence.url)?;
         let interval = Duration::from_secs(config.rules.state_checkpoint_secs);
-        let (rule_state, _) = RuleStateStore::load(&archive, &mut engine, interval, config.pipeline.batch_rows).await?;
+        let rule_state = RuleStateStore::new(&engine, interval, config.pipeline.batch_rows);
         if let Some(bucket) = archive.bucket() {
             let (mode, days) = (&config.evidence.object_lock_mode, config.evidence.retention_days);
             let status = bucket.ensure_default_retention(mode, days).await?;
@@ -246,22 +246,18 @@ impl Pipeline {
                 files.push((file, normalizer));
             }
         }
-        let count = files.len();
-        for (i, (file, normalizer)) in files.into_iter().enumerate() {
+        for (file, normalizer) in files {
             if self.shutting_down() {
                 summary.interrupted = true;
                 break;
             }
-            // After the last file of a run without Kafka inputs, stateful rules release what they hold.
-            let end_of_input = i + 1 == count && kafka_inputs.is_empty();
-            let result = self.run_file(&file, normalizer, end_of_input, &mut summary.alerts_by_rule).await?;
+            let result = self.run_file(&file, normalizer, &mut summary.alerts_by_rule).await?;
             summary.inputs.push(result);
         }
         if !kafka_inputs.is_empty() && !self.shutting_down() {
             self.run_kafka(&kafka_inputs, &mut summary).await?;
         }
-        self.rule_state.save(&self.archive, &self.engine, true).await?;
-        summary.rule_state = self.engine.state_counters();
+        summary.rule_state = self.rule_state.counters(&self.engine);
         summary.interrupted |= self.shutting_down();
         summary.elapsed = started.elapsed();
         Ok(summary)
@@ -271,7 +267,6 @@ impl Pipeline {
         &mut self,
         file: &InputFile,
         normalizer: Arc<dyn Normalizer>,
-        end_of_input: bool,
         alerts_by_rule: &mut BTreeMap<String, u64>,
     ) -> Result<InputSummary> {
         let settings = self.config.pipeline.clone();
@@ -289,6 +284,7 @@ impl Pipeline {
         };
         let mut part =
             Partition::open(&self.archive, file.display.clone(), normalizer, Arc::from(ingest_source), 0, 1).await?;
+        self.rule_state.open(&self.archive, &mut self.engine, &part.ingest_source, 0).await?;
         let mut shutdown = self.shutdown.subscribe();
         loop {
             let deadline = part.deadline;
@@ -322,7 +318,8 @@ impl Pipeline {
                     if last_offset > part.resume_after {
                         part.last_offset = part.last_offset.max(last_offset);
                     }
-                    part.end_of_input = end_of_input;
+                    // The file's end ends its stream: stateful rules release what they hold.
+                    part.end_of_input = true;
                     self.close_batch(&mut part, alerts_by_rule).await?;
                     break;
                 }
@@ -332,6 +329,7 @@ impl Pipeline {
                 }
             }
         }
+        self.rule_state.close(&self.archive, &mut self.engine, &part.ingest_source, 0).await?;
         Ok(part.summary)
     }
 
@@ -415,9 +413,10 @@ impl Pipeline {
         normalized.dead_letters.sort_by_key(|d| d.offset);
 
         // detect
-        let mut alerts: Vec<Alert> = self.engine.evaluate(&normalized.batches).await?;
+        let stream = stream_name(&part.ingest_source, partition);
+        let mut alerts: Vec<Alert> = self.engine.evaluate_in(&stream, &normalized.batches).await?;
         if part.end_of_input {
-            alerts.extend(self.engine.finish());
+            alerts.extend(self.engine.finish_in(&stream));
         }
 
         // emit: alerts and dead letters reach their outputs before the checkpoint
@@ -472,7 +471,7 @@ impl Pipeline {
         let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
         vigil_evidence::failpoint::hit("before_commit");
         self.rule_state.covered(&part.ingest_source, partition, last);
-        self.rule_state.save(&self.archive, &self.engine, false).await?;
+        self.rule_state.save(&self.archive, &self.engine, &part.ingest_source, partition, false).await?;
         part.head = Some(ChainHead::from(&entry));
         part.next_first = Some(last + 1);
         part.resume_after = last;
@@ -622,6 +621,7 @@ impl Pipeline {
             };
             match event {
                 Some(SourceEvent::Records { topic, partition, records }) => {
+                    self.rule_state.open(&self.archive, &mut self.engine, &topic, partition).await?;
                     let part = kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
                     for (offset, bytes) in records.iter() {
                         self.accept(part, offset, bytes, &mut summary.alerts_by_rule).await?;
@@ -630,6 +630,7 @@ impl Pipeline {
                     self.bound_memory(&mut parts, control, &mut summary.alerts_by_rule).await?;
                 }
                 Some(SourceEvent::Lost { topic, partition, first, last, reason }) => {
+                    self.rule_state.open(&self.archive, &mut self.engine, &topic, partition).await?;
                     let part = kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
                     self.commit_lost(part, first, last, &reason, &mut summary.alerts_by_rule).await?;
                     report_durable(control, part);
@@ -644,9 +645,11 @@ impl Pipeline {
                                 dropped = part.records.len() + part.too_large.len(),
                                 "assignment lost: the open batch is dropped unwritten; its new owner reads it again"
                             );
+                            self.rule_state.forget(&mut self.engine, &key.0, key.1);
                         } else {
                             self.close_batch(&mut part, &mut summary.alerts_by_rule).await?;
                             report_durable(control, &mut part);
+                            self.rule_state.close(&self.archive, &mut self.engine, &key.0, key.1).await?;
                         }
                         summary.inputs.push(part.summary);
                     }
@@ -666,6 +669,9 @@ impl Pipeline {
         }
         let mut rest: Vec<Partition> = parts.into_values().collect();
         rest.sort_by(|a, b| (&a.ingest_source, a.partition).cmp(&(&b.ingest_source, b.partition)));
+        for part in &rest {
+            self.rule_state.close(&self.archive, &mut self.engine, &part.ingest_source, part.partition).await?;
+        }
         summary.inputs.extend(rest.into_iter().map(|p| p.summary));
         Ok(())
     }

@@ -168,9 +168,21 @@ struct CompiledRule {
     rule: Rule,
     plan: LogicalPlan,
     shape: Shape,
-    /// Stateful rules: their state.
+    /// Stateful rules: their empty state, cloned for each new stream.
     state: Option<RuleState>,
 }
+
+/// The state of the stateful rules over one stream of events (a source partition).
+#[derive(Debug, Clone)]
+struct Stream {
+    /// Newest event time seen in the stream.
+    newest_us: i64,
+    /// Per compiled rule (same order), its state; `None` for stateless rules.
+    states: Vec<Option<RuleState>>,
+}
+
+/// The stream [`RuleEngine::evaluate`] and the other stream-less calls use.
+pub const DEFAULT_STREAM: &str = "";
 
 /// The rule engine's state as stored between runs: the newest event time seen and every stateful rule's
 /// [`RuleSnapshot`], by rule id.
@@ -188,8 +200,8 @@ pub struct RuleEngine {
     table: Arc<EventsTable>,
     rules: Vec<CompiledRule>,
     pack_hash: String,
-    /// Newest event time seen, over every event evaluated.
-    newest_us: i64,
+    /// Stateful rules' state per stream (source partition), created on first use.
+    streams: HashMap<String, Stream>,
 }
 
 impl fmt::Debug for RuleEngine {
@@ -297,7 +309,7 @@ impl RuleEngine {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(RuleEngine { state, table, rules, pack_hash: pack.hash.clone(), newest_us: i64::MIN })
+        Ok(RuleEngine { state, table, rules, pack_hash: pack.hash.clone(), streams: HashMap::new() })
     }
 
     /// The compiled rules, in pack order.
@@ -315,41 +327,95 @@ impl RuleEngine {
         self.rules.iter().any(|c| c.state.is_some())
     }
 
-    /// Counters of every stateful rule, by rule id.
+    /// Counters of every stateful rule, by rule id, summed over the streams held.
     pub fn state_counters(&self) -> BTreeMap<String, StateCounters> {
-        self.rules.iter().filter_map(|c| Some((c.rule.id.clone(), c.state.as_ref()?.counters()))).collect()
+        let mut out = BTreeMap::new();
+        for name in self.streams.keys() {
+            add_counters(&mut out, &self.stream_counters(name));
+        }
+        out
     }
 
-    /// The state of every stateful rule, to store beside the evidence.
+    /// Counters of every stateful rule in one stream, by rule id.
+    pub fn stream_counters(&self, stream: &str) -> BTreeMap<String, StateCounters> {
+        let Some(s) = self.streams.get(stream) else { return BTreeMap::new() };
+        self.rules
+            .iter()
+            .zip(&s.states)
+            .filter_map(|(c, state)| Some((c.rule.id.clone(), state.as_ref()?.counters())))
+            .collect()
+    }
+
+    fn stream(&mut self, name: &str) -> &mut Stream {
+        let fresh = || Stream { newest_us: i64::MIN, states: self.rules.iter().map(|c| c.state.clone()).collect() };
+        if !self.streams.contains_key(name) {
+            let stream = fresh();
+            self.streams.insert(name.to_string(), stream);
+        }
+        self.streams.get_mut(name).unwrap_or_else(|| unreachable!("inserted above"))
+    }
+
+    /// The state of every stateful rule in the default stream (see [`RuleEngine::snapshot_of`]).
     pub fn snapshot(&self) -> EngineSnapshot {
+        self.snapshot_of(DEFAULT_STREAM)
+    }
+
+    /// The state of every stateful rule in `stream`, to store beside the evidence.
+    pub fn snapshot_of(&self, stream: &str) -> EngineSnapshot {
+        let Some(s) = self.streams.get(stream) else {
+            return EngineSnapshot { newest_us: i64::MIN, rules: BTreeMap::new() };
+        };
         EngineSnapshot {
-            newest_us: self.newest_us,
-            rules: self.rules.iter().filter_map(|c| Some((c.rule.id.clone(), c.state.as_ref()?.snapshot()))).collect(),
+            newest_us: s.newest_us,
+            rules: self
+                .rules
+                .iter()
+                .zip(&s.states)
+                .filter_map(|(c, state)| Some((c.rule.id.clone(), state.as_ref()?.snapshot())))
+                .collect(),
         }
     }
 
-    /// Continues from a stored snapshot. Returns the ids of rules whose stored state was discarded (the
-    /// rule's kind or key changed); rules not in the snapshot start empty.
+    /// Continues the default stream from a stored snapshot (see [`RuleEngine::restore_in`]).
     pub fn restore(&mut self, snapshot: EngineSnapshot) -> Vec<String> {
-        self.newest_us = snapshot.newest_us;
+        self.restore_in(DEFAULT_STREAM, snapshot)
+    }
+
+    /// Continues `stream` from a stored snapshot. Returns the ids of rules whose stored state was
+    /// discarded (the rule's kind or key changed); rules not in the snapshot start empty.
+    pub fn restore_in(&mut self, stream: &str, snapshot: EngineSnapshot) -> Vec<String> {
+        let ids: Vec<String> = self.rules.iter().map(|c| c.rule.id.clone()).collect();
+        let s = self.stream(stream);
+        s.newest_us = snapshot.newest_us;
         let mut stored = snapshot.rules;
         let mut discarded = Vec::new();
-        for compiled in &mut self.rules {
-            let (Some(state), Some(saved)) = (compiled.state.as_mut(), stored.remove(&compiled.rule.id)) else {
-                continue;
-            };
+        for (id, state) in ids.iter().zip(s.states.iter_mut()) {
+            let (Some(state), Some(saved)) = (state.as_mut(), stored.remove(id)) else { continue };
             if !state.restore(saved) {
-                discarded.push(compiled.rule.id.clone());
+                discarded.push(id.clone());
             }
         }
         discarded
+    }
+
+    /// Forgets `stream` (its partition was closed or handed to another instance; store it first).
+    pub fn drop_stream(&mut self, stream: &str) {
+        self.streams.remove(stream);
+    }
+
+    /// [`RuleEngine::evaluate_in`] on the default stream.
+    pub async fn evaluate(&mut self, batches: &[RecordBatch]) -> Result<Vec<Alert>> {
+        self.evaluate_in(DEFAULT_STREAM, batches).await
     }
 
     /// Runs every rule over `batches` (one micro-batch, any number of partitions, rows in arrival order).
     /// Stateless rules alert on the batch alone; stateful ones take its signals into their state and alert
     /// as event time passes (see [`crate::stateful`]). Alerts come in rule order, then by time and id,
     /// whatever the partitioning.
-    pub async fn evaluate(&mut self, batches: &[RecordBatch]) -> Result<Vec<Alert>> {
+    ///
+    /// Stateful rules keep their state per `stream`: one per source partition (a file, a Kafka topic
+    /// partition), so state moves with a partition between the instances of a consumer group.
+    pub async fn evaluate_in(&mut self, stream: &str, batches: &[RecordBatch]) -> Result<Vec<Alert>> {
         let partitions: Vec<Vec<RecordBatch>> =
             batches.iter().filter(|b| b.num_rows() > 0).map(|b| vec![b.clone()]).collect();
         if partitions.is_empty() {
@@ -369,12 +435,15 @@ impl RuleEngine {
             rule: "(engine)".into(),
             source: DataFusionError::Internal("events table lock poisoned".into()),
         })? = Arc::new(Vec::new());
-        let arrivals = if self.has_stateful() { Some(Arrivals::of(batches, self.newest_us)?) } else { None };
+        let has_stateful = self.has_stateful();
+        let newest_before = self.stream(stream).newest_us;
+        let arrivals = if has_stateful { Some(Arrivals::of(batches, newest_before)?) } else { None };
+        let mut states = std::mem::take(&mut self.stream(stream).states);
         let mut all = Vec::new();
-        for (compiled, output) in self.rules.iter_mut().zip(outputs) {
+        for ((compiled, output), state) in self.rules.iter().zip(outputs).zip(states.iter_mut()) {
             let eval = |source| Error::Eval { rule: compiled.rule.id.clone(), source };
             let mut alerts = Vec::new();
-            match (&mut compiled.state, &arrivals) {
+            match (state, &arrivals) {
                 (Some(state), Some(arrivals)) => {
                     let mut signals = Vec::new();
                     for batch in &output {
@@ -398,30 +467,47 @@ impl RuleEngine {
             alerts.dedup_by(|a, b| a.alert_id == b.alert_id);
             all.extend(alerts);
         }
-        if let Some(arrivals) = arrivals {
-            self.newest_us = arrivals.newest;
-        } else {
-            for batch in batches {
-                if let Some(max) = batch_newest(batch) {
-                    self.newest_us = self.newest_us.max(max);
-                }
-            }
-        }
+        let newest = match arrivals {
+            Some(arrivals) => arrivals.newest,
+            None => batches.iter().filter_map(batch_newest).fold(newest_before, i64::max),
+        };
+        let s = self.stream(stream);
+        s.states = states;
+        s.newest_us = newest;
         Ok(all)
     }
 
-    /// The end of a finite input (files): stateful rules release what they hold pending and alert on it.
+    /// [`RuleEngine::finish_in`] on the default stream.
     pub fn finish(&mut self) -> Vec<Alert> {
+        self.finish_in(DEFAULT_STREAM)
+    }
+
+    /// The end of a finite input (a file): the stream's stateful rules release what they hold pending
+    /// and alert on it.
+    pub fn finish_in(&mut self, stream: &str) -> Vec<Alert> {
+        let mut states = std::mem::take(&mut self.stream(stream).states);
         let mut all = Vec::new();
-        for compiled in &mut self.rules {
-            if let Some(state) = &mut compiled.state {
+        for (compiled, state) in self.rules.iter().zip(states.iter_mut()) {
+            if let Some(state) = state {
                 let mut alerts = state.finish(&compiled.rule);
                 alerts.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
                 alerts.dedup_by(|a, b| a.alert_id == b.alert_id);
                 all.extend(alerts);
             }
         }
+        self.stream(stream).states = states;
         all
+    }
+}
+
+/// Adds counters by rule id into `total`.
+pub fn add_counters(total: &mut BTreeMap<String, StateCounters>, more: &BTreeMap<String, StateCounters>) {
+    for (rule, c) in more {
+        let t = total.entry(rule.clone()).or_default();
+        t.released += c.released;
+        t.late += c.late;
+        t.evicted += c.evicted;
+        t.forced += c.forced;
     }
 }
 

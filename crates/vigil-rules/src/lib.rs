@@ -30,6 +30,6 @@ pub mod stateful;
 pub mod validate;
 
 pub use alert::{Alert, alert_id, alerts_to_batch, format_time_us};
-pub use engine::{EngineSnapshot, RuleEngine, RulePack, TABLES, load_rules, rule_files};
+pub use engine::{DEFAULT_STREAM, EngineSnapshot, RuleEngine, RulePack, TABLES, load_rules, rule_files};
 pub use error::{Error, Result};
 pub use rule::{Rule, RuleKind, Severity, StatefulSpec};
