@@ -265,7 +265,13 @@ fn kill_9_at_any_point_still_leaves_every_record_exactly_once() {
         by_key.entry(m.key).or_default().insert(m.value);
     }
     assert!(!by_key.is_empty());
-    assert!(by_key.values().all(|v| v.len() == 1), "an alert id was emitted with different content");
+    let differing: Vec<String> = by_key
+        .values()
+        .filter(|v| v.len() > 1)
+        .take(1)
+        .flat_map(|v| v.iter().map(|m| String::from_utf8_lossy(m).into_owned()))
+        .collect();
+    assert!(differing.is_empty(), "an alert id was emitted with different content:\n{}", differing.join("\n"));
 }
 
 #[test]

@@ -141,7 +141,7 @@ impl Mapping {
     ///
     /// | column | field |
     /// | --- | --- |
-    /// | `time` | `published` |
+    /// | `time` | `published`, else `p_event_time` (Panther data lake) |
     /// | `activity` | `eventType` (`user.session.start`, `user.mfa.factor.deactivate`, ...) |
     /// | `class` | `authentication` for `user.session.*`, `user.authentication.*`; `account_change` for `user.mfa.*`, `user.account.*`, `user.lifecycle.*`, `group.user_membership.*`, `application.user_membership.*`, `user.credential.*`, `system.api_token.*`; else `api_activity` |
     /// | `outcome` | `outcome.result` (`SUCCESS`/`ALLOW` success, `FAILURE`/`DENY` failure, else unknown) |
@@ -153,7 +153,7 @@ impl Mapping {
     pub fn okta() -> Self {
         let mut m = Mapping::empty(OKTA_SOURCE);
         m.class_of_activity = Some(okta_class);
-        m.set("time", &["published"]);
+        m.set("time", &["published", "p_event_time"]);
         m.set("activity", &["eventType"]);
         m.set("outcome", &["outcome.result"]);
         m.set("actor_user", &["actor.alternateId"]);
@@ -170,7 +170,7 @@ impl Mapping {
     ///
     /// | column | field |
     /// | --- | --- |
-    /// | `time` | `@timestamp`, else `created_at`, `timestamp` (epoch milliseconds or RFC 3339) |
+    /// | `time` | `@timestamp`, else `created_at`, `timestamp` (epoch milliseconds or RFC 3339), `p_event_time` (Panther) |
     /// | `activity` | `action` (`org.add_member`, `repo.destroy`, ...) |
     /// | `class` | `account_change` for actions about members, admins, roles, two-factor, keys, tokens and OAuth grants; else `api_activity` |
     /// | `actor_user` | `actor` |
@@ -183,7 +183,7 @@ impl Mapping {
     pub fn github_audit() -> Self {
         let mut m = Mapping::empty(GITHUB_SOURCE);
         m.class_of_activity = Some(github_class);
-        m.set("time", &["@timestamp", "created_at", "timestamp"]);
+        m.set("time", &["@timestamp", "created_at", "timestamp", "p_event_time"]);
         m.set("activity", &["action"]);
         m.set("actor_user", &["actor"]);
         m.set("src_ip", &["actor_ip"]);

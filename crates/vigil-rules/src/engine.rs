@@ -443,14 +443,23 @@ impl RuleEngine {
         for ((compiled, output), state) in self.rules.iter().zip(outputs).zip(states.iter_mut()) {
             let eval = |source| Error::Eval { rule: compiled.rule.id.clone(), source };
             let mut alerts = Vec::new();
-            match (state, &arrivals) {
+            match (state, arrivals.as_ref()) {
                 (Some(state), Some(arrivals)) => {
                     let mut signals = Vec::new();
                     for batch in &output {
                         signals_from_batch(&compiled.rule, &compiled.shape, batch, &mut signals).map_err(eval)?;
                     }
-                    let mut ordered: Vec<(usize, Signal)> =
-                        signals.into_iter().map(|s| (arrivals.index(&s.event_id), s)).collect();
+                    let mut ordered: Vec<(usize, Signal)> = {
+                        let mut seen: HashMap<String, usize> = HashMap::new();
+                        signals
+                            .into_iter()
+                            .map(|s| {
+                                let n = seen.entry(s.event_id.clone()).or_default();
+                                *n += 1;
+                                (arrivals.nth(&s.event_id, *n - 1), s)
+                            })
+                            .collect()
+                    };
                     ordered.sort_by(|(a, x), (b, y)| (a, &x.event_id).cmp(&(b, &y.event_id)));
                     for (index, signal) in ordered {
                         state.push(signal, arrivals.newest_at(index));
@@ -518,8 +527,8 @@ fn batch_newest(batch: &RecordBatch) -> Option<i64> {
 
 /// Where each event of a micro-batch arrived, and the newest event time seen up to it.
 struct Arrivals {
-    /// First arrival index of each event id.
-    index: HashMap<String, usize>,
+    /// Arrival indices of each event id, in order (an id repeats when a record does).
+    index: HashMap<String, Vec<usize>>,
     /// Newest event time seen up to and including each arrival.
     newest_at: Vec<i64>,
     /// Newest event time after the batch.
@@ -529,7 +538,7 @@ struct Arrivals {
 impl Arrivals {
     fn of(batches: &[RecordBatch], mut newest: i64) -> Result<Self> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let mut index = HashMap::with_capacity(rows);
+        let mut index: HashMap<String, Vec<usize>> = HashMap::with_capacity(rows);
         let mut newest_at = Vec::with_capacity(rows);
         let missing = || Error::Eval {
             rule: "(engine)".into(),
@@ -548,15 +557,19 @@ impl Arrivals {
                 if times.is_valid(row) {
                     newest = newest.max(times.value(row));
                 }
-                index.entry(ids.value(row).to_string()).or_insert(newest_at.len());
+                index.entry(ids.value(row).to_string()).or_default().push(newest_at.len());
                 newest_at.push(newest);
             }
         }
         Ok(Arrivals { index, newest_at, newest })
     }
 
-    fn index(&self, event_id: &str) -> usize {
-        self.index.get(event_id).copied().unwrap_or(self.newest_at.len())
+    /// The arrival index of the `n`-th signal of `event_id` (a record that repeats arrives more than once).
+    fn nth(&self, event_id: &str, n: usize) -> usize {
+        match self.index.get(event_id) {
+            Some(at) => at.get(n).or(at.last()).copied().unwrap_or(self.newest_at.len()),
+            None => self.newest_at.len(),
+        }
     }
 
     fn newest_at(&self, index: usize) -> i64 {

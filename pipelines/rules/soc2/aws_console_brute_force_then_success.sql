@@ -3,6 +3,7 @@
 -- severity: high
 -- criteria: CC6.1, CC7.2
 -- tags: aws, authentication, brute-force
+-- lateness: 30m
 -- kind: sequence
 -- key: src_ip
 -- window: 30m

@@ -3,6 +3,7 @@
 -- severity: low
 -- criteria: CC6.1, CC6.3
 -- tags: aws, sts, first-seen
+-- lateness: 30m
 -- kind: first_seen
 -- key: actor_user, role
 -- ttl: 90d

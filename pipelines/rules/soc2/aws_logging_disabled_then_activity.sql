@@ -3,6 +3,7 @@
 -- severity: critical
 -- criteria: CC7.2, CC7.3, CC4.1
 -- tags: aws, cloudtrail, defense-evasion
+-- lateness: 30m
 -- kind: sequence
 -- key: actor_user
 -- window: 1h

@@ -3,6 +3,7 @@
 -- severity: high
 -- criteria: C1.1, CC6.1, CC7.2
 -- tags: aws, secrets, credential-access
+-- lateness: 30m
 -- kind: threshold
 -- key: actor_user
 -- window: 10m

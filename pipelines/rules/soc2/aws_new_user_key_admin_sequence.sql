@@ -3,6 +3,7 @@
 -- severity: critical
 -- criteria: CC6.2, CC6.3
 -- tags: aws, iam, persistence, privilege-escalation
+-- lateness: 30m
 -- kind: sequence
 -- key: new_user
 -- window: 1h

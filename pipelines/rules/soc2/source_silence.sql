@@ -3,6 +3,7 @@
 -- severity: medium
 -- criteria: CC7.2, A1.2
 -- tags: availability, monitoring
+-- lateness: 30m
 -- kind: silence
 -- key: source
 -- window: 1h
