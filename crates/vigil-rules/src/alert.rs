@@ -31,6 +31,31 @@ pub struct Alert {
     pub event_ids: Vec<String>,
 }
 
+impl Alert {
+    /// An alert of `rule` at `time_us` over `event_ids` (sorted and deduplicated here, so the id is stable).
+    pub fn new(
+        rule: &crate::Rule,
+        time_us: i64,
+        mut event_ids: Vec<String>,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        event_ids.sort();
+        event_ids.dedup();
+        Alert {
+            alert_id: alert_id(&rule.id, &event_ids),
+            rule_id: rule.id.clone(),
+            rule_title: rule.title.clone(),
+            severity: rule.severity.as_str(),
+            criteria: rule.criteria.clone(),
+            rule_hash: rule.hash.clone(),
+            time_us,
+            time: format_time_us(time_us),
+            fields,
+            event_ids,
+        }
+    }
+}
+
 /// The deterministic alert id of `rule_id` over `event_ids` (sorted by the caller).
 pub fn alert_id(rule_id: &str, event_ids: &[String]) -> String {
     let mut hasher = Sha256::new();

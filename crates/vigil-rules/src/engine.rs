@@ -25,7 +25,7 @@ use datafusion::prelude::SessionConfig;
 use sha2::{Digest, Sha256};
 use vigil_schema::{event_schema, timestamp_type};
 
-use crate::alert::{Alert, alert_id, format_time_us};
+use crate::alert::Alert;
 use crate::rule::{Rule, RuleKind, parse_rule};
 use crate::stateful::{RuleSnapshot, RuleState, Signal, StateCounters};
 use crate::validate::check_read_only;
@@ -660,7 +660,7 @@ fn alerts_from_batch(
     let times = cast(batch.column(shape.time), &timestamp_type())?;
     let times = times.as_primitive::<TimestampMicrosecondType>();
     for (row, fields) in field_rows(shape, batch)?.into_iter().enumerate() {
-        let mut event_ids: Vec<String> = match shape.event_ids {
+        let event_ids: Vec<String> = match shape.event_ids {
             EventIds::One(i) => {
                 let col = batch.column(i).as_string::<i32>();
                 if col.is_null(row) { Vec::new() } else { vec![col.value(row).to_string()] }
@@ -679,21 +679,7 @@ fn alerts_from_batch(
         if event_ids.is_empty() || times.is_null(row) {
             continue;
         }
-        event_ids.sort();
-        event_ids.dedup();
-        let time_us = times.value(row);
-        out.push(Alert {
-            alert_id: alert_id(&rule.id, &event_ids),
-            rule_id: rule.id.clone(),
-            rule_title: rule.title.clone(),
-            severity: rule.severity.as_str(),
-            criteria: rule.criteria.clone(),
-            rule_hash: rule.hash.clone(),
-            time_us,
-            time: format_time_us(time_us),
-            fields,
-            event_ids,
-        });
+        out.push(Alert::new(rule, times.value(row), event_ids, fields));
     }
     Ok(())
 }

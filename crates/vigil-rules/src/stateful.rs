@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::alert::{Alert, alert_id, format_time_us};
+use crate::alert::{Alert, format_time_us};
 use crate::rule::{Rule, RuleKind, StatefulSpec};
 
 /// Most pending signals a rule holds before releasing the oldest early.
@@ -273,7 +273,7 @@ impl RuleState {
             let counted = if self.spec.distinct.is_some() { "distinct_count" } else { "count" };
             fields.insert(counted.into(), Value::from(ids.len()));
             fields.insert("window".into(), Value::from(duration_text(window_us)));
-            alerts.push(alert(rule, signal.time_us, ids, fields));
+            alerts.push(Alert::new(rule, signal.time_us, ids, fields));
         }
     }
 
@@ -309,7 +309,7 @@ impl RuleState {
             let mut fields = signal.fields;
             fields.insert("steps".into(), Value::from(self.spec.steps.clone()));
             fields.insert("sequence_started".into(), Value::from(format_time_us(started)));
-            alerts.push(alert(rule, signal.time_us, ids, fields));
+            alerts.push(Alert::new(rule, signal.time_us, ids, fields));
         }
     }
 
@@ -322,7 +322,7 @@ impl RuleState {
         if !known && signal.time_us >= first.saturating_add(self.spec.baseline_us) {
             let mut fields = signal.fields;
             fields.insert("first_seen".into(), Value::from(true));
-            alerts.push(alert(rule, signal.time_us, vec![signal.event_id], fields));
+            alerts.push(Alert::new(rule, signal.time_us, vec![signal.event_id], fields));
         }
     }
 
@@ -340,7 +340,7 @@ impl RuleState {
             let mut fields = last_fields;
             fields.insert("last_event".into(), Value::from(format_time_us(state.last_us)));
             fields.insert("silent_for".into(), Value::from(duration_text(window_us)));
-            alerts.push(alert(rule, deadline, vec![id], fields));
+            alerts.push(Alert::new(rule, deadline, vec![id], fields));
         }
         let state = self.keys.entry(signal.key.clone()).or_default();
         if !state.alerted && state.last.is_some() {
@@ -383,23 +383,6 @@ impl RuleState {
                 self.counters.evicted += 1;
             }
         }
-    }
-}
-
-fn alert(rule: &Rule, time_us: i64, mut event_ids: Vec<String>, fields: Map<String, Value>) -> Alert {
-    event_ids.sort();
-    event_ids.dedup();
-    Alert {
-        alert_id: alert_id(&rule.id, &event_ids),
-        rule_id: rule.id.clone(),
-        rule_title: rule.title.clone(),
-        severity: rule.severity.as_str(),
-        criteria: rule.criteria.clone(),
-        rule_hash: rule.hash.clone(),
-        time_us,
-        time: format_time_us(time_us),
-        fields,
-        event_ids,
     }
 }
 
