@@ -26,7 +26,7 @@ use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, sort_to_indices, take_record_batch};
 use arrow::datatypes::Int64Type;
 use serde::{Deserialize, Serialize};
-use vigil_evidence::Archive;
+use vigil_evidence::{Archive, ChainHead};
 use vigil_rules::engine::add_counters;
 use vigil_rules::stateful::StateCounters;
 use vigil_rules::{EngineSnapshot, RuleEngine};
@@ -103,12 +103,14 @@ impl RuleStateStore {
     }
 
     /// Makes `engine`'s stream of a partition whole: its stored state, then what the archive holds after it.
+    /// `head` is the partition's chain head as the pipeline just resumed it.
     pub async fn open(
         &mut self,
         archive: &Archive,
         engine: &mut RuleEngine,
         ingest_source: &str,
         partition: i32,
+        head: Option<&ChainHead>,
     ) -> Result<Loaded> {
         let mut loaded = Loaded::default();
         let stream = stream_name(ingest_source, partition);
@@ -119,7 +121,7 @@ impl RuleStateStore {
         let Some(bytes) = archive.get_object(&path).await? else {
             // First start of these rules on this partition: store the empty state as of the chain head,
             // so a crash before the first checkpoint replays from here instead of starting empty again.
-            let covered = archive.chain_head(ingest_source, partition).await?.map_or(i64::MIN, |h| h.last_offset);
+            let covered = head.map_or(i64::MIN, |h| h.last_offset);
             self.partitions.insert(stream.clone(), Tracked { covered, last_saved: Instant::now(), dirty: true });
             self.save(archive, engine, ingest_source, partition, true).await?;
             return Ok(loaded);

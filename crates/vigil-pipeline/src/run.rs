@@ -284,7 +284,7 @@ impl Pipeline {
         };
         let mut part =
             Partition::open(&self.archive, file.display.clone(), normalizer, Arc::from(ingest_source), 0, 1).await?;
-        self.rule_state.open(&self.archive, &mut self.engine, &part.ingest_source, 0).await?;
+        self.rule_state.open(&self.archive, &mut self.engine, &part.ingest_source, 0, part.head.as_ref()).await?;
         let mut shutdown = self.shutdown.subscribe();
         loop {
             let deadline = part.deadline;
@@ -621,8 +621,9 @@ impl Pipeline {
             };
             match event {
                 Some(SourceEvent::Records { topic, partition, records }) => {
-                    self.rule_state.open(&self.archive, &mut self.engine, &topic, partition).await?;
                     let part = kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
+                    let (source, head) = (part.ingest_source.clone(), part.head.clone());
+                    self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
                     for (offset, bytes) in records.iter() {
                         self.accept(part, offset, bytes, &mut summary.alerts_by_rule).await?;
                     }
@@ -630,8 +631,9 @@ impl Pipeline {
                     self.bound_memory(&mut parts, control, &mut summary.alerts_by_rule).await?;
                 }
                 Some(SourceEvent::Lost { topic, partition, first, last, reason }) => {
-                    self.rule_state.open(&self.archive, &mut self.engine, &topic, partition).await?;
                     let part = kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
+                    let (source, head) = (part.ingest_source.clone(), part.head.clone());
+                    self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
                     self.commit_lost(part, first, last, &reason, &mut summary.alerts_by_rule).await?;
                     report_durable(control, part);
                 }
