@@ -346,13 +346,12 @@ impl RuleEngine {
             .collect()
     }
 
+    /// The stream `name`, created with every stateful rule's empty state on first use.
     fn stream(&mut self, name: &str) -> &mut Stream {
-        let fresh = || Stream { newest_us: i64::MIN, states: self.rules.iter().map(|c| c.state.clone()).collect() };
-        if !self.streams.contains_key(name) {
-            let stream = fresh();
-            self.streams.insert(name.to_string(), stream);
-        }
-        self.streams.get_mut(name).unwrap_or_else(|| unreachable!("inserted above"))
+        let rules = &self.rules;
+        self.streams
+            .entry(name.to_string())
+            .or_insert_with(|| Stream { newest_us: i64::MIN, states: rules.iter().map(|c| c.state.clone()).collect() })
     }
 
     /// The state of every stateful rule in the default stream (see [`RuleEngine::snapshot_of`]).
