@@ -334,6 +334,75 @@ fn a_broker_restart_mid_stream_is_waited_out_and_nothing_is_lost() {
     assert_eq!(events + dead, 9_000);
 }
 
+#[test]
+fn partitions_that_stop_altogether_raise_their_silence_alerts_and_archive_them() {
+    let Some(broker) = Broker::start() else { return };
+    broker.create_topic("quiet", 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    // The SOC 2 pack's silence rule with a two-second window, so the test waits seconds, not an hour.
+    let pack_rule = std::fs::read_to_string(repo().join("pipelines/rules/soc2/source_silence.sql")).expect("rule");
+    let rule = pack_rule.replace("-- window: 1h", "-- window: 2s").replace("-- lateness: 30m", "-- lateness: 0s");
+    assert_ne!(rule, pack_rule, "the pack's silence rule still has the window and lateness this test shortens");
+    std::fs::write(rules.join("source_silence.sql"), rule).expect("rule");
+    let (evidence, alerts) = (dir.path().join("evidence"), dir.path().join("alerts.ndjson"));
+    let config = dir.path().join("quiet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pipeline]\nbatch_ms = 100\n\n[[inputs]]\nformat = \"cloudtrail\"\npath = \"kafka://{}/quiet?group=quiet\"\n\n\
+             [rules]\ndirs = [\"rules\"]\nidle_check_secs = 1\n\n[evidence]\nurl = \"evidence\"\n\n\
+             [alerts]\npath = \"alerts.ndjson\"\n\n[dead_letters]\npath = \"dead_letters.ndjson\"\n",
+            broker.address
+        ),
+    )
+    .expect("config");
+    let records = events(10);
+    broker.produce("quiet", 2, &records);
+
+    let log = dir.path().join("vigil.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env("VIGIL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("vigil starts");
+    let mut vigil = Vigil { child, log };
+    let silence_alerts = |path: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|a| a["rule_id"] == "source_silence")
+            .collect()
+    };
+    // Nothing more arrives: each partition's quiet counts, and each raises one alert naming its last event.
+    wait_until("a silence alert from each partition", || silence_alerts(&alerts).len() >= 2);
+    let raised = silence_alerts(&alerts);
+    let partitions: BTreeSet<i64> = raised.iter().filter_map(|a| a["fields"]["ingest_partition"].as_i64()).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1]), "one per partition: {raised:?}");
+
+    // The partitions' next records carry the alerts into the archive.
+    broker.produce("quiet", 2, &events(12)[10..]);
+    let archived_ids = || -> BTreeSet<String> {
+        read_kind(&evidence, "alerts")
+            .map(|b| {
+                let ids = b.column_by_name("alert_id").expect("alert_id").as_string::<i32>();
+                (0..b.num_rows()).map(|i| ids.value(i).to_string()).collect()
+            })
+            .unwrap_or_default()
+    };
+    let first_two: BTreeSet<String> =
+        raised.iter().take(2).map(|a| a["alert_id"].as_str().expect("alert_id").to_string()).collect();
+    wait_until("the silence alerts in the archive", || archived_ids().is_superset(&first_two));
+    vigil.sigterm();
+    assert!(vigil.wait().success(), "vigil failed: {}", vigil.log_text());
+}
+
 fn run_expecting_error(input: &str, env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));

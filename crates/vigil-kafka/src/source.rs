@@ -72,6 +72,12 @@ pub trait Checkpoints: Send + Sync + 'static {
 /// What the source hands to the pipeline, in order.
 #[derive(Debug)]
 pub enum SourceEvent {
+    /// Partitions given to this member by a rebalance, before any of their records. A partition may then
+    /// stay quiet: the pipeline opens it anyway, so that silence rules can notice.
+    Assigned {
+        /// The partitions.
+        partitions: Vec<(Arc<str>, i32)>,
+    },
     /// Records of one partition in offset order (offsets may have holes: markers, compaction).
     Records {
         /// Topic.
@@ -299,6 +305,7 @@ impl SourceContext {
         state.ever_assigned = true;
         let partitions: Vec<(String, i32)> =
             tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        let mut opened = Vec::with_capacity(partitions.len());
         for (topic, partition) in partitions {
             let (low, high) = match consumer.fetch_watermarks(&topic, partition, BROKER_TIMEOUT) {
                 Ok(w) => w,
@@ -336,10 +343,14 @@ impl SourceContext {
                 // commit): what it holds is durable, so the commit catches up now.
                 lock(&self.shared.durable).insert(key.clone(), position);
             }
-            state.assigned.insert(key, PartitionProgress { position, end_at_assignment: high, lost: 0 });
+            state.assigned.insert(key.clone(), PartitionProgress { position, end_at_assignment: high, lost: 0 });
+            opened.push(key);
             if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(position)) {
                 tracing::error!(error = %e, topic, partition, "cannot set the start offset");
             }
+        }
+        if !opened.is_empty() {
+            state.pending.push_back(SourceEvent::Assigned { partitions: opened });
         }
         // A new assignment starts unpaused; the poll loop pauses again if the pipeline is still behind.
         state.paused = false;

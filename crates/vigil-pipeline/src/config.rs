@@ -196,12 +196,28 @@ pub struct RulesConfig {
     /// interval costs replay time, never correctness.
     #[serde(default = "default_state_checkpoint_secs")]
     pub state_checkpoint_secs: u64,
+    /// Silence rules on Kafka: seconds between two looks at partitions that receive nothing. A partition
+    /// quiet for longer counts its wall-clock quiet as event time, so a topic or partition that stops
+    /// altogether still raises its silence alerts (within this many seconds of their deadline).
+    #[serde(default = "default_idle_check_secs")]
+    pub idle_check_secs: u64,
 }
 
 impl Default for RulesConfig {
     fn default() -> Self {
-        RulesConfig { dirs: Vec::new(), state_checkpoint_secs: DEFAULT_STATE_CHECKPOINT_SECS }
+        RulesConfig {
+            dirs: Vec::new(),
+            state_checkpoint_secs: DEFAULT_STATE_CHECKPOINT_SECS,
+            idle_check_secs: DEFAULT_IDLE_CHECK_SECS,
+        }
     }
+}
+
+/// Default seconds between two looks at idle Kafka partitions.
+pub const DEFAULT_IDLE_CHECK_SECS: u64 = 10;
+
+fn default_idle_check_secs() -> u64 {
+    DEFAULT_IDLE_CHECK_SECS
 }
 
 /// Default seconds between rule state snapshots.

@@ -169,6 +169,13 @@ impl RuleStateStore {
         }
     }
 
+    /// The partition's rule state changed without new records (silence rules alerting on an idle partition).
+    pub fn changed(&mut self, ingest_source: &str, partition: i32) {
+        if let Some(t) = self.partitions.get_mut(&stream_name(ingest_source, partition)) {
+            t.dirty = true;
+        }
+    }
+
     /// Stores the partition's state when the interval has passed (or `now`), if anything changed.
     pub async fn save(
         &mut self,

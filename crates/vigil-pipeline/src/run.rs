@@ -91,6 +91,11 @@ struct Partition {
     reported: Option<i64>,
     /// The open batch ends the run's input: stateful rules release what they hold when it closes.
     end_of_input: bool,
+    /// Kafka: when the partition last received records (or was assigned); silence rules' idle clock.
+    last_records_at: tokio::time::Instant,
+    /// Silence alerts raised while the partition was idle: already sent to the outputs, archived with
+    /// the partition's next range.
+    idle_alerts: Vec<Alert>,
     summary: InputSummary,
 }
 
@@ -133,6 +138,8 @@ impl Partition {
             deadline: None,
             reported: None,
             end_of_input: false,
+            last_records_at: tokio::time::Instant::now(),
+            idle_alerts: Vec::new(),
         })
     }
 
@@ -439,7 +446,13 @@ impl Pipeline {
             partition,
             ingest_time_us,
         );
-        let alert_batch = alerts_to_batch(&alerts, &part.ingest_source, partition);
+        let alert_batch = if part.idle_alerts.is_empty() {
+            alerts_to_batch(&alerts, &part.ingest_source, partition)
+        } else {
+            let mut archived = std::mem::take(&mut part.idle_alerts);
+            archived.extend(alerts.iter().cloned());
+            alerts_to_batch(&archived, &part.ingest_source, partition)
+        };
         let events: Vec<RecordBatch> = normalized.batches;
         let rows = events.iter().map(RecordBatch::num_rows).sum::<usize>();
         let skipped = (last - first + 1) as u64 - read as u64;
@@ -593,6 +606,10 @@ impl Pipeline {
         let mut shutdown = self.shutdown.subscribe();
         let mut stopping = false;
         let brokers = endpoint.brokers.join(",");
+        let idle_check = Duration::from_secs(self.config.rules.idle_check_secs.max(1));
+        let watch_idle = self.engine.has_silence();
+        let mut idle_tick = tokio::time::interval(idle_check);
+        idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_deadline = parts.values().filter_map(|p| p.deadline).min();
             let event = tokio::select! {
@@ -617,11 +634,27 @@ impl Pipeline {
                     }
                     continue;
                 }
+                _ = idle_tick.tick(), if watch_idle && !stopping => {
+                    self.check_idle(&mut parts, idle_check, &mut summary.alerts_by_rule).await?;
+                    continue;
+                }
                 event = source.events.recv() => event,
             };
             match event {
+                Some(SourceEvent::Assigned { partitions }) => {
+                    // Opened now, not at their first record: a partition that stays quiet still has its
+                    // silence rules watched.
+                    for (topic, partition) in partitions {
+                        let part =
+                            kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
+                        part.last_records_at = tokio::time::Instant::now();
+                        let (source, head) = (part.ingest_source.clone(), part.head.clone());
+                        self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
+                    }
+                }
                 Some(SourceEvent::Records { topic, partition, records }) => {
                     let part = kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
+                    part.last_records_at = tokio::time::Instant::now();
                     let (source, head) = (part.ingest_source.clone(), part.head.clone());
                     self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
                     for (offset, bytes) in records.iter() {
@@ -675,6 +708,49 @@ impl Pipeline {
             self.rule_state.close(&self.archive, &mut self.engine, &part.ingest_source, part.partition).await?;
         }
         summary.inputs.extend(rest.into_iter().map(|p| p.summary));
+        Ok(())
+    }
+
+    /// Silence rules of partitions that received nothing for `idle_check` or longer: their quiet counts
+    /// as event time ([`RuleEngine::idle_in`]). Alerts go to the outputs now and into the archive with the
+    /// partition's next range; the rule state is stored at once, so a restart does not raise them again.
+    async fn check_idle(
+        &mut self,
+        parts: &mut HashMap<(Arc<str>, i32), Partition>,
+        idle_check: Duration,
+        alerts_by_rule: &mut BTreeMap<String, u64>,
+    ) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        let mut keys: Vec<(Arc<str>, i32)> = parts.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            let Some(part) = parts.get_mut(&key) else { continue };
+            let idle = now.saturating_duration_since(part.last_records_at);
+            if !part.batch_is_empty() || idle < idle_check {
+                continue;
+            }
+            let stream = stream_name(&part.ingest_source, part.partition);
+            let idle_us = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
+            let alerts = self.engine.idle_in(&stream, idle_us);
+            if alerts.is_empty() {
+                continue;
+            }
+            tracing::warn!(
+                ingest_source = %part.ingest_source,
+                partition = part.partition,
+                idle_secs = idle.as_secs(),
+                alerts = alerts.len(),
+                "partition quiet: silence rules alerted"
+            );
+            self.alerts.alerts(&alerts).await?;
+            part.summary.alerts += alerts.len() as u64;
+            for alert in &alerts {
+                *alerts_by_rule.entry(alert.rule_id.clone()).or_default() += 1;
+            }
+            part.idle_alerts.extend(alerts);
+            self.rule_state.changed(&part.ingest_source, part.partition);
+            self.rule_state.save(&self.archive, &self.engine, &part.ingest_source, part.partition, true).await?;
+        }
         Ok(())
     }
 

@@ -506,6 +506,29 @@ impl RuleEngine {
         self.stream(stream).states = states;
         all
     }
+
+    /// A live stream (a Kafka partition) has received nothing for `idle_us` of wall-clock time: its
+    /// silence rules count that quiet as event time and alert on keys quiet past their window
+    /// ([`RuleState::idle`]); other rules wait for events.
+    pub fn idle_in(&mut self, stream: &str, idle_us: i64) -> Vec<Alert> {
+        let s = self.stream(stream);
+        let newest_us = s.newest_us;
+        let mut states = std::mem::take(&mut s.states);
+        let mut all = Vec::new();
+        for (compiled, state) in self.rules.iter().zip(states.iter_mut()) {
+            if let Some(state) = state {
+                all.extend(state.idle(&compiled.rule, newest_us, idle_us));
+            }
+        }
+        self.stream(stream).states = states;
+        all.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
+        all
+    }
+
+    /// Whether any rule is a silence rule (only they act on [`RuleEngine::idle_in`]).
+    pub fn has_silence(&self) -> bool {
+        self.rules.iter().any(|c| c.rule.kind == RuleKind::Silence)
+    }
 }
 
 /// Adds counters by rule id into `total`.

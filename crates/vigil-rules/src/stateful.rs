@@ -29,6 +29,8 @@
 //!   `baseline` of event time the rule sees (learning).
 //! - **silence**: before `t` is applied, every key whose last signal is older than `t - window` raises one
 //!   alert (time = last signal + window, naming that last event); the key is re-armed by its next signal.
+//!   A live stream that receives nothing at all cannot show `t`: there [`RuleState::idle`] lets the
+//!   wall-clock time it has been quiet count as event time.
 //!
 //! **Bounds.** Per rule at most `max_keys` keys (default 100,000): beyond it the least recently seen keys
 //! are forgotten (counted in `evicted`). A threshold window holds fewer than `threshold` signals, a
@@ -326,11 +328,40 @@ impl RuleState {
         }
     }
 
+    /// A live stream that has received nothing for `idle_us` of wall-clock time since its newest event at
+    /// `newest_us`: for a silence rule, that quiet counts as event time, so a key quiet past its deadline
+    /// alerts although no later event arrives to show it (a source or partition that stopped altogether).
+    /// What is pending is released first. Other kinds wait for events: nothing happens.
+    pub fn idle(&mut self, rule: &Rule, newest_us: i64, idle_us: i64) -> Vec<Alert> {
+        if self.kind != RuleKind::Silence || newest_us == i64::MIN {
+            return Vec::new();
+        }
+        let clock = newest_us.saturating_add(idle_us.max(0));
+        let mut alerts = self.advance(rule, clock);
+        self.alert_quiet_keys(rule, clock.saturating_sub(self.spec.lateness_us), &mut alerts);
+        alerts
+    }
+
     fn silence(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
         let window_us = self.spec.window_us;
-        // Every key quiet for longer than the window before this signal's time.
+        self.alert_quiet_keys(rule, signal.time_us, alerts);
+        let state = self.keys.entry(signal.key.clone()).or_default();
+        if !state.alerted && state.last.is_some() {
+            self.deadlines.remove(&(state.last_us + window_us, signal.key.clone()));
+        }
+        if signal.time_us >= state.last_us || state.last.is_none() {
+            state.last_us = signal.time_us;
+            state.last = Some((signal.event_id, signal.fields));
+        }
+        state.alerted = false;
+        self.deadlines.insert((state.last_us + window_us, signal.key));
+    }
+
+    /// Alerts once for every key whose deadline (last signal + window) lies before `before_us`.
+    fn alert_quiet_keys(&mut self, rule: &Rule, before_us: i64, alerts: &mut Vec<Alert>) {
+        let window_us = self.spec.window_us;
         while let Some((deadline, key)) = self.deadlines.first().cloned() {
-            if deadline >= signal.time_us {
+            if deadline >= before_us {
                 break;
             }
             self.deadlines.pop_first();
@@ -342,16 +373,6 @@ impl RuleState {
             fields.insert("silent_for".into(), Value::from(duration_text(window_us)));
             alerts.push(Alert::new(rule, deadline, vec![id], fields));
         }
-        let state = self.keys.entry(signal.key.clone()).or_default();
-        if !state.alerted && state.last.is_some() {
-            self.deadlines.remove(&(state.last_us + window_us, signal.key.clone()));
-        }
-        if signal.time_us >= state.last_us || state.last.is_none() {
-            state.last_us = signal.time_us;
-            state.last = Some((signal.event_id, signal.fields));
-        }
-        state.alerted = false;
-        self.deadlines.insert((state.last_us + window_us, signal.key));
     }
 
     /// Forgets keys that can no longer matter at time `t`.

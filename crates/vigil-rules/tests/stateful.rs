@@ -244,6 +244,38 @@ fn silence_alerts_when_a_source_goes_quiet() {
 }
 
 #[test]
+fn silence_alerts_on_a_stream_that_stops_altogether_once_its_quiet_passes_the_window() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("test setup");
+    rt.block_on(async {
+        let mut engine = RuleEngine::new(&pack(), 1).await.expect("test setup");
+        // Both sources send at 0 and 5 minutes, then nothing arrives at all.
+        let events = [ev(0, 1, 1, false, 3, 0), ev(0, 1, 1, false, 3, 1), ev(5, 1, 1, false, 3, 0), ev(5, 1, 1, false, 3, 1)];
+        let numbered: Vec<(usize, Ev)> = events.iter().cloned().enumerate().collect();
+        let _ = engine.evaluate(&[batch(&numbered)]).await.expect("test setup");
+        let quiet = |alerts: &[Alert]| alerts.iter().filter(|a| a.rule_id == "quiet").count();
+        // Quiet for 10 minutes: 5 + 10 - 5 (lateness) = minute 10, before the deadline of minute 20.
+        assert_eq!(quiet(&engine.idle_in("", 10 * MIN)), 0);
+        // Quiet for 30 minutes: minute 30 is past it; each source alerts once, at minute 20.
+        let alerts = engine.idle_in("", 30 * MIN);
+        assert_eq!(quiet(&alerts), 2, "{alerts:?}");
+        assert!(alerts.iter().all(|a| chrono_free_minutes(&vigil_rules::format_time_us(a.time_us)) == 20));
+        // Still quiet: no second alert for the same spell; other kinds never act on idle time.
+        assert!(engine.idle_in("", 90 * MIN).is_empty());
+        // A stored and restored state remembers that the spell was reported.
+        let stored = serde_json::to_string(&engine.snapshot()).expect("test setup");
+        let mut restarted = RuleEngine::new(&pack(), 1).await.expect("test setup");
+        assert!(restarted.restore(serde_json::from_str(&stored).expect("test setup")).is_empty());
+        assert!(restarted.idle_in("", 90 * MIN).is_empty());
+        // Source 0 comes back at minute 100 and then stops again: one new alert at 115.
+        let back: Vec<(usize, Ev)> = vec![(4, ev(100, 1, 1, false, 3, 0))];
+        let _ = restarted.evaluate(&[batch(&back)]).await.expect("test setup");
+        let alerts = restarted.idle_in("", 30 * MIN);
+        assert_eq!(quiet(&alerts), 1, "{alerts:?}");
+        assert_eq!(chrono_free_minutes(&vigil_rules::format_time_us(alerts[0].time_us)), 115);
+    });
+}
+
+#[test]
 fn a_long_mixed_stream_alerts_on_every_kind_and_stays_invariant() {
     // A fixed pseudo-random stream (so this test cannot pass vacuously): every rule must fire.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

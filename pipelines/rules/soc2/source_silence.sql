@@ -7,8 +7,9 @@
 -- kind: silence
 -- key: source
 -- window: 1h
--- description: No events from a log source for an hour while other sources kept sending (event time):
--- description: a broken shipper, a disabled trail, or an attacker cutting the evidence.
+-- description: No events from a log source for an hour (event time, per file or Kafka partition; a partition
+-- description: that receives nothing at all counts its wall-clock quiet): a broken shipper, a disabled trail,
+-- description: or an attacker cutting the evidence. The alert names the input and partition that went quiet.
 -- remediation: Check the source's shipper and configuration; account for the gap in the evidence.
-SELECT time, event_id, source
+SELECT time, event_id, source, ingest_source, ingest_partition
 FROM events
