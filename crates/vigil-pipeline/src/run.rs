@@ -649,7 +649,9 @@ impl Pipeline {
                             kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
                         part.last_records_at = tokio::time::Instant::now();
                         let (source, head) = (part.ingest_source.clone(), part.head.clone());
-                        self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
+                        self.rule_state
+                            .open(&self.archive, &mut self.engine, &source, partition, head.as_ref())
+                            .await?;
                     }
                 }
                 Some(SourceEvent::Records { topic, partition, records }) => {

@@ -249,7 +249,8 @@ fn silence_alerts_on_a_stream_that_stops_altogether_once_its_quiet_passes_the_wi
     rt.block_on(async {
         let mut engine = RuleEngine::new(&pack(), 1).await.expect("test setup");
         // Both sources send at 0 and 5 minutes, then nothing arrives at all.
-        let events = [ev(0, 1, 1, false, 3, 0), ev(0, 1, 1, false, 3, 1), ev(5, 1, 1, false, 3, 0), ev(5, 1, 1, false, 3, 1)];
+        let events =
+            [ev(0, 1, 1, false, 3, 0), ev(0, 1, 1, false, 3, 1), ev(5, 1, 1, false, 3, 0), ev(5, 1, 1, false, 3, 1)];
         let numbered: Vec<(usize, Ev)> = events.iter().cloned().enumerate().collect();
         let _ = engine.evaluate(&[batch(&numbered)]).await.expect("test setup");
         let quiet = |alerts: &[Alert]| alerts.iter().filter(|a| a.rule_id == "quiet").count();

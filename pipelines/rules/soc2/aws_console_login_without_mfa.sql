@@ -12,3 +12,6 @@ WHERE source = 'aws.cloudtrail'
   AND activity = 'ConsoleLogin'
   AND outcome = 'success'
   AND mfa = false
+  -- Federated sign-ins (SAML, IAM Identity Center, assumed roles) do MFA at the identity provider.
+  AND json_get_str(attrs, 'userIdentity', 'type') IN ('IAMUser', 'Root')
+  AND json_get_str(attrs, 'additionalEventData', 'SamlProviderArn') IS NULL
