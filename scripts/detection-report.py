@@ -170,7 +170,7 @@ def openssh(args, ds, out):
         rows.append([rule, count[rule], len(ips), fewest])
     print("\n### loghub OpenSSH (2,000 lines, one server under attack)\n")
     print(f"{len(failures)} addresses failed to log in; {sum(1 for n in failures.values() if n >= 10)} of them 10 times "
-          f"or more; {len(accepted)} addresses logged in ({len(accepted & set(failures))} after failing).\n")
+          f"or more; {len(accepted)} address(es) logged in ({len(accepted & set(failures))} after failing).\n")
     print(table(["rule", "alerts", "addresses", "fewest failures of an alerted address"], rows))
 
 

@@ -245,7 +245,9 @@ fn kill_9_at_any_point_still_leaves_every_record_exactly_once() {
         let group = format!("crash-{i}");
         let mut first = if *failpoint == "sigkill" {
             let mut v = Vigil::spawn(&broker, "ct", &group, &evidence, &batches, &[]);
-            wait_until("some batches archived", || manifest_entries(&evidence) >= 3);
+            // As soon as the first batch is archived, so the kill lands mid-stream: a kill during the
+            // member's final leave can hold the group in a rebalance the broker never ends (tansu 0.6).
+            wait_until("a batch archived", || manifest_entries(&evidence) >= 1);
             v.child.kill().expect("SIGKILL");
             v
         } else {

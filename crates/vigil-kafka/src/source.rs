@@ -25,6 +25,8 @@
 //!   error instead of guessing.
 //! - **Until caught up.** With `until_caught_up`, each partition's end offset is read when it is
 //!   assigned; once every assigned partition reached it, the source stops ([`SourceEvent::Stopped`]).
+//!   A member holding no partitions is not caught up: it waits for an assignment (after a crash, the
+//!   dead member's partitions come back only when its session times out).
 //! - **Shutdown.** [`SourceControl::stop`]: no more polling; fetched records are handed over, then
 //!   `Stopped`; after [`SourceControl::finish`], durable offsets are committed and the member leaves the
 //!   group.
@@ -211,7 +213,6 @@ struct PollState {
     chunk: Option<Chunk>,
     pending: VecDeque<SourceEvent>,
     paused: bool,
-    ever_assigned: bool,
     topics: HashMap<String, Arc<str>>,
 }
 
@@ -302,7 +303,6 @@ impl SourceContext {
             TopicPartitionList::new()
         });
         let mut state = lock(&self.state);
-        state.ever_assigned = true;
         let partitions: Vec<(String, i32)> =
             tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
         let mut opened = Vec::with_capacity(partitions.len());
@@ -571,8 +571,11 @@ impl Poller {
                 None => {
                     let mut state = lock(&ctx.state);
                     state.flush_chunk();
+                    // Nothing assigned is not caught up: after a crash the dead member keeps its
+                    // partitions until its session times out, and a cooperative rebalance may hand out
+                    // an empty assignment first; stopping then would skip the whole backlog.
                     if self.options.until_caught_up
-                        && state.ever_assigned
+                        && !state.assigned.is_empty()
                         && state.pending.is_empty()
                         && state.assigned.values().all(|p| p.position >= p.end_at_assignment)
                     {
