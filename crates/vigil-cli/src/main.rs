@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod bench;
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, PipelineConfig, RulesConfig, Settings};
@@ -38,6 +40,10 @@ enum Command {
     /// Manage an evidence archive's lifecycle.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Benchmark: run the real pipeline over one file with a rule directory, into a scratch evidence
+    /// archive, and print one JSON line (events/s, MB/s, seconds per stage, matches per rule) in the
+    /// format of the DuckDB comparison kit (../shared/bench).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -440,7 +446,7 @@ fn every_core() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     // Parsing and encoding run on rayon; DataFusion and I/O on tokio: both sized to the same thread count.
     let _ =
         rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("vigil-work-{i}")).build_global();
@@ -587,6 +593,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Bench(args) => bench::bench(args),
         Command::Validate(args) => validate(args),
         Command::Rules(command) => rules(command),
         Command::Verify(args) => verify(args),

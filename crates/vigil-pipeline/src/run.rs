@@ -36,7 +36,7 @@ use crate::config::{InputConfig, PipelineConfig};
 use crate::rule_state::{RuleStateStore, stream_name};
 use crate::sink::{DeadLetterOrigin, Output};
 use crate::source::{InputFile, ReadEvent, ReaderSettings, expand_input, spawn_reader};
-use crate::summary::{InputSummary, RunSummary};
+use crate::summary::{InputSummary, RunSummary, StageTimes};
 use crate::{Error, Result};
 
 /// Asks a running pipeline to finish its open batches, make them durable and return.
@@ -59,6 +59,7 @@ pub struct Pipeline {
     alerts: Output,
     dead_letters: Output,
     shutdown: Arc<watch::Sender<bool>>,
+    stages: StageTimes,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -207,7 +208,16 @@ impl Pipeline {
         let alerts = Output::open(&config.alerts).await?;
         let dead_letters = Output::open(&config.dead_letters).await?;
         let (shutdown, _) = watch::channel(false);
-        Ok(Pipeline { config, engine, rule_state, archive, alerts, dead_letters, shutdown: Arc::new(shutdown) })
+        Ok(Pipeline {
+            config,
+            engine,
+            rule_state,
+            archive,
+            alerts,
+            dead_letters,
+            shutdown: Arc::new(shutdown),
+            stages: StageTimes::default(),
+        })
     }
 
     /// The compiled rule engine.
@@ -267,6 +277,7 @@ impl Pipeline {
         summary.rule_state = self.rule_state.counters(&self.engine);
         summary.interrupted |= self.shutting_down();
         summary.elapsed = started.elapsed();
+        summary.stages = self.stages;
         Ok(summary)
     }
 
@@ -406,6 +417,7 @@ impl Pipeline {
         let read = records.len() + too_large.len();
 
         // normalize: on rayon, off the async workers
+        let stage = Instant::now();
         let threads = settings.effective_threads();
         let chunk_rows = records.len().div_ceil(threads * 2).clamp(256, 8192);
         let n = normalizer.clone();
@@ -418,15 +430,20 @@ impl Pipeline {
         .map_err(|e| Error::Internal(format!("normalize task failed: {e}")))?;
         normalized.dead_letters.extend(too_large);
         normalized.dead_letters.sort_by_key(|d| d.offset);
+        self.stages.normalize += stage.elapsed();
 
         // detect
+        let stage = Instant::now();
         let stream = stream_name(&part.ingest_source, partition);
         let mut alerts: Vec<Alert> = self.engine.evaluate_in(&stream, &normalized.batches).await?;
         if part.end_of_input {
             alerts.extend(self.engine.finish_in(&stream));
         }
 
+        self.stages.rules += stage.elapsed();
+
         // emit: alerts and dead letters reach their outputs before the checkpoint
+        let stage = Instant::now();
         let ingest_time = format_time_us(ingest_time_us);
         self.alerts.alerts(&alerts).await?;
         let origin = DeadLetterOrigin {
@@ -437,6 +454,8 @@ impl Pipeline {
             ingest_time: &ingest_time,
         };
         self.dead_letters.dead_letters(&normalized.dead_letters, &origin).await?;
+        self.stages.emit += stage.elapsed();
+        let stage = Instant::now();
 
         // archive: data files, then the manifest entry
         let dead_batch = dead_letters_to_batch(
@@ -488,6 +507,7 @@ impl Pipeline {
         part.head = Some(ChainHead::from(&entry));
         part.next_first = Some(last + 1);
         part.resume_after = last;
+        self.stages.archive += stage.elapsed();
         let summary = &mut part.summary;
 
         summary.records_read += read as u64;

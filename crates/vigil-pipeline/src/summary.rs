@@ -65,6 +65,26 @@ pub struct RunSummary {
     /// Wall time.
     #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
+    /// Wall time per stage, summed over micro-batches.
+    pub stages: StageTimes,
+}
+
+/// Wall time per pipeline stage, summed over every micro-batch (a batch goes through them one after the
+/// other; each stage may use every worker thread).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageTimes {
+    /// Normalizing records into Arrow batches (JSON or text parsing included).
+    #[serde(serialize_with = "seconds")]
+    pub normalize: Duration,
+    /// Running the rules and the stateful rules' state machines.
+    #[serde(serialize_with = "seconds")]
+    pub rules: Duration,
+    /// Sending alerts and dead letters to their outputs.
+    #[serde(serialize_with = "seconds")]
+    pub emit: Duration,
+    /// Encoding Parquet, writing the evidence files and the manifest entry, storing rule state.
+    #[serde(serialize_with = "seconds")]
+    pub archive: Duration,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -119,6 +119,10 @@ pub struct StatefulSpec {
     pub threshold: u64,
     /// Threshold: count distinct values of this column instead of events.
     pub distinct: Option<String>,
+    /// Threshold: `windowing: tumbling` counts in fixed windows aligned to the Unix epoch (`[k*window,
+    /// (k+1)*window)`, one alert per key and window at most, like SQL `GROUP BY date_bin(...)
+    /// HAVING count(*) >= threshold`) instead of the default sliding window.
+    pub tumbling: bool,
     /// Sequence: the values of the `step` column, in the order they must happen.
     pub steps: Vec<String>,
     /// Sequence: how many signals each step needs (`failed*5` in the header: 5), one per step.
@@ -187,7 +191,7 @@ pub struct Rule {
     pub query_line: u64,
 }
 
-const KNOWN_KEYS: [&str; 17] = [
+const KNOWN_KEYS: [&str; 18] = [
     "id",
     "title",
     "severity",
@@ -201,6 +205,7 @@ const KNOWN_KEYS: [&str; 17] = [
     "lateness",
     "threshold",
     "distinct",
+    "windowing",
     "steps",
     "ttl",
     "max_keys",
@@ -208,8 +213,8 @@ const KNOWN_KEYS: [&str; 17] = [
 ];
 
 /// Header keys that only stateful kinds take.
-const STATEFUL_KEYS: [&str; 9] =
-    ["key", "window", "lateness", "threshold", "distinct", "steps", "ttl", "max_keys", "baseline"];
+const STATEFUL_KEYS: [&str; 10] =
+    ["key", "window", "lateness", "threshold", "distinct", "windowing", "steps", "ttl", "max_keys", "baseline"];
 
 /// Whether `c` is a SOC 2 Trust Services Criterion reference such as `CC6.1` or `A1.2`.
 pub fn is_criterion(c: &str) -> bool {
@@ -332,7 +337,7 @@ fn stateful_spec<'a>(
 ) -> Result<Option<StatefulSpec>> {
     let takes: &[&str] = match kind {
         RuleKind::Stateless => &[],
-        RuleKind::Threshold => &["key", "window", "lateness", "threshold", "distinct", "max_keys"],
+        RuleKind::Threshold => &["key", "window", "lateness", "threshold", "distinct", "windowing", "max_keys"],
         RuleKind::Sequence => &["key", "window", "lateness", "steps", "max_keys"],
         RuleKind::FirstSeen => &["key", "lateness", "ttl", "max_keys", "baseline"],
         RuleKind::Silence => &["key", "window", "lateness", "max_keys"],
@@ -382,6 +387,13 @@ fn stateful_spec<'a>(
         RuleKind::Threshold => number("threshold", need("threshold", "alert at this many events per window")?)?,
         _ => 0,
     };
+    let tumbling = match get("windowing") {
+        None | Some(("sliding", _)) => false,
+        Some(("tumbling", _)) => true,
+        Some((other, line)) => {
+            return Err(Error::rule(path, line, format!("windowing `{other}` is not one of sliding, tumbling")));
+        }
+    };
     let (steps, repeats) = match kind {
         RuleKind::Sequence => {
             let (text, line) = need("steps", "the values of the query's `step` column, in order")?;
@@ -411,6 +423,7 @@ fn stateful_spec<'a>(
         lateness_us,
         threshold,
         distinct: get("distinct").map(|(v, _)| v.to_string()),
+        tumbling,
         steps,
         repeats,
         ttl_us: get("ttl").map(|v| duration("ttl", v)).transpose()?.unwrap_or(DEFAULT_TTL_US),

@@ -21,6 +21,9 @@
 //! The state machines, on each released signal at time `t` for key `k`:
 //! - **threshold**: the window `(t - window, t]` of `k`'s signals (with `distinct`, the newest signal per
 //!   distinct value); at `threshold` of them an alert names them all, and the window starts empty again.
+//!   With `windowing: tumbling` the windows are fixed, aligned to the Unix epoch, and each key alerts at most
+//!   once per window (the `threshold` signals that reached it), as SQL's `GROUP BY date_bin(window, time)
+//!   HAVING count(*) >= threshold` would.
 //! - **sequence**: `k`'s partial match advances when the signal's step is the one being filled (a step
 //!   written `failed*5` needs five signals), and restarts at a newer first step while only a single first
 //!   step has matched; a partial older than `window` is dropped; completing the last step raises an alert
@@ -85,7 +88,7 @@ pub struct KeyState {
     /// Threshold: the window's signals as (time, event id, distinct value).
     #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
     pub window: VecDeque<(i64, String, Option<String>)>,
-    /// Sequence: start time of the partial match.
+    /// Sequence: start time of the partial match; tumbling threshold: start of the current window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_us: Option<i64>,
     /// Sequence: event ids matched so far, one per step.
@@ -94,7 +97,7 @@ pub struct KeyState {
     /// Silence: the newest event's id and fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<(String, Map<String, Value>)>,
-    /// Silence: already alerted for the current quiet spell.
+    /// Silence: already alerted for the current quiet spell; tumbling threshold: for the current window.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub alerted: bool,
 }
@@ -262,8 +265,20 @@ impl RuleState {
         let (window_us, threshold) = (self.spec.window_us, self.spec.threshold as usize);
         let state = self.keys.entry(signal.key.clone()).or_default();
         state.last_us = signal.time_us;
-        while state.window.front().is_some_and(|(t, _, _)| *t <= signal.time_us - window_us) {
-            state.window.pop_front();
+        if self.spec.tumbling {
+            let start = signal.time_us.div_euclid(window_us) * window_us;
+            if state.started_us != Some(start) {
+                state.started_us = Some(start);
+                state.window.clear();
+                state.alerted = false;
+            }
+            if state.alerted {
+                return; // this key and window already alerted
+            }
+        } else {
+            while state.window.front().is_some_and(|(t, _, _)| *t <= signal.time_us - window_us) {
+                state.window.pop_front();
+            }
         }
         if let Some(value) = &signal.distinct {
             state.window.retain(|(_, _, d)| d.as_ref() != Some(value));
@@ -275,6 +290,10 @@ impl RuleState {
             let counted = if self.spec.distinct.is_some() { "distinct_count" } else { "count" };
             fields.insert(counted.into(), Value::from(ids.len()));
             fields.insert("window".into(), Value::from(duration_text(window_us)));
+            if let Some(start) = state.started_us.filter(|_| self.spec.tumbling) {
+                fields.insert("window_start".into(), Value::from(format_time_us(start)));
+                state.alerted = true;
+            }
             alerts.push(Alert::new(rule, signal.time_us, ids, fields));
         }
     }

@@ -43,7 +43,7 @@ fn batch(events: &[(usize, Ev)]) -> RecordBatch {
     b.finish()
 }
 
-const RULES: [(&str, &str); 7] = [
+const RULES: [(&str, &str); 8] = [
     (
         "brute.sql",
         "-- id: brute\n-- title: B\n-- severity: high\n-- criteria: CC6.1\n-- kind: sequence\n-- key: src_ip\n-- window: 30m\n-- steps: failed*3, ok\nSELECT time, event_id, src_ip, CASE outcome WHEN 'failure' THEN 'failed' ELSE 'ok' END AS step FROM events WHERE activity = 'ListBuckets'",
@@ -67,6 +67,10 @@ const RULES: [(&str, &str); 7] = [
     (
         "quiet.sql",
         "-- id: quiet\n-- title: Q\n-- severity: medium\n-- criteria: CC7.2, A1.2\n-- kind: silence\n-- key: source\n-- window: 15m\nSELECT time, event_id, source FROM events",
+    ),
+    (
+        "hourly.sql",
+        "-- id: hourly\n-- title: H\n-- severity: medium\n-- criteria: CC6.1\n-- kind: threshold\n-- key: src_ip\n-- window: 1h\n-- threshold: 3\n-- windowing: tumbling\nSELECT time, event_id, src_ip FROM events WHERE outcome = 'failure'",
     ),
     (
         "plain.sql",
@@ -199,6 +203,23 @@ fn threshold_counts_in_event_time_and_late_events_are_counted_not_evaluated() {
     assert!(found(&spread, "failures").is_empty());
     let burst: Vec<Ev> = (0..7).map(|m| ev(m, 2, 0, true, 3, 0)).collect();
     assert_eq!(found(&burst, "failures"), vec![(2, 3), (5, 3)]);
+}
+
+#[test]
+fn tumbling_threshold_alerts_once_per_key_and_epoch_aligned_window() {
+    // BASE is 08:53:24, so minute 6.6 is 09:00:00, where the hourly window turns.
+    // Failures at minutes 0, 2, 4, 5 (one window: one alert, at the third) then 7, 8, 9 (the next window).
+    let failures: Vec<Ev> = [0, 2, 4, 5, 7, 8, 9].iter().map(|m| ev(*m, 1, 0, true, 3, 0)).collect();
+    assert_eq!(found(&failures, "hourly"), vec![(4, 3), (9, 3)]);
+    // Three failures across the turn of the hour stay below the threshold in both windows.
+    let across: Vec<Ev> = [5, 6, 7].iter().map(|m| ev(*m, 1, 0, true, 3, 0)).collect();
+    assert!(found(&across, "hourly").is_empty());
+    // The sliding window of the same length counts those three.
+    let sliding = "-- id: s\n-- title: S\n-- severity: low\n-- criteria: CC6.1\n-- kind: threshold\n-- key: src_ip\n-- window: 1h\n-- threshold: 3\nSELECT 1";
+    assert!(!parse_rule(Path::new("s.sql"), sliding).expect("test setup").stateful.expect("stateful").tumbling);
+    let bad = sliding.replace("SELECT 1", "-- windowing: hopping\nSELECT 1");
+    let err = parse_rule(Path::new("s.sql"), &bad).expect_err("refused").to_string();
+    assert!(err.contains("not one of sliding, tumbling"), "{err}");
 }
 
 #[test]
