@@ -124,3 +124,84 @@ fn rules_test_passes_the_pack_and_fails_a_wrong_expectation() {
     assert_eq!(output.status.code(), Some(0), "--update rewrites the expectations");
     assert_eq!(std::fs::read_to_string(pack.join("tests/k8s_exec_into_pod.test")).expect("read"), good);
 }
+
+/// `vigil bench` prints the DuckDB kit's JSON line, and its match counts are right: checked here against
+/// counts computed straight from the raw CloudTrail records (the kit's own cross-check needs
+/// ../shared/bench, which a clean clone does not have).
+#[test]
+fn bench_prints_the_kits_json_line_with_the_right_match_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::new();
+    for name in ["stratus-detonations.ndjson", "otrf-logstash-ec2-proxy-s3-exfil.ndjson"] {
+        text.push_str(&std::fs::read_to_string(repo().join("fixtures/cloudtrail").join(name)).expect("fixture"));
+    }
+    let input = dir.path().join("events.ndjson");
+    std::fs::write(&input, &text).expect("input");
+    let records: Vec<serde_json::Value> =
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("json")).collect();
+
+    // What the translated rules 01, 06 and 11 must find, computed from the records.
+    let str_at = |r: &serde_json::Value, path: &[&str]| -> Option<String> {
+        path.iter().try_fold(r, |v, k| v.get(*k)).and_then(|v| v.as_str()).map(str::to_string)
+    };
+    let logging = records
+        .iter()
+        .filter(|r| {
+            str_at(r, &["eventSource"]).as_deref() == Some("cloudtrail.amazonaws.com")
+                && matches!(str_at(r, &["eventName"]).as_deref(), Some("StopLogging" | "DeleteTrail"))
+        })
+        .count();
+    let mut denied: std::collections::HashMap<(Option<String>, i64), usize> = std::collections::HashMap::new();
+    for r in &records {
+        let code = str_at(r, &["errorCode"]);
+        if matches!(code.as_deref(), Some("AccessDenied" | "UnauthorizedOperation" | "Client.UnauthorizedOperation")) {
+            let time = str_at(r, &["eventTime"]).or_else(|| str_at(r, &["@timestamp"])).expect("time");
+            let secs = chrono::DateTime::parse_from_rfc3339(&time).expect("rfc3339").timestamp();
+            *denied.entry((str_at(r, &["userIdentity", "arn"]), secs.div_euclid(300))).or_default() += 1;
+        }
+    }
+    let bursts = denied.values().filter(|n| **n >= 10).count();
+    let tools = ["python-requests/", "curl/", "sqlmap", "pacu", "kali"];
+    let tool_agents = records
+        .iter()
+        .filter(|r| str_at(r, &["userAgent"]).is_some_and(|ua| tools.iter().any(|t| ua.contains(t))))
+        .count();
+    assert!(logging > 0 && bursts > 0, "the fixtures hold what this test checks");
+
+    let out = vigil()
+        .args(["bench", "--threads", "2", "--rules", "benches/rules", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&input)
+        .output()
+        .expect("vigil runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("a line")).expect("JSON line");
+    assert_eq!(line["engine"], "vigil");
+    assert_eq!(line["threads"], 2);
+    assert_eq!(line["bytes"], text.len() as u64);
+    assert_eq!(
+        line["events"].as_u64().expect("events") + line["dead_letters"].as_u64().expect("dead"),
+        records.len() as u64
+    );
+    for key in ["parse_s", "rules_s", "parquet_s", "total_s", "events_per_s", "mb_per_s", "parquet_bytes"] {
+        assert!(line[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {line}");
+    }
+    let matches = line["matches"].as_object().expect("matches");
+    assert_eq!(matches.len(), 11, "every rule, zeros included: {line}");
+    assert_eq!(matches["01_cloudtrail_logging_disabled"], logging as u64);
+    assert_eq!(matches["06_access_denied_burst"], bursts as u64);
+    assert_eq!(matches["11_attack_tool_user_agent"], tool_agents as u64);
+
+    // A second run starts from an empty archive (nothing "already archived").
+    let again = vigil()
+        .args(["bench", "--rules", "benches/rules", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&input)
+        .output()
+        .expect("vigil runs");
+    let again: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&again.stdout).lines().last().expect("a line")).expect("JSON");
+    assert_eq!(again["events"], line["events"]);
+    assert_eq!(again["matches"], line["matches"]);
+}
