@@ -59,7 +59,9 @@ impl Vigil {
         env: &[(&str, &str)],
     ) -> Vigil {
         let log = evidence.with_extension(format!("{}.log", std::process::id() as u64 + rand_suffix()));
-        let input = format!("cloudtrail:kafka://{}/{topic}?group={group}", broker.address);
+        // `topic` may carry more URL keys (`ct?session.timeout.ms=6000`).
+        let sep = if topic.contains('?') { '&' } else { '?' };
+        let input = format!("cloudtrail:kafka://{}/{topic}{sep}group={group}", broker.address);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
         cmd.current_dir(repo())
             .args(["run", "--input", &input, "--rules", "pipelines/rules/soc2"])
@@ -237,6 +239,10 @@ fn kill_9_at_any_point_still_leaves_every_record_exactly_once() {
     broker.produce("ct", PARTITIONS, &events(6_000));
     let ends = broker.end_offsets("ct", PARTITIONS);
     let batches = ["--batch-rows", "400", "--batch-ms", "200", "--until-caught-up"];
+    // The killed member's partitions come back once the broker drops it: after its session times out, or
+    // (a kill in the middle of a rebalance) the rebalance times out, which librdkafka sets to
+    // max.poll.interval.ms (5 minutes by default). vigil polls every 100 ms, so short ones are safe here.
+    let topic = "ct?session.timeout.ms=6000&max.poll.interval.ms=12000";
     // Before any evidence of a batch; between its data files and its manifest entry; after the entry
     // but before the offset commit; and a plain SIGKILL while running.
     for (i, failpoint) in ["before_archive:3", "before_manifest:4", "before_commit:5", "sigkill"].iter().enumerate() {
@@ -244,18 +250,18 @@ fn kill_9_at_any_point_still_leaves_every_record_exactly_once() {
         let evidence = dir.path().join("evidence");
         let group = format!("crash-{i}");
         let mut first = if *failpoint == "sigkill" {
-            let mut v = Vigil::spawn(&broker, "ct", &group, &evidence, &batches, &[]);
+            let mut v = Vigil::spawn(&broker, topic, &group, &evidence, &batches, &[]);
             // As soon as the first batch is archived, so the kill lands mid-stream: a kill during the
             // member's final leave can hold the group in a rebalance the broker never ends (tansu 0.6).
             wait_until("a batch archived", || manifest_entries(&evidence) >= 1);
             v.child.kill().expect("SIGKILL");
             v
         } else {
-            Vigil::spawn(&broker, "ct", &group, &evidence, &batches, &[("VIGIL_FAILPOINT", failpoint)])
+            Vigil::spawn(&broker, topic, &group, &evidence, &batches, &[("VIGIL_FAILPOINT", failpoint)])
         };
         let status = first.wait();
         assert!(!status.success(), "{failpoint}: the first run should have died: {}", first.log_text());
-        let mut again = Vigil::spawn(&broker, "ct", &group, &evidence, &batches, &[]);
+        let mut again = Vigil::spawn(&broker, topic, &group, &evidence, &batches, &[]);
         let status = again.wait();
         assert!(status.success(), "{failpoint}: restart failed: {}", again.log_text());
         assert_exactly_once(&evidence, &ends);

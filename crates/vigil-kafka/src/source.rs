@@ -349,7 +349,9 @@ impl SourceContext {
                 tracing::error!(error = %e, topic, partition, "cannot set the start offset");
             }
         }
-        if !opened.is_empty() {
+        if opened.is_empty() {
+            tracing::info!("a rebalance gave this member no partitions; waiting for one that does");
+        } else {
             state.pending.push_back(SourceEvent::Assigned { partitions: opened });
         }
         // A new assignment starts unpaused; the poll loop pauses again if the pipeline is still behind.
