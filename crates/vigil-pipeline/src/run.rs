@@ -665,20 +665,13 @@ impl Pipeline {
                     // Opened now, not at their first record: a partition that stays quiet still has its
                     // silence rules watched.
                     for (topic, partition) in partitions {
-                        let part =
-                            kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
+                        let part = self.open_kafka_partition(&mut parts, routes, &brokers, topic, partition).await?;
                         part.last_records_at = tokio::time::Instant::now();
-                        let (source, head) = (part.ingest_source.clone(), part.head.clone());
-                        self.rule_state
-                            .open(&self.archive, &mut self.engine, &source, partition, head.as_ref())
-                            .await?;
                     }
                 }
                 Some(SourceEvent::Records { topic, partition, records }) => {
-                    let part = kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
+                    let part = self.open_kafka_partition(&mut parts, routes, &brokers, topic, partition).await?;
                     part.last_records_at = tokio::time::Instant::now();
-                    let (source, head) = (part.ingest_source.clone(), part.head.clone());
-                    self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
                     for (offset, bytes) in records.iter() {
                         self.accept(part, offset, bytes, &mut summary.alerts_by_rule).await?;
                     }
@@ -686,9 +679,7 @@ impl Pipeline {
                     self.bound_memory(&mut parts, control, &mut summary.alerts_by_rule).await?;
                 }
                 Some(SourceEvent::Lost { topic, partition, first, last, reason }) => {
-                    let part = kafka_partition(&self.archive, &mut parts, routes, &brokers, topic, partition).await?;
-                    let (source, head) = (part.ingest_source.clone(), part.head.clone());
-                    self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
+                    let part = self.open_kafka_partition(&mut parts, routes, &brokers, topic, partition).await?;
                     self.commit_lost(part, first, last, &reason, &mut summary.alerts_by_rule).await?;
                     report_durable(control, part);
                 }
@@ -731,6 +722,21 @@ impl Pipeline {
         }
         summary.inputs.extend(rest.into_iter().map(|p| p.summary));
         Ok(())
+    }
+
+    /// The partition, opened at its chain head when first seen, with its rule state loaded.
+    async fn open_kafka_partition<'a>(
+        &mut self,
+        parts: &'a mut HashMap<(Arc<str>, i32), Partition>,
+        routes: &TopicRoutes,
+        brokers: &str,
+        topic: Arc<str>,
+        partition: i32,
+    ) -> Result<&'a mut Partition> {
+        let part = kafka_partition(&self.archive, parts, routes, brokers, topic, partition).await?;
+        let (source, head) = (part.ingest_source.clone(), part.head.clone());
+        self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
+        Ok(part)
     }
 
     /// Silence rules of partitions that received nothing for `idle_check` or longer: their quiet counts
