@@ -57,3 +57,15 @@ fn refused_rules_name_file_line_and_reason() {
         assert!(message.contains(&expected), "{}: `{message}` should contain `{expected}`", file.display());
     }
 }
+
+#[test]
+fn every_rule_we_ship_reads_attrs_through_attribute_columns() {
+    // A call left per row parses every event's attrs again: the pack's cost would grow with it (issue 7).
+    let mut dirs = vec![repo().join("benches/rules")];
+    dirs.extend(std::fs::read_dir(repo().join("pipelines/rules")).expect("pipelines/rules").flatten().map(|e| e.path()));
+    dirs.retain(|d| d.is_dir());
+    let pack = vigil_rules::load_rules(&dirs).expect("rules load");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let engine = rt.block_on(vigil_rules::RuleEngine::new(&pack, 1)).expect("rules plan");
+    assert_eq!(engine.rules_parsing_attrs_per_call(), Vec::<&str>::new());
+}

@@ -3,6 +3,9 @@
 //! The `events` table is a provider whose batches are swapped per micro-batch, so the SQL of a rule is
 //! parsed, checked and optimized once at start, and only the physical plan is made per batch. Rules run
 //! concurrently on the tokio runtime; each uses DataFusion's partitions (one per normalized chunk).
+//!
+//! Calls such as `json_get_str(attrs, 'requestParameters', 'policyArn')` are planned as columns of a
+//! widened `events` table, filled once per micro-batch for all rules ([`crate::attr_columns`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -14,7 +17,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::TableType;
+use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
@@ -26,6 +29,7 @@ use sha2::{Digest, Sha256};
 use vigil_schema::{event_schema, timestamp_type};
 
 use crate::alert::Alert;
+use crate::attr_columns::AttrColumns;
 use crate::rule::{Rule, RuleKind, parse_rule};
 use crate::stateful::{RuleSnapshot, RuleState, Signal, StateCounters};
 use crate::validate::check_read_only;
@@ -123,13 +127,28 @@ pub fn load_rules(dirs: &[PathBuf]) -> std::result::Result<RulePack, Vec<Error>>
 /// The `events` table: batches swapped in per micro-batch.
 #[derive(Debug)]
 struct EventsTable {
+    schema: SchemaRef,
     partitions: RwLock<Arc<Vec<Vec<RecordBatch>>>>,
+}
+
+impl EventsTable {
+    fn new(schema: SchemaRef) -> Self {
+        EventsTable { schema, partitions: RwLock::new(Arc::new(Vec::new())) }
+    }
+
+    fn set(&self, partitions: Vec<Vec<RecordBatch>>) -> Result<()> {
+        *self.partitions.write().map_err(|_| Error::Eval {
+            rule: "(engine)".into(),
+            source: DataFusionError::Internal("events table lock poisoned".into()),
+        })? = Arc::new(partitions);
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl TableProvider for EventsTable {
     fn schema(&self) -> SchemaRef {
-        event_schema()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -145,7 +164,7 @@ impl TableProvider for EventsTable {
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let partitions =
             self.partitions.read().map_err(|_| DataFusionError::Internal("events table lock poisoned".into()))?.clone();
-        let exec = MemorySourceConfig::try_new_exec(&partitions, event_schema(), projection.cloned())?;
+        let exec = MemorySourceConfig::try_new_exec(&partitions, self.schema.clone(), projection.cloned())?;
         Ok(exec)
     }
 }
@@ -194,10 +213,29 @@ pub struct EngineSnapshot {
     pub rules: BTreeMap<String, RuleSnapshot>,
 }
 
+/// How the engine plans rules.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Plan `json_get_*(attrs, literal path)` calls as columns filled once per batch (default). Off, each
+    /// call parses `attrs` per row: the reference the attribute columns are tested against.
+    pub attr_columns: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { attr_columns: true }
+    }
+}
+
 /// Compiled rules, ready to run over micro-batches.
 pub struct RuleEngine {
     state: SessionState,
     table: Arc<EventsTable>,
+    /// `events` widened by the attribute columns, and what fills them.
+    widened: Arc<EventsTable>,
+    attr_columns: AttrColumns,
+    /// Some rule scans `widened`.
+    uses_widened: bool,
     rules: Vec<CompiledRule>,
     pack_hash: String,
     /// Stateful rules' state per stream (source partition), created on first use.
@@ -267,6 +305,16 @@ fn shape_of(rule: &Rule, schema: &arrow::datatypes::Schema) -> Result<Shape> {
 impl RuleEngine {
     /// Plans every rule of `pack` against the `events` table; all problems are returned.
     pub async fn new(pack: &RulePack, threads: usize) -> std::result::Result<Self, Vec<Error>> {
+        Self::with_options(pack, threads, EngineOptions::default()).await
+    }
+
+    /// [`RuleEngine::new`] with `options`.
+    pub async fn with_options(
+        pack: &RulePack,
+        threads: usize,
+        options: EngineOptions,
+    ) -> std::result::Result<Self, Vec<Error>> {
+        let engine_options = options;
         let config = SessionConfig::new()
             .with_target_partitions(threads.max(1))
             .with_information_schema(false)
@@ -275,23 +323,47 @@ impl RuleEngine {
         if let Err(e) = datafusion_functions_json::register_all(&mut state) {
             return Err(vec![Error::Eval { rule: "(engine set-up)".into(), source: e }]);
         }
-        let table = Arc::new(EventsTable { partitions: RwLock::new(Arc::new(Vec::new())) });
+        let table = Arc::new(EventsTable::new(event_schema()));
         let ctx = datafusion::prelude::SessionContext::new_with_state(state.clone());
         if let Err(e) = ctx.register_table("events", table.clone()) {
             return Err(vec![Error::Eval { rule: "(engine set-up)".into(), source: e }]);
         }
         let state = ctx.state();
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let mut rules = Vec::new();
+        let mut planned = Vec::new();
         let mut errors = Vec::new();
         for rule in &pack.rules {
-            let planned = async {
+            let plan = async {
                 let plan = state.create_logical_plan(&rule.sql).await?;
                 options.verify_plan(&plan)?;
-                state.optimize(&plan)
+                Ok::<_, DataFusionError>(plan)
             }
             .await;
-            match planned {
+            match plan {
+                Ok(plan) => planned.push((rule, plan)),
+                Err(e) => errors.push(Error::rule(
+                    &rule.path,
+                    rule.query_line,
+                    format!("the query does not plan: {}", first_line(&e)),
+                )),
+            }
+        }
+        let attr_columns = AttrColumns::collect(planned.iter().map(|(_, plan)| plan));
+        let widened = Arc::new(EventsTable::new(attr_columns.widened_schema()));
+        let widened_source = provider_as_source(widened.clone());
+        let mut uses_widened = false;
+        let mut rules = Vec::new();
+        for (rule, plan) in planned {
+            let rewritten =
+                if engine_options.attr_columns { attr_columns.rewrite(&plan, widened_source.clone()) } else { None };
+            let plan = match rewritten {
+                Some(rewritten) => {
+                    uses_widened = true;
+                    rewritten
+                }
+                None => plan,
+            };
+            match state.optimize(&plan) {
                 Ok(plan) => match shape_of(rule, plan.schema().as_arrow()) {
                     Ok(shape) => {
                         let state = rule.stateful.clone().map(|spec| RuleState::new(rule.kind, spec));
@@ -309,7 +381,26 @@ impl RuleEngine {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(RuleEngine { state, table, rules, pack_hash: pack.hash.clone(), streams: HashMap::new() })
+        Ok(RuleEngine {
+            state,
+            table,
+            widened,
+            attr_columns,
+            uses_widened,
+            rules,
+            pack_hash: pack.hash.clone(),
+            streams: HashMap::new(),
+        })
+    }
+
+    /// Ids of the rules that still call a JSON function on `attrs` with a literal path per row (the rewrite
+    /// into attribute columns could not place the call; see [`crate::attr_columns`]).
+    pub fn rules_parsing_attrs_per_call(&self) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|c| !AttrColumns::collect([&c.plan]).is_empty())
+            .map(|c| c.rule.id.as_str())
+            .collect()
     }
 
     /// The compiled rules, in pack order.
@@ -420,20 +511,25 @@ impl RuleEngine {
         if partitions.is_empty() {
             return Ok(Vec::new());
         }
-        *self.table.partitions.write().map_err(|_| Error::Eval {
-            rule: "(engine)".into(),
-            source: DataFusionError::Internal("events table lock poisoned".into()),
-        })? = Arc::new(partitions);
+        if self.uses_widened {
+            let widened_schema = self.widened.schema.clone();
+            let extended = partitions
+                .iter()
+                .map(|p| p.iter().map(|b| self.attr_columns.extend(b, &widened_schema)).collect())
+                .collect::<datafusion::error::Result<Vec<Vec<RecordBatch>>>>()
+                .map_err(|source| Error::Eval { rule: "(attribute columns)".into(), source })?;
+            self.widened.set(extended)?;
+        }
+        self.table.set(partitions)?;
         let runs = self.rules.iter().map(|compiled| async {
             let eval = |source| Error::Eval { rule: compiled.rule.id.clone(), source };
             let physical = self.state.create_physical_plan(&compiled.plan).await.map_err(eval)?;
             collect(physical, self.state.task_ctx()).await.map_err(eval)
         });
-        let outputs = futures::future::try_join_all(runs).await?;
-        *self.table.partitions.write().map_err(|_| Error::Eval {
-            rule: "(engine)".into(),
-            source: DataFusionError::Internal("events table lock poisoned".into()),
-        })? = Arc::new(Vec::new());
+        let outputs = futures::future::try_join_all(runs).await;
+        self.table.set(Vec::new())?;
+        self.widened.set(Vec::new())?;
+        let outputs = outputs?;
         let has_stateful = self.has_stateful();
         let newest_before = self.stream(stream).newest_us;
         let arrivals = if has_stateful { Some(Arrivals::of(batches, newest_before)?) } else { None };

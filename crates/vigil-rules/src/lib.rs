@@ -23,6 +23,7 @@
 //! ```
 
 pub mod alert;
+mod attr_columns;
 pub mod engine;
 mod error;
 pub mod rule;
@@ -30,6 +31,6 @@ pub mod stateful;
 pub mod validate;
 
 pub use alert::{Alert, alert_id, alerts_to_batch, format_time_us};
-pub use engine::{DEFAULT_STREAM, EngineSnapshot, RuleEngine, RulePack, TABLES, load_rules, rule_files};
+pub use engine::{DEFAULT_STREAM, EngineOptions, EngineSnapshot, RuleEngine, RulePack, TABLES, load_rules, rule_files};
 pub use error::{Error, Result};
 pub use rule::{Rule, RuleKind, Severity, StatefulSpec};
