@@ -62,7 +62,9 @@ fn refused_rules_name_file_line_and_reason() {
 fn every_rule_we_ship_reads_attrs_through_attribute_columns() {
     // A call left per row parses every event's attrs again: the pack's cost would grow with it (issue 7).
     let mut dirs = vec![repo().join("benches/rules")];
-    dirs.extend(std::fs::read_dir(repo().join("pipelines/rules")).expect("pipelines/rules").flatten().map(|e| e.path()));
+    dirs.extend(
+        std::fs::read_dir(repo().join("pipelines/rules")).expect("pipelines/rules").flatten().map(|e| e.path()),
+    );
     dirs.retain(|d| d.is_dir());
     let pack = vigil_rules::load_rules(&dirs).expect("rules load");
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");

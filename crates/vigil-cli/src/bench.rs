@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// Close a micro-batch at this many records.
     #[arg(long, value_name = "N")]
     batch_rows: Option<usize>,
+    /// zstd level of the Parquet evidence (as `[pipeline] zstd_level`; default 3).
+    #[arg(long, value_name = "N")]
+    zstd_level: Option<i32>,
     /// The input file.
     input: PathBuf,
 }
@@ -53,6 +56,9 @@ pub fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
     let mut pipeline = Settings { threads: args.threads.max(1), ..Settings::default() };
     if let Some(rows) = args.batch_rows {
         pipeline.batch_rows = rows;
+    }
+    if let Some(level) = args.zstd_level {
+        pipeline.zstd_level = level;
     }
     let config = PipelineConfig {
         pipeline,

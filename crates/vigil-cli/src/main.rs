@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod progress;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -372,6 +373,13 @@ struct PipelineArgs {
     /// Also write the run summary as JSON to this file.
     #[arg(long, value_name = "PATH")]
     summary_json: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (e.g. 127.0.0.1:9464; port 0 picks
+    /// a free one, logged at start).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// No progress line on the terminal when replaying files.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 impl PipelineArgs {
@@ -459,10 +467,20 @@ fn run(args: PipelineArgs) -> Result<ExitCode> {
     let alerts_to_stdout =
         config.alerts.path.as_deref() == Some("-") || config.dead_letters.path.as_deref() == Some("-");
     let rt = runtime(config.pipeline.effective_threads())?;
+    let show_progress = !args.no_progress && !alerts_to_stdout;
     let summary = rt.block_on(async {
-        let pipeline = Pipeline::new(config, &origin).await?;
+        let pipeline = Pipeline::new(config.clone(), &origin).await?;
         drain_on_signals(pipeline.shutdown_handle());
-        pipeline.run().await
+        let _server = match args.metrics_addr {
+            Some(addr) => Some(
+                vigil_metrics::serve(addr, pipeline.metrics())
+                    .await
+                    .with_context(|| format!("cannot serve metrics on {addr} (is the port taken?)"))?,
+            ),
+            None => None,
+        };
+        let _progress = show_progress.then(|| progress::Progress::start(&config, pipeline.metrics())).flatten();
+        anyhow::Ok(pipeline.run().await?)
     })?;
     if alerts_to_stdout {
         eprintln!("{summary}");

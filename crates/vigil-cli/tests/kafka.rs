@@ -463,3 +463,85 @@ fn unreachable_broker_missing_topic_and_refused_login_fail_fast_with_the_fix() {
         run_expecting_error(&format!("cloudtrail:kafka://{}/present?group=g&sasl.password=x", broker.address), &[]);
     assert!(err.contains("holds a secret"), "{err}");
 }
+
+/// `GET /metrics` from the endpoint, as Prometheus would, parsed into `name{labels}` -> value.
+fn scrape(addr: &str) -> BTreeMap<String, f64> {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return BTreeMap::new() };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: vigil\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let Some((head, body)) = response.split_once("\r\n\r\n") else { return BTreeMap::new() };
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').expect("`name value` lines");
+            (name.to_string(), value.parse().expect("numeric value"))
+        })
+        .collect()
+}
+
+fn sum_of(metrics: &BTreeMap<String, f64>, name: &str) -> f64 {
+    metrics.iter().filter(|(k, _)| k.starts_with(&format!("{name}{{"))).map(|(_, v)| v).sum()
+}
+
+#[test]
+fn the_metrics_endpoint_counts_every_record_and_reports_lag_alerts_and_latencies() {
+    let Some(broker) = Broker::start() else { return };
+    setup(&broker, "watched");
+    let records = events(6_000);
+    broker.produce("watched", PARTITIONS, &records[..3_000]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = dir.path().join("evidence");
+    let extra = ["--batch-rows", "500", "--batch-ms", "200", "--metrics-addr", &addr];
+    let mut vigil = Vigil::spawn(&broker, "watched?statistics.interval.ms=500", "watchers", &evidence, &extra, &[]);
+
+    for (produced, ends_at) in [(3_000.0, 3_000), (6_000.0, 6_000)] {
+        if ends_at == 6_000 {
+            broker.produce("watched", PARTITIONS, &records[3_000..]);
+        }
+        let ends = broker.end_offsets("watched", PARTITIONS);
+        assert_eq!(ends.iter().sum::<i64>(), ends_at);
+        wait_until("everything is committed", || broker.committed("watchers", "watched", PARTITIONS) == ends);
+        let mut metrics = BTreeMap::new();
+        wait_until("the lag of every partition is back to 0", || {
+            metrics = scrape(&addr);
+            let lags: Vec<f64> = (0..PARTITIONS)
+                .filter_map(|p| {
+                    metrics.get(&format!("vigil_kafka_consumer_lag{{topic=\"watched\",partition=\"{p}\"}}"))
+                })
+                .copied()
+                .collect();
+            lags.len() == PARTITIONS as usize && lags.iter().all(|&l| l == 0.0)
+        });
+        // Every record read is counted once, and ends as an event or a dead letter.
+        assert_eq!(sum_of(&metrics, "vigil_records_read_total"), produced);
+        let (events, dead) =
+            (sum_of(&metrics, "vigil_events_archived_total"), sum_of(&metrics, "vigil_dead_letters_total"));
+        assert_eq!(events + dead, produced, "{metrics:?}");
+        assert_eq!(dead, produced / 100.0, "1% malformed");
+        let bytes: usize = records[..ends_at as usize].iter().map(Vec::len).sum();
+        assert_eq!(sum_of(&metrics, "vigil_bytes_read_total"), bytes as f64);
+        assert_eq!(metrics["vigil_event_to_archive_seconds_count"], produced);
+        // Alerts per rule add up to the alerts the latency summary saw, and the quantiles are ordered.
+        let alerts = sum_of(&metrics, "vigil_alerts_total");
+        assert!(alerts > 0.0, "the SOC 2 pack alerts on the Stratus detonations");
+        assert_eq!(metrics["vigil_event_to_alert_seconds_count"], alerts);
+        let q = |name: &str, q: &str| metrics[&format!("{name}{{quantile=\"{q}\"}}")];
+        for name in ["vigil_event_to_alert_seconds", "vigil_event_to_archive_seconds"] {
+            assert!(q(name, "0.5") > 0.0 && q(name, "0.5") <= q(name, "0.99") && q(name, "0.99") <= q(name, "1"));
+        }
+        for stage in ["normalize", "rules", "emit", "archive"] {
+            assert!(metrics[&format!("vigil_stage_seconds_total{{stage=\"{stage}\"}}")] > 0.0, "{stage}");
+        }
+    }
+    vigil.sigterm();
+    let status = vigil.wait();
+    assert!(status.success(), "{}", vigil.log_text());
+    let (events, dead) = assert_exactly_once(&evidence, &broker.end_offsets("watched", PARTITIONS));
+    assert_eq!(events + dead, 6_000);
+}

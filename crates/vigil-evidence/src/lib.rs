@@ -48,7 +48,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use vigil_schema::{SCHEMA_VERSION, date_hour, format_time_us};
+use vigil_schema::{
+    ALERT_ID, ATTRS, EVENT_ID, FIELDS, INGEST_OFFSET, RAW, SCHEMA_VERSION, TIME, date_hour, format_time_us,
+};
 
 pub use error::{Error, Result};
 pub use manifest::{ChainHead, Counts, Disposal, DisposedFile, FileEntry, ManifestEntry};
@@ -524,10 +526,26 @@ fn group_alerts(root: &Path, stem: &str, alerts: &RecordBatch) -> Result<Vec<Gro
         .collect()
 }
 
+/// zstd everywhere. Columns whose values are (nearly) all distinct skip dictionary encoding, which would
+/// only be tried and dropped; the raw bytes and `attrs` skip min/max statistics, which no reader prunes on
+/// and which cost a comparison of every value. Time, source and the other columns keep both.
+fn writer_properties(level: ZstdLevel) -> WriterProperties {
+    use parquet::file::properties::EnabledStatistics;
+    use parquet::schema::types::ColumnPath;
+    let mut builder = WriterProperties::builder().set_compression(Compression::ZSTD(level));
+    for column in [RAW, ATTRS, EVENT_ID, INGEST_OFFSET, TIME, FIELDS, ALERT_ID] {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    for column in [RAW, ATTRS, FIELDS] {
+        builder = builder.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+    }
+    builder.build()
+}
+
 fn encode(group: &Group, zstd_level: i32) -> Result<Bytes> {
     let level =
         ZstdLevel::try_new(zstd_level).map_err(|source| Error::Encode { what: group.path.to_string(), source })?;
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
+    let props = writer_properties(level);
     let schema =
         group.batches.first().map(RecordBatch::schema).ok_or_else(|| Error::Internal("empty file group".into()))?;
     let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))

@@ -316,6 +316,8 @@ impl KafkaEndpoint {
         // librdkafka's prefetch queue: bounded, so memory stays bounded whatever the backlog.
         config.set("queued.max.messages.kbytes", "32768");
         config.set("isolation.level", self.isolation_level.as_deref().unwrap_or("read_committed"));
+        // Consumer lag per partition for the metrics endpoint.
+        config.set("statistics.interval.ms", "5000");
         let user = self.base_config()?;
         for (k, v) in user.config_map() {
             config.set(k, v);

@@ -41,8 +41,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::mpsc;
+use vigil_metrics::Metrics;
 use vigil_normalize::RawRecords;
 
 use crate::check::{self, ErrorLog};
@@ -187,17 +188,20 @@ impl SourceControl {
 }
 
 /// Source settings besides the endpoint.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SourceOptions {
     /// Stop once every assigned partition reached the end offset seen at its assignment.
     pub until_caught_up: bool,
     /// Chunks buffered between the poller and the pipeline before partitions are paused.
     pub channel_chunks: usize,
+    /// Where the consumer lag of each assigned partition goes (from librdkafka's statistics, every
+    /// `statistics.interval.ms`, 5 s unless the input URL sets it; `0` turns them off).
+    pub metrics: Option<Metrics>,
 }
 
 impl Default for SourceOptions {
     fn default() -> Self {
-        SourceOptions { until_caught_up: false, channel_chunks: 16 }
+        SourceOptions { until_caught_up: false, channel_chunks: 16, metrics: None }
     }
 }
 
@@ -242,6 +246,7 @@ struct SourceContext {
     checkpoints: Arc<dyn Checkpoints>,
     start: StartPosition,
     errors: ErrorLog,
+    metrics: Option<Metrics>,
 }
 
 impl ClientContext for SourceContext {
@@ -251,6 +256,18 @@ impl ClientContext for SourceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.errors.record(&error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let Some(metrics) = &self.metrics else { return };
+        for (name, topic) in &statistics.topics {
+            for (&partition, p) in &topic.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 means not known (not ours)
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    metrics.kafka_lag(name, partition, p.consumer_lag);
+                }
+            }
+        }
     }
 }
 
@@ -461,6 +478,7 @@ impl KafkaSource {
             checkpoints,
             start: endpoint.start,
             errors: errors.clone(),
+            metrics: options.metrics.clone(),
         };
         let consumer: BaseConsumer<SourceContext> = config.create_with_context(context).map_err(|e| Error::Config {
             what: endpoint.describe(),

@@ -27,6 +27,7 @@ use arrow::array::RecordBatch;
 use tokio::sync::watch;
 use vigil_evidence::{Archive, ChainHead, RangeCommit};
 use vigil_kafka::{Checkpoints, KafkaEndpoint, KafkaSource, SourceControl, SourceEvent, SourceOptions};
+use vigil_metrics::Metrics;
 use vigil_normalize::{
     DeadLetter, NormalizedBatch, Normalizer, RawRecords, ReasonCode, dead_letters_to_batch, normalize_records,
 };
@@ -36,7 +37,7 @@ use crate::config::{InputConfig, PipelineConfig};
 use crate::rule_state::{RuleStateStore, stream_name};
 use crate::sink::{DeadLetterOrigin, Output};
 use crate::source::{InputFile, ReadEvent, ReaderSettings, expand_input, spawn_reader};
-use crate::summary::{InputSummary, RunSummary, StageTimes};
+use crate::summary::{InputSummary, Latency, Quantiles, RunSummary, StageTimes};
 use crate::{Error, Result};
 
 /// Asks a running pipeline to finish its open batches, make them durable and return.
@@ -60,6 +61,7 @@ pub struct Pipeline {
     dead_letters: Output,
     shutdown: Arc<watch::Sender<bool>>,
     stages: StageTimes,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -88,6 +90,8 @@ struct Partition {
     last_offset: i64,
     /// When the open batch must close (`batch_ms` after its first record).
     deadline: Option<tokio::time::Instant>,
+    /// When the open batch's first record was read: where its events' latency starts.
+    opened_at: Option<Instant>,
     /// Kafka: the next offset last reported durable to the source.
     reported: Option<i64>,
     /// The open batch ends the run's input: stateful rules release what they hold when it closes.
@@ -97,7 +101,24 @@ struct Partition {
     /// Silence alerts raised while the partition was idle: already sent to the outputs, archived with
     /// the partition's next range.
     idle_alerts: Vec<Alert>,
+    /// The archive write of the last closed batch, still running (see [`Pipeline::settle`]).
+    in_flight: Option<InFlight>,
+    /// Let a batch's archive write run while the next batch is read and normalized (file inputs with
+    /// two or more threads; Kafka partitions settle each write at once, so offsets commit promptly).
+    overlap_archive: bool,
     summary: InputSummary,
+}
+
+/// A closed batch being encoded and written to the archive in the background.
+struct InFlight {
+    /// Last offset of its range.
+    last: i64,
+    events: u64,
+    dead_letters: u64,
+    /// When the batch's first record was read, and when its write started.
+    opened_at: Instant,
+    started: Instant,
+    task: tokio::task::JoinHandle<Result<vigil_evidence::ManifestEntry>>,
 }
 
 impl Partition {
@@ -137,10 +158,13 @@ impl Partition {
             too_large: Vec::new(),
             last_offset: resume_after,
             deadline: None,
+            opened_at: None,
             reported: None,
             end_of_input: false,
             last_records_at: tokio::time::Instant::now(),
             idle_alerts: Vec::new(),
+            in_flight: None,
+            overlap_archive: false,
         })
     }
 
@@ -217,7 +241,13 @@ impl Pipeline {
             dead_letters,
             shutdown: Arc::new(shutdown),
             stages: StageTimes::default(),
+            metrics: Metrics::new(),
         })
+    }
+
+    /// The pipeline's metrics (shared: serve them, or watch progress, while it runs).
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// The compiled rule engine.
@@ -278,6 +308,10 @@ impl Pipeline {
         summary.interrupted |= self.shutting_down();
         summary.elapsed = started.elapsed();
         summary.stages = self.stages;
+        summary.latency = Latency {
+            event_to_alert: self.metrics.event_to_alert_quantiles().map(Quantiles::from_array),
+            event_to_archive: self.metrics.event_to_archive_quantiles().map(Quantiles::from_array),
+        };
         Ok(summary)
     }
 
@@ -302,6 +336,8 @@ impl Pipeline {
         };
         let mut part =
             Partition::open(&self.archive, file.display.clone(), normalizer, Arc::from(ingest_source), 0, 1).await?;
+        // With one thread, encoding beside normalizing would take a second core.
+        part.overlap_archive = settings.effective_threads() >= 2;
         self.rule_state.open(&self.archive, &mut self.engine, &part.ingest_source, 0, part.head.as_ref()).await?;
         let mut shutdown = self.shutdown.subscribe();
         loop {
@@ -347,6 +383,7 @@ impl Pipeline {
                 }
             }
         }
+        self.settle(&mut part).await?;
         self.rule_state.close(&self.archive, &mut self.engine, &part.ingest_source, 0).await?;
         Ok(part.summary)
     }
@@ -383,6 +420,7 @@ impl Pipeline {
         if part.batch_is_empty() {
             let batch_ms = Duration::from_millis(self.config.pipeline.batch_ms);
             part.deadline = Some(tokio::time::Instant::now() + batch_ms);
+            part.opened_at = Some(Instant::now());
             part.next_first.get_or_insert(offset);
         }
     }
@@ -407,7 +445,9 @@ impl Pipeline {
         if part.batch_is_empty() {
             return Ok(()); // nothing but blank lines: the next range starts at the same place
         }
-        let settings = &self.config.pipeline;
+        let settings = self.config.pipeline.clone();
+        let opened_at = part.opened_at.take().unwrap_or_else(Instant::now);
+        let bytes_read = part.buffered_bytes() as u64;
         let records = std::mem::take(&mut part.records);
         let too_large = std::mem::take(&mut part.too_large);
         let last = part.last_offset;
@@ -415,6 +455,7 @@ impl Pipeline {
         let normalizer = part.normalizer.clone();
         let ingest_time_us = vigil_evidence::now_us();
         let read = records.len() + too_large.len();
+        self.metrics.read(&part.ingest_source, part.partition, read as u64, bytes_read);
 
         // normalize: on rayon, off the async workers
         let stage = Instant::now();
@@ -431,6 +472,10 @@ impl Pipeline {
         normalized.dead_letters.extend(too_large);
         normalized.dead_letters.sort_by_key(|d| d.offset);
         self.stages.normalize += stage.elapsed();
+        self.metrics.stage("normalize", stage.elapsed());
+        // The previous batch's write ran beside this normalization; it must be durable (and the rule
+        // state stored as of it) before these events change the rules' state.
+        self.settle(part).await?;
 
         // detect
         let stage = Instant::now();
@@ -441,6 +486,7 @@ impl Pipeline {
         }
 
         self.stages.rules += stage.elapsed();
+        self.metrics.stage("rules", stage.elapsed());
 
         // emit: alerts and dead letters reach their outputs before the checkpoint
         let stage = Instant::now();
@@ -455,6 +501,10 @@ impl Pipeline {
         };
         self.dead_letters.dead_letters(&normalized.dead_letters, &origin).await?;
         self.stages.emit += stage.elapsed();
+        self.metrics.stage("emit", stage.elapsed());
+        for alert in &alerts {
+            self.metrics.alert(&alert.rule_id, opened_at.elapsed());
+        }
         let stage = Instant::now();
 
         // archive: data files, then the manifest entry
@@ -480,34 +530,38 @@ impl Pipeline {
         let pack_hash = self.engine.pack_hash().to_string();
         let src = part.ingest_source.clone();
         let zstd = settings.zstd_level;
-        let prepared = tokio::task::spawn_blocking(move || {
-            let commit = RangeCommit {
-                ingest_source: &src,
-                partition,
-                first_offset: first,
-                last_offset: last,
-                format: &format,
-                input: &input,
-                events: &events,
-                dead_letters: Some(&dead_batch),
-                alerts: Some(&alert_batch),
-                skipped,
-                rule_pack_hash: &pack_hash,
-                lost_reason: None,
-            };
-            vigil_evidence::prepare(&commit, zstd)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("encode task failed: {e}")))??;
-        vigil_evidence::failpoint::hit("before_archive");
-        let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
-        vigil_evidence::failpoint::hit("before_commit");
-        self.rule_state.covered(&part.ingest_source, partition, last);
-        self.rule_state.save(&self.archive, &self.engine, &part.ingest_source, partition, false).await?;
-        part.head = Some(ChainHead::from(&entry));
+        let archive = self.archive.clone();
+        let head = part.head.clone();
+        let task = tokio::spawn(async move {
+            let prepared = tokio::task::spawn_blocking(move || {
+                let commit = RangeCommit {
+                    ingest_source: &src,
+                    partition,
+                    first_offset: first,
+                    last_offset: last,
+                    format: &format,
+                    input: &input,
+                    events: &events,
+                    dead_letters: Some(&dead_batch),
+                    alerts: Some(&alert_batch),
+                    skipped,
+                    rule_pack_hash: &pack_hash,
+                    lost_reason: None,
+                };
+                vigil_evidence::prepare(&commit, zstd)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("encode task failed: {e}")))??;
+            vigil_evidence::failpoint::hit("before_archive");
+            Ok(archive.commit(prepared, head.as_ref()).await?)
+        });
+        let dead_letters = normalized.dead_letters.len() as u64;
+        part.in_flight = Some(InFlight { last, events: rows as u64, dead_letters, opened_at, started: stage, task });
         part.next_first = Some(last + 1);
-        part.resume_after = last;
         self.stages.archive += stage.elapsed();
+        if !part.overlap_archive {
+            self.settle(part).await?;
+        }
         let summary = &mut part.summary;
 
         summary.records_read += read as u64;
@@ -532,6 +586,31 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Waits for the archive write of `part`'s last closed batch: then its range is durable, the chain
+    /// head moves to it, and the rule state may be stored as of it. Only after this do the range's
+    /// offsets count as archived (and, for Kafka, get committed).
+    async fn settle(&mut self, part: &mut Partition) -> Result<()> {
+        let Some(in_flight) = part.in_flight.take() else { return Ok(()) };
+        let stage = Instant::now();
+        let entry = in_flight.task.await.map_err(|e| Error::Internal(format!("archive task failed: {e}")))??;
+        vigil_evidence::failpoint::hit("before_commit");
+        self.rule_state.covered(&part.ingest_source, part.partition, in_flight.last);
+        self.rule_state.save(&self.archive, &self.engine, &part.ingest_source, part.partition, false).await?;
+        part.head = Some(ChainHead::from(&entry));
+        part.resume_after = in_flight.last;
+        self.stages.archive += stage.elapsed();
+        self.metrics.stage("archive", in_flight.started.elapsed());
+        let since_read = in_flight.opened_at.elapsed();
+        self.metrics.archived(
+            &part.ingest_source,
+            part.partition,
+            in_flight.events,
+            in_flight.dead_letters,
+            since_read,
+        );
+        Ok(())
+    }
+
     /// Records offsets `first..=last` of `part` as lost (a completeness break in its chain).
     async fn commit_lost(
         &mut self,
@@ -542,6 +621,7 @@ impl Pipeline {
         alerts_by_rule: &mut BTreeMap<String, u64>,
     ) -> Result<()> {
         self.close_batch(part, alerts_by_rule).await?;
+        self.settle(part).await?;
         let first = part.next_first.map_or(first, |n| n.max(first));
         if first > last {
             return Ok(());
@@ -599,8 +679,11 @@ impl Pipeline {
             }
         }
         let Some(endpoint) = endpoint else { return Ok(()) };
-        let options =
-            SourceOptions { until_caught_up: self.config.pipeline.until_caught_up, ..SourceOptions::default() };
+        let options = SourceOptions {
+            until_caught_up: self.config.pipeline.until_caught_up,
+            metrics: Some(self.metrics.clone()),
+            ..SourceOptions::default()
+        };
         let checkpoints: Arc<dyn Checkpoints> =
             Arc::new(ArchiveCheckpoints { archive: self.archive.clone(), runtime: tokio::runtime::Handle::current() });
         let start_endpoint = endpoint.clone();
@@ -685,6 +768,7 @@ impl Pipeline {
                 }
                 Some(SourceEvent::Revoked { partitions, lost, done }) => {
                     for key in partitions {
+                        self.metrics.forget_kafka_partition(&key.0, key.1);
                         let Some(mut part) = parts.remove(&key) else { continue };
                         if lost {
                             tracing::warn!(

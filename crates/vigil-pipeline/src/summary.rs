@@ -67,6 +67,56 @@ pub struct RunSummary {
     pub elapsed: Duration,
     /// Wall time per stage, summed over micro-batches.
     pub stages: StageTimes,
+    /// How long events took to reach an alert and the archive (see `vigil_metrics`).
+    pub latency: Latency,
+}
+
+/// Quantiles of the run's latencies, from the metrics' HDR histograms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// From reading the oldest record of an alert's batch to the alert reaching the outputs; `None`
+    /// without alerts.
+    pub event_to_alert: Option<Quantiles>,
+    /// From reading a batch's oldest record to the batch being durable, counted once per event.
+    pub event_to_archive: Option<Quantiles>,
+}
+
+/// p50, p90, p99 and maximum, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantiles {
+    /// Median.
+    #[serde(serialize_with = "seconds")]
+    pub p50: Duration,
+    /// 90th percentile.
+    #[serde(serialize_with = "seconds")]
+    pub p90: Duration,
+    /// 99th percentile.
+    #[serde(serialize_with = "seconds")]
+    pub p99: Duration,
+    /// Maximum.
+    #[serde(serialize_with = "seconds")]
+    pub max: Duration,
+}
+
+impl Quantiles {
+    /// From `[p50, p90, p99, max]`.
+    pub fn from_array([p50, p90, p99, max]: [Duration; 4]) -> Self {
+        Quantiles { p50, p90, p99, max }
+    }
+}
+
+impl fmt::Display for Quantiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        write!(
+            f,
+            "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            ms(self.p50),
+            ms(self.p90),
+            ms(self.p99),
+            ms(self.max)
+        )
+    }
 }
 
 /// Wall time per pipeline stage, summed over every micro-batch (a batch goes through them one after the
@@ -138,6 +188,12 @@ impl fmt::Display for RunSummary {
             "records read {} = archived {} + dead-lettered {} ({check}); {} already archived by an earlier run, {} blank lines",
             total.records_read, total.events, total.dead_letters, total.already_archived, total.skipped_blank
         )?;
+        if let Some(q) = self.latency.event_to_archive {
+            writeln!(f, "latency read -> archived: {q}")?;
+        }
+        if let Some(q) = self.latency.event_to_alert {
+            writeln!(f, "latency read -> alert: {q}")?;
+        }
         if total.lost > 0 {
             writeln!(
                 f,

@@ -100,9 +100,10 @@ fn attr_call(expr: &Expr) -> Option<(&Column, AttrColumn)> {
         return None;
     }
     let mut steps = path.iter().map(|arg| match arg {
-        Expr::Literal(ScalarValue::Utf8(Some(k)) | ScalarValue::Utf8View(Some(k)) | ScalarValue::LargeUtf8(Some(k)), _) => {
-            Some(Step::Key(k.clone()))
-        }
+        Expr::Literal(
+            ScalarValue::Utf8(Some(k)) | ScalarValue::Utf8View(Some(k)) | ScalarValue::LargeUtf8(Some(k)),
+            _,
+        ) => Some(Step::Key(k.clone())),
         Expr::Literal(ScalarValue::Int64(Some(i)), _) => Some(Step::Index(*i)),
         // `-1` before constant folding
         Expr::Negative(inner) => match inner.as_ref() {
@@ -203,7 +204,7 @@ impl AttrColumns {
             p.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
         };
         let same_output = shape(&rewritten) == shape(plan);
-        let resolves = rewritten.apply_with_subqueries(|node| check_columns(node)).is_ok();
+        let resolves = rewritten.apply_with_subqueries(check_columns).is_ok();
         (same_output && resolves).then_some(rewritten)
     }
 
@@ -211,7 +212,8 @@ impl AttrColumns {
     /// `attrs`.
     pub(crate) fn extend(&self, batch: &RecordBatch, widened: &SchemaRef) -> Result<RecordBatch> {
         let attrs = batch.column_by_name(ATTRS).ok_or_else(|| DataFusionError::Internal("no attrs column".into()))?;
-        let attrs = attrs.as_string_opt::<i32>().ok_or_else(|| DataFusionError::Internal("attrs is not Utf8".into()))?;
+        let attrs =
+            attrs.as_string_opt::<i32>().ok_or_else(|| DataFusionError::Internal("attrs is not Utf8".into()))?;
         let rows = batch.num_rows();
         let mut builders: Vec<ColumnBuilder> = self
             .columns

@@ -17,14 +17,15 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{SQLOptions, SessionState};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionConfig;
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use vigil_schema::{event_schema, timestamp_type};
 
@@ -396,11 +397,7 @@ impl RuleEngine {
     /// Ids of the rules that still call a JSON function on `attrs` with a literal path per row (the rewrite
     /// into attribute columns could not place the call; see [`crate::attr_columns`]).
     pub fn rules_parsing_attrs_per_call(&self) -> Vec<&str> {
-        self.rules
-            .iter()
-            .filter(|c| !AttrColumns::collect([&c.plan]).is_empty())
-            .map(|c| c.rule.id.as_str())
-            .collect()
+        self.rules.iter().filter(|c| !AttrColumns::collect([&c.plan]).is_empty()).map(|c| c.rule.id.as_str()).collect()
     }
 
     /// The compiled rules, in pack order.
@@ -513,8 +510,9 @@ impl RuleEngine {
         }
         if self.uses_widened {
             let widened_schema = self.widened.schema.clone();
+            // one walk per row, on the rayon pool: partitions in parallel
             let extended = partitions
-                .iter()
+                .par_iter()
                 .map(|p| p.iter().map(|b| self.attr_columns.extend(b, &widened_schema)).collect())
                 .collect::<datafusion::error::Result<Vec<Vec<RecordBatch>>>>()
                 .map_err(|source| Error::Eval { rule: "(attribute columns)".into(), source })?;

@@ -100,7 +100,15 @@ fn attribute_columns_give_what_the_json_functions_give() {
     // The corner cases are exercised: values of every kind came back, not only nulls.
     let every: Vec<&String> = columns.iter().filter(|a| a.contains("every_getter")).collect();
     assert_eq!(every.len(), ATTRS.len());
-    for needle in [r#""s2":"v""#, r#""s3":"r""#, r#""s4":"p""#, r#""d":"first""#, r#""b2":false"#, r#""s5":"in array""#, r#""j3":"2""#] {
+    for needle in [
+        r#""s2":"v""#,
+        r#""s3":"r""#,
+        r#""s4":"p""#,
+        r#""d":"first""#,
+        r#""b2":false"#,
+        r#""s5":"in array""#,
+        r#""j3":"2""#,
+    ] {
         assert!(every.iter().any(|a| a.contains(needle)), "no alert has {needle}");
     }
 }
