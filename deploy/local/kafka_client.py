@@ -6,6 +6,8 @@
                                                   # over partitions; prints messages, bytes, seconds, rate
   kafka_client.py count BROKER TOPIC [--group G]  # end offsets per partition and, with --group, its commits
   kafka_client.py consume BROKER TOPIC [--max N]  # print messages (value, then headers) from the beginning
+  kafka_client.py drain BROKER TOPIC              # read every message as fast as librdkafka can (the broker's
+                                                  # limit to compare vigil's Kafka input with); prints the rate
 """
 import gzip
 import sys
@@ -89,12 +91,37 @@ def consume(broker, topic, limit):
     consumer.close()
 
 
+def drain(broker, topic):
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"vigil-drain-{time.time_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "queued.max.messages.kbytes": 32768})
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = sorted(metadata.topics[topic].partitions)
+    total = sum(high - low for low, high in
+                (consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions))
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    seen = size = 0
+    start = time.monotonic()
+    while seen < total:
+        for msg in consumer.consume(num_messages=10000, timeout=1.0):
+            if msg.error():
+                continue
+            seen += 1
+            size += len(msg.value())
+    seconds = time.monotonic() - start
+    consumer.close()
+    print(f"drained {seen} messages, {size} bytes in {seconds:.2f}s "
+          f"({seen / max(seconds, 1e-9):.0f} msg/s, {size / max(seconds, 1e-9) / 1e6:.1f} MB/s) from {topic}")
+
+
 def main(argv):
     if len(argv) >= 4 and argv[1] == "produce":
         produce(argv[2], argv[3], argv[4:])
     elif len(argv) >= 4 and argv[1] == "count":
         group = argv[argv.index("--group") + 1] if "--group" in argv else None
         count(argv[2], argv[3], group)
+    elif len(argv) >= 4 and argv[1] == "drain":
+        drain(argv[2], argv[3])
     elif len(argv) >= 4 and argv[1] == "consume":
         limit = int(argv[argv.index("--max") + 1]) if "--max" in argv else 10
         consume(argv[2], argv[3], limit)
