@@ -69,8 +69,8 @@ pub struct Settings {
     pub zstd_level: i32,
     /// Kafka: stop once every assigned partition reached the end offset seen when it was assigned.
     pub until_caught_up: bool,
-    /// Kafka: records held in open micro-batches over all partitions are bounded by this many bytes; the
-    /// largest batch is closed early when they would exceed it.
+    /// Records held in open micro-batches are bounded by this many bytes: a batch closes before it would
+    /// pass it. Kafka: the bound is on the sum over all partitions, and the largest batch closes first.
     pub max_buffered_bytes: usize,
 }
 

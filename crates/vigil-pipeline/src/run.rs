@@ -407,7 +407,12 @@ impl Pipeline {
         }
         // A full batch closes when the next record comes, so the last batch of an input is never empty
         // and its end (stateful rules releasing what they hold) always has a range to be archived in.
-        if part.records.len() + part.too_large.len() >= self.config.pipeline.batch_rows {
+        // ... and so does one whose bytes would pass max_buffered_bytes: memory stays bounded whatever the
+        // records' sizes (Kafka inputs also bound the sum over partitions, in `bound_memory`).
+        let settings = &self.config.pipeline;
+        if part.records.len() + part.too_large.len() >= settings.batch_rows
+            || (!part.batch_is_empty() && part.buffered_bytes() + bytes.len() > settings.max_buffered_bytes)
+        {
             self.close_batch(part, alerts_by_rule).await?;
         }
         self.start_batch(part, offset);
