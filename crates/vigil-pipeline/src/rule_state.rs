@@ -176,6 +176,16 @@ impl RuleStateStore {
         }
     }
 
+    /// Whether the partition's state is due to be stored (its interval has passed): then the pipeline makes
+    /// its last batch durable before the next one changes the state, so the state can be stored as of it.
+    pub fn save_due(&self, ingest_source: &str, partition: i32) -> bool {
+        self.enabled
+            && self
+                .partitions
+                .get(&stream_name(ingest_source, partition))
+                .is_some_and(|t| t.last_saved.elapsed() >= self.interval)
+    }
+
     /// Stores the partition's state when the interval has passed (or `now`), if anything changed.
     pub async fn save(
         &mut self,

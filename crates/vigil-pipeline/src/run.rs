@@ -383,7 +383,7 @@ impl Pipeline {
                 }
             }
         }
-        self.settle(&mut part).await?;
+        self.settle(&mut part, true).await?;
         self.rule_state.close(&self.archive, &mut self.engine, &part.ingest_source, 0).await?;
         Ok(part.summary)
     }
@@ -478,9 +478,12 @@ impl Pipeline {
         normalized.dead_letters.sort_by_key(|d| d.offset);
         self.stages.normalize += stage.elapsed();
         self.metrics.stage("normalize", stage.elapsed());
-        // The previous batch's write ran beside this normalization; it must be durable (and the rule
-        // state stored as of it) before these events change the rules' state.
-        self.settle(part).await?;
+        // The previous batch's write runs beside this normalization and, unless the rule state is due to
+        // be stored, beside these rules too. When it is due, the write must be durable first, so the
+        // state is stored as of that batch, before these events change it.
+        if !part.overlap_archive || self.rule_state.save_due(&part.ingest_source, partition) {
+            self.settle(part, true).await?;
+        }
 
         // detect
         let stage = Instant::now();
@@ -535,6 +538,9 @@ impl Pipeline {
         let pack_hash = self.engine.pack_hash().to_string();
         let src = part.ingest_source.clone();
         let zstd = settings.zstd_level;
+        // One write at a time per partition: the next entry chains after the previous one. The rules have
+        // seen this batch already, so the state is not stored as of the previous one here.
+        self.settle(part, false).await?;
         let archive = self.archive.clone();
         let head = part.head.clone();
         let task = tokio::spawn(async move {
@@ -565,7 +571,7 @@ impl Pipeline {
         part.next_first = Some(last + 1);
         self.stages.archive += stage.elapsed();
         if !part.overlap_archive {
-            self.settle(part).await?;
+            self.settle(part, true).await?;
         }
         let summary = &mut part.summary;
 
@@ -591,16 +597,19 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Waits for the archive write of `part`'s last closed batch: then its range is durable, the chain
-    /// head moves to it, and the rule state may be stored as of it. Only after this do the range's
-    /// offsets count as archived (and, for Kafka, get committed).
-    async fn settle(&mut self, part: &mut Partition) -> Result<()> {
+    /// Waits for the archive write of `part`'s last closed batch: then its range is durable and the chain
+    /// head moves to it. Only after this do the range's offsets count as archived (and, for Kafka, get
+    /// committed). With `may_store_state`, the rules have seen nothing after that batch, so the rule
+    /// state may be stored as of it (when its interval has passed).
+    async fn settle(&mut self, part: &mut Partition, may_store_state: bool) -> Result<()> {
         let Some(in_flight) = part.in_flight.take() else { return Ok(()) };
         let stage = Instant::now();
         let entry = in_flight.task.await.map_err(|e| Error::Internal(format!("archive task failed: {e}")))??;
         vigil_evidence::failpoint::hit("before_commit");
         self.rule_state.covered(&part.ingest_source, part.partition, in_flight.last);
-        self.rule_state.save(&self.archive, &self.engine, &part.ingest_source, part.partition, false).await?;
+        if may_store_state {
+            self.rule_state.save(&self.archive, &self.engine, &part.ingest_source, part.partition, false).await?;
+        }
         part.head = Some(ChainHead::from(&entry));
         part.resume_after = in_flight.last;
         self.stages.archive += stage.elapsed();
@@ -626,7 +635,7 @@ impl Pipeline {
         alerts_by_rule: &mut BTreeMap<String, u64>,
     ) -> Result<()> {
         self.close_batch(part, alerts_by_rule).await?;
-        self.settle(part).await?;
+        self.settle(part, true).await?;
         let first = part.next_first.map_or(first, |n| n.max(first));
         if first > last {
             return Ok(());
