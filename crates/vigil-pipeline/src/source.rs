@@ -20,7 +20,10 @@ use vigil_normalize::{Framing, RawRecords};
 use crate::{Error, Result};
 
 const FINGERPRINT_BYTES: usize = 4096;
+/// A chunk handed to the pipeline holds this many records, or fewer when they reach [`CHUNK_BYTES`]; with
+/// 8 chunks in the channel, the reader runs at most 8 MiB ahead whatever the records' sizes.
 const CHUNK_RECORDS: usize = 4096;
+const CHUNK_BYTES: usize = 1 << 20;
 const READ_BUFFER: usize = 256 << 10;
 
 /// One file (or stdin) of an input.
@@ -146,7 +149,7 @@ impl Sender<'_> {
 
     fn record(&mut self, offset: i64, bytes: &[u8]) -> std::io::Result<()> {
         self.chunk.push(offset, bytes);
-        if self.chunk.len() >= CHUNK_RECORDS {
+        if self.chunk.len() >= CHUNK_RECORDS || self.chunk.byte_len() >= CHUNK_BYTES {
             self.flush()?;
         }
         Ok(())
