@@ -9,11 +9,6 @@ use std::process::ExitCode;
 mod bench;
 mod progress;
 
-/// mimalloc keeps freed micro-batch buffers for the next batch; glibc returned them to the OS and the kernel
-/// zeroed fresh pages for every batch again (12 % of `vigil bench`'s time under perf).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, PipelineConfig, RulesConfig, Settings};
