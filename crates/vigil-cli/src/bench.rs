@@ -4,8 +4,10 @@
 //! `compare.sh` can run it next to DuckDB. Users run it on their own logs the same way.
 //!
 //! `total_s` runs from loading the rules until the last evidence file and manifest entry are written;
-//! process start and argument parsing are outside it. Stages follow one another per micro-batch, so
-//! `parse_s + rules_s + parquet_s` (+ the small `emit_s`) add up to about `total_s`.
+//! process start and argument parsing are outside it. With one thread the stages follow one another, so
+//! `parse_s + rules_s + parquet_s` (+ the small `emit_s`) add up to about `total_s`. With two or more, a
+//! batch's Parquet write runs beside the next batch's normalization and rules, and `parquet_s` is only the
+//! time spent waiting for it.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
