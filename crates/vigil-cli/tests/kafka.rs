@@ -339,6 +339,11 @@ fn a_broker_restart_mid_stream_is_waited_out_and_nothing_is_lost() {
     broker.produce("bounce", PARTITIONS, &records[6_000..]);
     let ends = broker.end_offsets("bounce", PARTITIONS);
     wait_until("everything committed after the restart", || broker.committed("bouncer", "bounce", PARTITIONS) == ends);
+    // An outage the consumer saw is logged once, and so is its end.
+    let log = vigil.log_text();
+    if log.contains("consumer error; librdkafka retries") {
+        assert!(log.contains("records arriving again after a consumer error"), "{log}");
+    }
     vigil.sigterm();
     let status = vigil.wait();
     assert!(status.success(), "{}", vigil.log_text());

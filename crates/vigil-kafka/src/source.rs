@@ -578,6 +578,8 @@ impl Poller {
     /// Polls until stopped or caught up; `Ok(true)` when caught up.
     fn poll_loop(&self) -> Result<bool> {
         let ctx = self.context();
+        // The consumer error being retried, if any: logged once at warn, and its end at info.
+        let mut failing: Option<String> = None;
         loop {
             if let Some(e) = lock(&self.shared.fatal).take() {
                 return Err(e);
@@ -603,7 +605,12 @@ impl Poller {
                         return Ok(true);
                     }
                 }
-                Some(Ok(message)) => self.take(&message),
+                Some(Ok(message)) => {
+                    if let Some(error) = failing.take() {
+                        tracing::info!(after = %error, "records arriving again after a consumer error");
+                    }
+                    self.take(&message)
+                }
                 Some(Err(KafkaError::MessageConsumption(
                     RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange,
                 ))) => self.out_of_range()?,
@@ -611,7 +618,15 @@ impl Poller {
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
                     return Err(Error::Broker { what: "consumer".into(), reason: format!("fatal error: {code}") });
                 }
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error; librdkafka retries"),
+                Some(Err(e)) => {
+                    let error = e.to_string();
+                    if failing.as_deref() == Some(error.as_str()) {
+                        tracing::debug!(%error, "consumer error again; librdkafka retries");
+                    } else {
+                        tracing::warn!(%error, "consumer error; librdkafka retries");
+                        failing = Some(error);
+                    }
+                }
             }
         }
     }
