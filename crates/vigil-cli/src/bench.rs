@@ -35,7 +35,7 @@ pub struct BenchArgs {
     /// Close a micro-batch at this many records.
     #[arg(long, value_name = "N")]
     batch_rows: Option<usize>,
-    /// zstd level of the Parquet evidence (as `[pipeline] zstd_level`; default 3).
+    /// zstd level of the Parquet evidence (as `[pipeline] zstd_level`; default 1).
     #[arg(long, value_name = "N")]
     zstd_level: Option<i32>,
     /// The input file.

@@ -237,12 +237,10 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
 
 fn summary(out: &mut String, name: &str, labels: &str, h: &Histogram<u64>) {
     let sep = if labels.is_empty() { "" } else { "," };
-    for q in ["0.5", "0.9", "0.99", "1"] {
-        let micros = match q {
-            "1" => h.max(),
-            _ => h.value_at_quantile(q.parse().unwrap_or(0.5)),
-        };
-        let _ = writeln!(out, "{name}{{{labels}{sep}quantile=\"{q}\"}} {}", micros as f64 / 1e6);
+    // An empty histogram reports zeros.
+    let values = quantiles(h).unwrap_or([Duration::ZERO; 4]);
+    for (q, value) in ["0.5", "0.9", "0.99", "1"].into_iter().zip(values) {
+        let _ = writeln!(out, "{name}{{{labels}{sep}quantile=\"{q}\"}} {}", value.as_micros() as f64 / 1e6);
     }
     let sum = h.mean() * h.len() as f64 / 1e6;
     let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };

@@ -450,7 +450,7 @@ impl Pipeline {
         if part.batch_is_empty() {
             return Ok(()); // nothing but blank lines: the next range starts at the same place
         }
-        let settings = self.config.pipeline.clone();
+        let (threads, zstd) = (self.config.pipeline.effective_threads(), self.config.pipeline.zstd_level);
         let opened_at = part.opened_at.take().unwrap_or_else(Instant::now);
         let bytes_read = part.buffered_bytes() as u64;
         let records = std::mem::take(&mut part.records);
@@ -464,7 +464,6 @@ impl Pipeline {
 
         // normalize: on rayon, off the async workers
         let stage = Instant::now();
-        let threads = settings.effective_threads();
         let chunk_rows = records.len().div_ceil(threads * 2).clamp(256, 8192);
         let n = normalizer.clone();
         let src = part.ingest_source.clone();
@@ -537,7 +536,6 @@ impl Pipeline {
         let input = part.input.clone();
         let pack_hash = self.engine.pack_hash().to_string();
         let src = part.ingest_source.clone();
-        let zstd = settings.zstd_level;
         // One write at a time per partition: the next entry chains after the previous one. The rules have
         // seen this batch already, so the state is not stored as of the previous one here.
         self.settle(part, false).await?;

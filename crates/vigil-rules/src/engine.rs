@@ -315,7 +315,6 @@ impl RuleEngine {
         threads: usize,
         options: EngineOptions,
     ) -> std::result::Result<Self, Vec<Error>> {
-        let engine_options = options;
         let config = SessionConfig::new()
             .with_target_partitions(threads.max(1))
             .with_information_schema(false)
@@ -330,13 +329,13 @@ impl RuleEngine {
             return Err(vec![Error::Eval { rule: "(engine set-up)".into(), source: e }]);
         }
         let state = ctx.state();
-        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let sql_options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         let mut planned = Vec::new();
         let mut errors = Vec::new();
         for rule in &pack.rules {
             let plan = async {
                 let plan = state.create_logical_plan(&rule.sql).await?;
-                options.verify_plan(&plan)?;
+                sql_options.verify_plan(&plan)?;
                 Ok::<_, DataFusionError>(plan)
             }
             .await;
@@ -356,7 +355,7 @@ impl RuleEngine {
         let mut rules = Vec::new();
         for (rule, plan) in planned {
             let rewritten =
-                if engine_options.attr_columns { attr_columns.rewrite(&plan, widened_source.clone()) } else { None };
+                if options.attr_columns { attr_columns.rewrite(&plan, widened_source.clone()) } else { None };
             let plan = match rewritten {
                 Some(rewritten) => {
                     uses_widened = true;
