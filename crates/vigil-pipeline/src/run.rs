@@ -829,7 +829,16 @@ impl Pipeline {
         topic: Arc<str>,
         partition: i32,
     ) -> Result<&'a mut Partition> {
-        let part = kafka_partition(&self.archive, parts, routes, brokers, topic, partition).await?;
+        let key = (topic.clone(), partition);
+        if !parts.contains_key(&key) {
+            let normalizer = routes
+                .route(&topic)
+                .ok_or_else(|| Error::Internal(format!("topic {topic} matches no input although subscribed")))?;
+            let input = format!("kafka://{brokers}/{topic}/{partition}");
+            let part = Partition::open(&self.archive, input, normalizer, topic, partition, 0).await?;
+            parts.insert(key.clone(), part);
+        }
+        let part = parts.get_mut(&key).ok_or_else(|| Error::Internal("a partition just opened is missing".into()))?;
         let (source, head) = (part.ingest_source.clone(), part.head.clone());
         self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
         Ok(part)
@@ -894,27 +903,6 @@ impl Pipeline {
         }
         Ok(())
     }
-}
-
-/// The open state of a Kafka partition, opened at its chain head when first seen.
-async fn kafka_partition<'a>(
-    archive: &Archive,
-    parts: &'a mut HashMap<(Arc<str>, i32), Partition>,
-    routes: &TopicRoutes,
-    brokers: &str,
-    topic: Arc<str>,
-    partition: i32,
-) -> Result<&'a mut Partition> {
-    let key = (topic.clone(), partition);
-    if !parts.contains_key(&key) {
-        let normalizer = routes
-            .route(&topic)
-            .ok_or_else(|| Error::Internal(format!("topic {topic} matches no input although subscribed")))?;
-        let input = format!("kafka://{brokers}/{topic}/{partition}");
-        let part = Partition::open(archive, input, normalizer, topic, partition, 0).await?;
-        parts.insert(key.clone(), part);
-    }
-    parts.get_mut(&key).ok_or_else(|| Error::Internal("a partition just opened is missing".into()))
 }
 
 /// Tells the source that `part` is durable up to its next range, once per new position (each report is
