@@ -35,7 +35,7 @@ fn events() -> (Vec<arrow::array::RecordBatch>, u64) {
         bytes += line.len() as u64;
     }
     let normalizer = Format::Cloudtrail.build(&FormatOptions::default()).expect("normalizer");
-    let normalized = normalize_records(normalizer.as_ref(), &records, "bench", 0, 0, EVENTS);
+    let normalized = normalize_records(normalizer.as_ref(), records, "bench", 0, 0, EVENTS);
     assert!(normalized.dead_letters.is_empty());
     (normalized.batches, bytes)
 }

@@ -446,6 +446,15 @@ fn time_column(batch: &RecordBatch) -> Option<&arrow::array::PrimitiveArray<Time
 /// Row indices of one input batch (by position) that fall in one file group.
 type RowsOfBatch = (usize, Vec<u32>);
 
+/// Adds `rows` of batch `b` to the group `key`, after the rows it already holds.
+fn add_rows(groups: &mut BTreeMap<(String, i64), Vec<RowsOfBatch>>, key: (String, i64), b: usize, rows: Vec<u32>) {
+    let slot = groups.entry(key).or_default();
+    match slot.last_mut() {
+        Some((last, held)) if *last == b => held.extend(rows),
+        _ => slot.push((b, rows)),
+    }
+}
+
 fn group_events(root: &Path, stem: &str, events: &[RecordBatch]) -> Result<Vec<Group>> {
     // (source, hour since epoch) -> per batch, the row indices; BTreeMap keeps file order deterministic.
     let mut groups: BTreeMap<(String, i64), Vec<RowsOfBatch>> = BTreeMap::new();
@@ -455,14 +464,21 @@ fn group_events(root: &Path, stem: &str, events: &[RecordBatch]) -> Result<Vec<G
             .column_by_name(vigil_schema::SOURCE)
             .and_then(|c| c.as_string_opt::<i32>())
             .ok_or_else(|| Error::Internal("events batch without a source column".into()))?;
+        // Rows come in runs of one (source, hour): the map is looked up once per run, not per row.
+        let mut run: Option<(&str, i64, Vec<u32>)> = None;
         for row in 0..batch.num_rows() {
-            let hour = times.value(row).div_euclid(3_600_000_000);
-            let key = (sources.value(row).to_string(), hour);
-            let slot = groups.entry(key).or_default();
-            match slot.last_mut() {
-                Some((last, rows)) if *last == b => rows.push(row as u32),
-                _ => slot.push((b, vec![row as u32])),
+            let (source, hour) = (sources.value(row), times.value(row).div_euclid(3_600_000_000));
+            match &mut run {
+                Some((s, h, rows)) if *s == source && *h == hour => rows.push(row as u32),
+                _ => {
+                    if let Some((s, h, rows)) = run.replace((source, hour, vec![row as u32])) {
+                        add_rows(&mut groups, (s.to_string(), h), b, rows);
+                    }
+                }
             }
+        }
+        if let Some((s, h, rows)) = run {
+            add_rows(&mut groups, (s.to_string(), h), b, rows);
         }
     }
     let mut out = Vec::with_capacity(groups.len());

@@ -185,7 +185,7 @@ mod tests {
     fn one(line: &str) -> crate::NormalizedBatch {
         let mut records = RawRecords::default();
         records.push(1, line.as_bytes());
-        normalize_records(&CloudTrail, &records, "t", 0, 0, 64)
+        normalize_records(&CloudTrail, records, "t", 0, 0, 64)
     }
 
     fn col(out: &crate::NormalizedBatch, name: &str) -> Option<String> {

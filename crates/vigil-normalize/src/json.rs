@@ -425,7 +425,7 @@ mod tests {
         let n = Format::WebAccessJson.build(&FormatOptions::default()).unwrap();
         let mut records = RawRecords::default();
         records.push(1, br#"{"timestamp": "2015-10-25T03:11:25Z", "remote_addr": "195.154.46.135", "remote_user": null, "request": "GET http://x.example/wp-login.php HTTP/1.1", "status": 404, "body_bytes_sent": 10, "http_referer": "-", "http_user_agent": "Mozilla/5.0"}"#);
-        let out = normalize_records(n.as_ref(), &records, "t", 0, 0, 8);
+        let out = normalize_records(n.as_ref(), records, "t", 0, 0, 8);
         assert_eq!(out.rows(), 1, "{:?}", out.dead_letters);
         assert_eq!(cell(&out, 0, "http_path"), "/wp-login.php");
         assert_eq!(cell(&out, 0, "http_method"), "GET");
@@ -444,7 +444,7 @@ mod tests {
         let mut records = RawRecords::default();
         records.push(1, br#"{"published":"2022-03-22 14:21:53.225","eventType":"user.mfa.factor.deactivate","outcome":{"result":"SUCCESS"},"actor":{"alternateId":"homer@springfield.gov","type":"User"},"client":{"ipAddress":"1.1.1.1","userAgent":{"rawUserAgent":"Mozilla/5.0"}},"target":[{"alternateId":"bart@springfield.gov","displayName":"Bart"}]}"#);
         records.push(2, br#"{"published":"2022-03-22T14:21:53Z","eventType":"user.session.start","outcome":{"result":"FAILURE"},"actor":{"alternateId":"x@y"}}"#);
-        let out = normalize_records(okta.as_ref(), &records, "t", 0, 0, 8);
+        let out = normalize_records(okta.as_ref(), records, "t", 0, 0, 8);
         assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
         let row = |r, c| cell(&out, r, c);
         assert_eq!(row(0, "source"), OKTA_SOURCE);
@@ -466,7 +466,7 @@ mod tests {
         let mut records = RawRecords::default();
         records.push(1, br#"{"actor":"cat","action":"org.disable_two_factor_requirement","created_at":1621305118553,"org":"my-org"}"#);
         records.push(2, br#"{"actor":"cat","action":"repo.destroy","@timestamp":1621305118553,"repo":"my-org/my-repo","org":"my-org"}"#);
-        let out = normalize_records(github.as_ref(), &records, "t", 0, 0, 8);
+        let out = normalize_records(github.as_ref(), records, "t", 0, 0, 8);
         assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
         let row = |r, c| cell(&out, r, c);
         assert_eq!(
@@ -496,7 +496,7 @@ mod tests {
         let mut records = RawRecords::default();
         records.push(1, br#"{"ts": 1700000000, "user": {"name": "ann"}, "result": "DENIED", "extra": [1]}"#);
         records.push(2, br#"{"user": {"name": "ann"}}"#);
-        let out = normalize_records(n.as_ref(), &records, "t", 0, 0, 8);
+        let out = normalize_records(n.as_ref(), records, "t", 0, 0, 8);
         assert_eq!(out.rows(), 1);
         assert_eq!(out.dead_letters[0].code, ReasonCode::InvalidTime);
         assert_eq!(cell(&out, 0, "actor_user"), "ann");

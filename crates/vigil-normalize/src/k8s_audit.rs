@@ -173,7 +173,7 @@ mod tests {
         let mut records = RawRecords::default();
         records.push(1, br#"{"kind":"Event","verb":"create","user":{"username":"minikube-user"},"objectRef":{"resource":"pods","subresource":"exec","namespace":"default","name":"nginx"},"requestReceivedTimestamp":"2018-10-26T13:38:34.000000Z","sourceIPs":["192.168.99.1"],"responseStatus":{"code":101},"requestURI":"/api/v1/namespaces/default/pods/nginx/exec?command=bash"}"#);
         records.push(2, br#"{"kind": 0}"#);
-        let out = normalize_records(&K8sAudit, &records, "t", 0, 0, 8);
+        let out = normalize_records(&K8sAudit, records, "t", 0, 0, 8);
         assert_eq!(out.rows(), 1);
         assert_eq!(out.dead_letters.len(), 1);
         assert_eq!(out.dead_letters[0].code, ReasonCode::InvalidField);

@@ -20,7 +20,7 @@
 //! let mut records = RawRecords::default();
 //! records.push(1, br#"{"eventTime":"2024-08-02T08:53:24Z","eventName":"ConsoleLogin","eventSource":"signin.amazonaws.com"}"#);
 //! records.push(2, b"not json");
-//! let out = normalize_records(normalizer.as_ref(), &records, "file-demo", 0, 0, 1024);
+//! let out = normalize_records(normalizer.as_ref(), records, "file-demo", 0, 0, 1024);
 //! assert_eq!(out.rows(), 1);
 //! assert_eq!(out.dead_letters[0].code.as_str(), "invalid_json");
 //! ```
@@ -39,7 +39,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BinaryArray, BinaryBuilder, RecordBatch};
+use arrow::buffer::{Buffer, OffsetBuffer};
 use rayon::prelude::*;
 use serde::Deserialize;
 use simd_json::tape::Tape;
@@ -331,6 +332,11 @@ pub struct RawRecords {
 }
 
 impl RawRecords {
+    /// Empty, with room for `records` records of `bytes` bytes in all before it reallocates.
+    pub fn with_capacity(records: usize, bytes: usize) -> Self {
+        RawRecords { data: Vec::with_capacity(bytes), spans: Vec::with_capacity(records) }
+    }
+
     /// Appends one record read at `offset`.
     pub fn push(&mut self, offset: i64, bytes: &[u8]) {
         let start = self.data.len();
@@ -434,22 +440,26 @@ pub fn dead_letters_to_batch(
 
 /// Normalizes `records` on the current rayon pool, `chunk_rows` records per task. The output does not
 /// depend on the number of threads or on `chunk_rows`, only on the records.
+///
+/// The records' buffer becomes the events' `raw` column as it is: the bytes are not copied again (a
+/// chunk that refused records copies the kept ones).
 pub fn normalize_records(
     normalizer: &dyn Normalizer,
-    records: &RawRecords,
+    records: RawRecords,
     ingest_source: &str,
     partition: i32,
     ingest_time_us: i64,
     chunk_rows: usize,
 ) -> NormalizedBatch {
-    let parts: Vec<(Option<RecordBatch>, Vec<DeadLetter>)> = records
-        .spans
+    let RawRecords { data, spans } = records;
+    let data = Buffer::from_vec(data);
+    let parts: Vec<(Option<RecordBatch>, Vec<DeadLetter>)> = spans
         .par_chunks(chunk_rows.max(1))
         .map_init(Scratch::default, |scratch, chunk| {
-            let mut builder = EventBatchBuilder::with_capacity(chunk.len());
+            let mut builder = EventBatchBuilder::with_capacity_external_raw(chunk.len());
             let mut dead = Vec::new();
             for &(offset, start, end) in chunk {
-                let raw = &records.data[start..end];
+                let raw = &data[start..end];
                 let provenance = Provenance { ingest_source, partition, offset, ingest_time_us };
                 if let Err(rejection) = normalizer.normalize(raw, &provenance, scratch, &mut builder) {
                     dead.push(DeadLetter {
@@ -460,7 +470,7 @@ pub fn normalize_records(
                     });
                 }
             }
-            let batch = (!builder.is_empty()).then(|| builder.finish());
+            let batch = (!builder.is_empty()).then(|| builder.finish_with_raw(raw_column(&data, chunk, &dead)));
             (batch, dead)
         })
         .collect();
@@ -470,6 +480,29 @@ pub fn normalize_records(
         out.dead_letters.extend(dead);
     }
     out
+}
+
+/// The `raw` column of a chunk's rows: its records minus the `dead` ones (in order, offsets unique). When
+/// none was refused, the column is a slice of `data` itself.
+fn raw_column(data: &Buffer, chunk: &[(i64, usize, usize)], dead: &[DeadLetter]) -> BinaryArray {
+    let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+        return BinaryArray::from_iter_values(std::iter::empty::<&[u8]>());
+    };
+    let (base, len) = (first.1, last.2 - first.1);
+    let contiguous = chunk.windows(2).all(|w| w[0].2 == w[1].1);
+    if dead.is_empty() && contiguous && i32::try_from(len).is_ok() {
+        let mut offsets: Vec<i32> = chunk.iter().map(|&(_, start, _)| (start - base) as i32).collect();
+        offsets.push(len as i32);
+        return BinaryArray::new(OffsetBuffer::new(offsets.into()), data.slice_with_length(base, len), None);
+    }
+    let mut refused = dead.iter().map(|d| d.offset).peekable();
+    let mut raw = BinaryBuilder::with_capacity(chunk.len() - dead.len(), len);
+    for &(offset, start, end) in chunk {
+        if refused.next_if_eq(&offset).is_none() {
+            raw.append_value(&data[start..end]);
+        }
+    }
+    raw.finish()
 }
 
 #[cfg(test)]
@@ -496,7 +529,7 @@ mod tests {
             }
             for format in Format::ALL {
                 let normalizer = format.build(&FormatOptions::default()).unwrap();
-                let out = normalize_records(normalizer.as_ref(), &raw, "p", 0, 0, 7);
+                let out = normalize_records(normalizer.as_ref(), raw.clone(), "p", 0, 0, 7);
                 proptest::prop_assert_eq!(out.rows() + out.dead_letters.len(), records.len());
             }
         }
@@ -526,11 +559,11 @@ mod tests {
                 records.push(i, line.as_bytes());
             }
         }
-        let whole = normalize_records(normalizer.as_ref(), &records, "t", 0, 5, 1000);
+        let whole = normalize_records(normalizer.as_ref(), records.clone(), "t", 0, 5, 1000);
         let concat =
             |b: &NormalizedBatch| arrow::compute::concat_batches(&vigil_schema::event_schema(), &b.batches).unwrap();
         for chunk in [1, 3, 16] {
-            let cut = normalize_records(normalizer.as_ref(), &records, "t", 0, 5, chunk);
+            let cut = normalize_records(normalizer.as_ref(), records.clone(), "t", 0, 5, chunk);
             assert_eq!(concat(&cut), concat(&whole));
             assert_eq!(cut.dead_letters, whole.dead_letters);
         }

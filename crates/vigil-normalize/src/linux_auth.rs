@@ -347,7 +347,7 @@ mod tests {
     fn one(line: &str) -> arrow::array::RecordBatch {
         let mut records = RawRecords::default();
         records.push(1, line.as_bytes());
-        let out = normalize_records(&LinuxAuth::new(2017, 1), &records, "t", 0, 0, 16);
+        let out = normalize_records(&LinuxAuth::new(2017, 1), records, "t", 0, 0, 16);
         assert!(out.dead_letters.is_empty(), "{line}: {:?}", out.dead_letters);
         arrow::compute::concat_batches(&out.batches[0].schema(), &out.batches).unwrap()
     }
@@ -415,7 +415,7 @@ mod tests {
         let mut records = RawRecords::default();
         records.push(1, b"this is not syslog");
         records.push(2, b"Foo 14 15:16:02 combo kernel: x");
-        let out = normalize_records(&LinuxAuth::new(2017, 1), &records, "t", 0, 0, 16);
+        let out = normalize_records(&LinuxAuth::new(2017, 1), records, "t", 0, 0, 16);
         assert_eq!(out.dead_letters.len(), 2);
         assert_eq!(out.dead_letters[1].code.as_str(), "invalid_time");
     }

@@ -254,7 +254,7 @@ mod tests {
         for (i, l) in lines.iter().enumerate() {
             records.push(i as i64 + 1, l);
         }
-        normalize_records(&ApacheCombined, &records, "t", 0, 0, 64)
+        normalize_records(&ApacheCombined, records, "t", 0, 0, 64)
     }
 
     fn cell(out: &crate::NormalizedBatch, row: usize, c: &str) -> String {

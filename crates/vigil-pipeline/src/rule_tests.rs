@@ -219,7 +219,7 @@ pub async fn run_test_file(path: &Path, pack: &RulePack, update: bool) -> Result
         for (n, record) in case.records.iter().enumerate() {
             records.push(n as i64 + 1, record.as_bytes());
         }
-        let normalized = normalize_records(normalizer.as_ref(), &records, "rule-test", 0, 0, 1024);
+        let normalized = normalize_records(normalizer.as_ref(), records, "rule-test", 0, 0, 1024);
         let offsets = offsets_by_event_id(&normalized.batches);
         let mut alerts = engine.evaluate(&normalized.batches).await?;
         alerts.extend(engine.finish()); // the case's input is the whole input

@@ -469,7 +469,7 @@ impl Pipeline {
         let src = part.ingest_source.clone();
         let partition = part.partition;
         let mut normalized: NormalizedBatch = tokio::task::spawn_blocking(move || {
-            normalize_records(n.as_ref(), &records, &src, partition, ingest_time_us, chunk_rows)
+            normalize_records(n.as_ref(), records, &src, partition, ingest_time_us, chunk_rows)
         })
         .await
         .map_err(|e| Error::Internal(format!("normalize task failed: {e}")))?;

@@ -87,8 +87,8 @@ struct AttrColumn {
 pub(crate) struct AttrColumns {
     columns: Vec<AttrColumn>,
     index: HashMap<AttrColumn, usize>,
-    /// Column indexes by first key, in column order.
-    by_first: HashMap<String, Vec<usize>>,
+    /// Column indexes by first key, in column order. A handful of keys: a scan beats hashing each key.
+    by_first: Vec<(String, Vec<usize>)>,
 }
 
 /// The column a call stands for, if it is `getter(<table>.attrs, literal, ...)` with a key first.
@@ -120,7 +120,7 @@ fn attr_call(expr: &Expr) -> Option<(&Column, AttrColumn)> {
 impl AttrColumns {
     /// Finds the attribute calls of every plan (subqueries included).
     pub(crate) fn collect<'p>(plans: impl IntoIterator<Item = &'p LogicalPlan>) -> Self {
-        let mut found = AttrColumns { columns: Vec::new(), index: HashMap::new(), by_first: HashMap::new() };
+        let mut found = AttrColumns { columns: Vec::new(), index: HashMap::new(), by_first: Vec::new() };
         for plan in plans {
             let _ = plan.apply_with_subqueries(|node| {
                 node.apply_expressions(|expr| {
@@ -142,7 +142,10 @@ impl AttrColumns {
             return;
         }
         let i = self.columns.len();
-        self.by_first.entry(column.first.clone()).or_default().push(i);
+        match self.by_first.iter_mut().find(|(first, _)| *first == column.first) {
+            Some((_, columns)) => columns.push(i),
+            None => self.by_first.push((column.first.clone(), vec![i])),
+        }
         self.index.insert(column.clone(), i);
         self.columns.push(column);
     }
@@ -250,7 +253,7 @@ impl AttrColumns {
         };
         let mut remaining = self.columns.len();
         loop {
-            match self.by_first.get(key) {
+            match self.by_first.iter().find(|(first, _)| first == key).map(|(_, columns)| columns) {
                 Some(columns) if !filled[columns[0]] => {
                     let Ok(peek) = jiter.peek() else { return };
                     let start = jiter.current_index();

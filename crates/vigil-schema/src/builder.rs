@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use sha2::{Digest, Sha256};
@@ -91,7 +91,8 @@ pub struct EventBatchBuilder {
     cloud_account: StringBuilder,
     region: StringBuilder,
     attrs: StringBuilder,
-    raw: BinaryBuilder,
+    /// `None` when the caller supplies the `raw` column at [`EventBatchBuilder::finish_with_raw`].
+    raw: Option<BinaryBuilder>,
     event_id: StringBuilder,
     ingest_source: StringBuilder,
     ingest_partition: Int32Builder,
@@ -103,6 +104,14 @@ pub struct EventBatchBuilder {
 impl EventBatchBuilder {
     /// A builder with room for `rows` rows before it reallocates.
     pub fn with_capacity(rows: usize) -> Self {
+        let mut builder = Self::with_capacity_external_raw(rows);
+        builder.raw = Some(BinaryBuilder::with_capacity(rows, rows * 800));
+        builder
+    }
+
+    /// A builder that does not copy the records' bytes: [`EventBatchBuilder::finish_with_raw`] takes the
+    /// `raw` column instead, typically slices of the buffer the records were read into.
+    pub fn with_capacity_external_raw(rows: usize) -> Self {
         let s = || StringBuilder::with_capacity(rows, rows * 16);
         EventBatchBuilder {
             time: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
@@ -126,7 +135,7 @@ impl EventBatchBuilder {
             cloud_account: s(),
             region: s(),
             attrs: StringBuilder::with_capacity(rows, rows * 512),
-            raw: BinaryBuilder::with_capacity(rows, rows * 800),
+            raw: None,
             event_id: StringBuilder::with_capacity(rows, rows * 32),
             ingest_source: s(),
             ingest_partition: Int32Builder::with_capacity(rows),
@@ -169,7 +178,9 @@ impl EventBatchBuilder {
         self.cloud_account.append_option(row.cloud_account.as_deref());
         self.region.append_option(row.region.as_deref());
         self.attrs.append_option(row.attrs.as_deref());
-        self.raw.append_value(raw);
+        if let Some(builder) = &mut self.raw {
+            builder.append_value(raw);
+        }
         self.event_id.append_value(event_id(&row.source, raw));
         self.ingest_source.append_value(provenance.ingest_source);
         self.ingest_partition.append_value(provenance.partition);
@@ -179,7 +190,23 @@ impl EventBatchBuilder {
     }
 
     /// The batch of every row appended; the builder is left empty for reuse.
+    ///
+    /// # Panics
+    /// When the builder was made by [`EventBatchBuilder::with_capacity_external_raw`] (a bug: use
+    /// [`EventBatchBuilder::finish_with_raw`]).
     pub fn finish(&mut self) -> RecordBatch {
+        #[allow(clippy::expect_used)]
+        let raw = self.raw.as_mut().expect("finish() on a builder without raw bytes (bug)").finish();
+        self.finish_with_raw(raw)
+    }
+
+    /// The batch of every row appended, with `raw` as its `raw` column (one value per row, in order); the
+    /// builder is left empty for reuse.
+    ///
+    /// # Panics
+    /// When `raw` does not hold one value per row (a bug in the caller).
+    pub fn finish_with_raw(&mut self, raw: BinaryArray) -> RecordBatch {
+        assert_eq!(raw.len(), self.rows, "raw column of {} values for {} rows (bug)", raw.len(), self.rows);
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.source.finish()),
@@ -202,7 +229,7 @@ impl EventBatchBuilder {
             Arc::new(self.cloud_account.finish()),
             Arc::new(self.region.finish()),
             Arc::new(self.attrs.finish()),
-            Arc::new(self.raw.finish()),
+            Arc::new(raw),
             Arc::new(self.event_id.finish()),
             Arc::new(self.ingest_source.finish()),
             Arc::new(self.ingest_partition.finish()),
