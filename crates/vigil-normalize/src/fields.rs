@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use simd_json::prelude::*;
 use simd_json::tape::Value;
 
-use crate::scan::{ScanError, object_members};
+use crate::scan::{ScanError, members};
 
 /// A value on a simd-json tape.
 pub(crate) type V<'t, 'i> = Value<'t, 'i>;
@@ -79,7 +79,8 @@ pub(crate) fn boolean(v: Option<V<'_, '_>>) -> Option<bool> {
 pub(crate) fn write_attrs(raw: &[u8], keep: impl Fn(&[u8]) -> bool, out: &mut String) -> Result<(), ScanError> {
     out.clear();
     let mut bytes = std::mem::take(out).into_bytes();
-    for member in object_members(raw)? {
+    for member in members(raw) {
+        let member = member?;
         let key = &raw[member.key.clone()];
         if !keep(key) {
             continue;

@@ -508,6 +508,7 @@ fn raw_column(data: &Buffer, chunk: &[(i64, usize, usize)], dead: &[DeadLetter])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{Array, AsArray};
     use proptest::strategy::Strategy;
 
     proptest::proptest! {
@@ -569,5 +570,20 @@ mod tests {
         }
         assert_eq!(whole.dead_letters.len(), 8);
         assert_eq!(whole.rows(), 42);
+        // raw is each kept record's bytes, whether a chunk kept all its records (the column is a slice of
+        // the records' buffer) or refused some (the kept ones are copied)
+        let kept: Vec<&[u8]> = records.iter().map(|(_, r)| r).filter(|r| *r != b"{broken").collect();
+        for chunk in [1, 7, 1000] {
+            let cut = normalize_records(normalizer.as_ref(), records.clone(), "t", 0, 5, chunk);
+            let raw: Vec<Vec<u8>> = cut
+                .batches
+                .iter()
+                .flat_map(|b| {
+                    let column = b.column_by_name(vigil_schema::RAW).unwrap().as_binary::<i32>().clone();
+                    (0..column.len()).map(move |i| column.value(i).to_vec())
+                })
+                .collect();
+            assert_eq!(raw, kept, "chunk {chunk}");
+        }
     }
 }

@@ -96,16 +96,49 @@ pub fn skip_value(b: &[u8], i: usize) -> Result<usize, ScanError> {
 
 /// The members of the object that starts at the first non-blank byte of `b`.
 pub fn object_members(b: &[u8]) -> Result<Vec<Member>, ScanError> {
-    let mut out = Vec::with_capacity(24);
-    let start = skip_ws(b, 0);
-    if b.get(start) != Some(&b'{') {
-        return Err(err(start, "'{'"));
-    }
-    let mut i = skip_ws(b, start + 1);
-    if b.get(i) == Some(&b'}') {
-        return Ok(out);
-    }
-    loop {
+    members(b).collect()
+}
+
+/// The members of the object that starts at the first non-blank byte of `b`, one at a time: no
+/// allocation, and a caller that has what it needs stops scanning. After an error it yields nothing more.
+pub fn members(b: &[u8]) -> Members<'_> {
+    Members { b, at: MemberState::Start }
+}
+
+/// Iterator of [`members`].
+#[derive(Debug, Clone)]
+pub struct Members<'b> {
+    b: &'b [u8],
+    at: MemberState,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum MemberState {
+    Start,
+    /// At the opening quote of the next key.
+    Key(usize),
+    Done,
+}
+
+impl Members<'_> {
+    fn next_member(&mut self) -> Result<Option<Member>, ScanError> {
+        let b = self.b;
+        let mut i = match self.at {
+            MemberState::Done => return Ok(None),
+            MemberState::Key(i) => i,
+            MemberState::Start => {
+                let start = skip_ws(b, 0);
+                if b.get(start) != Some(&b'{') {
+                    return Err(err(start, "'{'"));
+                }
+                let i = skip_ws(b, start + 1);
+                if b.get(i) == Some(&b'}') {
+                    self.at = MemberState::Done;
+                    return Ok(None);
+                }
+                i
+            }
+        };
         if b.get(i) != Some(&b'"') {
             return Err(err(i, "a quoted key"));
         }
@@ -117,13 +150,26 @@ pub fn object_members(b: &[u8]) -> Result<Vec<Member>, ScanError> {
         }
         i = skip_ws(b, i + 1);
         let value_end = skip_value(b, i)?;
-        out.push(Member { key, value: i..value_end });
+        let member = Member { key, value: i..value_end };
         i = skip_ws(b, value_end);
-        match b.get(i) {
-            Some(b',') => i = skip_ws(b, i + 1),
-            Some(b'}') => return Ok(out),
+        self.at = match b.get(i) {
+            Some(b',') => MemberState::Key(skip_ws(b, i + 1)),
+            Some(b'}') => MemberState::Done,
             _ => return Err(err(i, "',' or '}'")),
+        };
+        Ok(Some(member))
+    }
+}
+
+impl Iterator for Members<'_> {
+    type Item = Result<Member, ScanError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.next_member();
+        if item.is_err() {
+            self.at = MemberState::Done;
         }
+        item.transpose()
     }
 }
 

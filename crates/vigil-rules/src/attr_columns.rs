@@ -30,6 +30,8 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScanBuilder, TableSource};
 use jiter::{Jiter, Peek};
+use std::ops::Range;
+use vigil_normalize::scan::members;
 use vigil_schema::{ATTRS, event_schema};
 
 /// Prefix of the attribute columns' names; rules never see them (`SELECT *` lists the base columns).
@@ -244,44 +246,43 @@ impl AttrColumns {
     }
 
     /// Fills the columns whose first key `json` has (first occurrence); `filled` marks them.
+    ///
+    /// The top level is cut with the normalizers' own structural scanner, which jumps over the values no
+    /// column wants (most of the text) without decoding them; only the wanted values are parsed.
     fn walk(&self, json: &str, builders: &mut [ColumnBuilder], filled: &mut [bool]) {
-        let mut jiter = Jiter::new(json.as_bytes());
-        let Ok(Peek::Object) = jiter.peek() else { return };
-        let mut key = match jiter.known_object() {
-            Ok(Some(key)) => key,
-            _ => return,
-        };
         let mut remaining = self.columns.len();
-        loop {
-            match self.by_first.iter().find(|(first, _)| first == key).map(|(_, columns)| columns) {
-                Some(columns) if !filled[columns[0]] => {
-                    let Ok(peek) = jiter.peek() else { return };
-                    let start = jiter.current_index();
-                    if jiter.known_skip(peek).is_err() {
-                        return;
-                    }
-                    let value = &json[start..jiter.current_index()];
-                    for &i in columns {
-                        let column = &self.columns[i];
-                        append_value(column.getter, value, &column.rest, &mut builders[i]);
-                        filled[i] = true;
-                        remaining -= 1;
-                    }
-                    if remaining == 0 {
-                        return;
-                    }
-                }
-                _ => {
-                    if jiter.next_skip().is_err() {
-                        return;
-                    }
-                }
+        for member in members(json.as_bytes()) {
+            let Ok(member) = member else { return };
+            let Some(columns) = self.columns_of(json, member.key) else { continue };
+            if filled[columns[0]] {
+                continue;
             }
-            key = match jiter.next_key() {
-                Ok(Some(key)) => key,
-                _ => return,
-            };
+            let Some(value) = json.get(member.value) else { return };
+            for &i in columns {
+                let column = &self.columns[i];
+                append_value(column.getter, value, &column.rest, &mut builders[i]);
+                filled[i] = true;
+                remaining -= 1;
+            }
+            if remaining == 0 {
+                return;
+            }
         }
+    }
+
+    /// The columns whose first key is the member key at `key` (the text inside its quotes).
+    fn columns_of(&self, json: &str, key: Range<usize>) -> Option<&[usize]> {
+        let raw = &json.as_bytes()[key.clone()];
+        let decoded;
+        let key: &[u8] = if raw.contains(&b'\\') {
+            // an escaped key: compare its decoded text
+            let quoted = json.get(key.start - 1..key.end + 1)?;
+            decoded = Jiter::new(quoted.as_bytes()).next_str().ok()?.to_string();
+            decoded.as_bytes()
+        } else {
+            raw
+        };
+        self.by_first.iter().find(|(first, _)| first.as_bytes() == key).map(|(_, columns)| columns.as_slice())
     }
 }
 
