@@ -100,7 +100,8 @@ pub fn object_members(b: &[u8]) -> Result<Vec<Member>, ScanError> {
 }
 
 /// The members of the object that starts at the first non-blank byte of `b`, one at a time: no
-/// allocation, and a caller that has what it needs stops scanning. After an error it yields nothing more.
+/// allocation, and a caller that has what it needs stops scanning. Each member comes before any error in
+/// the text after it (as a streaming parser reads it); after an error, nothing more.
 pub fn members(b: &[u8]) -> Members<'_> {
     Members { b, at: MemberState::Start }
 }
@@ -115,8 +116,8 @@ pub struct Members<'b> {
 #[derive(Debug, Clone, Copy)]
 enum MemberState {
     Start,
-    /// At the opening quote of the next key.
-    Key(usize),
+    /// Just after a member's value: a `,` or the closing `}` comes next.
+    AfterValue(usize),
     Done,
 }
 
@@ -125,7 +126,15 @@ impl Members<'_> {
         let b = self.b;
         let mut i = match self.at {
             MemberState::Done => return Ok(None),
-            MemberState::Key(i) => i,
+            // The separator is checked only now: a member is yielded before whatever malformation follows.
+            MemberState::AfterValue(i) => match b.get(i) {
+                Some(b',') => skip_ws(b, i + 1),
+                Some(b'}') => {
+                    self.at = MemberState::Done;
+                    return Ok(None);
+                }
+                _ => return Err(err(i, "',' or '}'")),
+            },
             MemberState::Start => {
                 let start = skip_ws(b, 0);
                 if b.get(start) != Some(&b'{') {
@@ -150,14 +159,8 @@ impl Members<'_> {
         }
         i = skip_ws(b, i + 1);
         let value_end = skip_value(b, i)?;
-        let member = Member { key, value: i..value_end };
-        i = skip_ws(b, value_end);
-        self.at = match b.get(i) {
-            Some(b',') => MemberState::Key(skip_ws(b, i + 1)),
-            Some(b'}') => MemberState::Done,
-            _ => return Err(err(i, "',' or '}'")),
-        };
-        Ok(Some(member))
+        self.at = MemberState::AfterValue(skip_ws(b, value_end));
+        Ok(Some(Member { key, value: i..value_end }))
     }
 }
 
@@ -231,6 +234,16 @@ mod tests {
             got,
             vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &br#"{"x":[1,"]}"]}"#[..]), (&br#"c\"q"#[..], &br#""s""#[..])]
         );
+    }
+
+    #[test]
+    fn members_come_before_the_malformation_after_them() {
+        let got: Vec<Result<Member, ScanError>> = members(br#"{"a":"x" "o":1}"#).collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], Ok(Member { key: 2..3, value: 5..8 }));
+        assert!(got[1].is_err());
+        assert!(object_members(br#"{"a":"x" "o":1}"#).is_err());
+        assert_eq!(members(b" { } ").count(), 0);
     }
 
     #[test]
