@@ -16,7 +16,6 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BinaryArray, RecordBatch};
-
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil_normalize::{Format, FormatOptions, RawRecords, normalize_records};
 

@@ -332,11 +332,6 @@ pub struct RawRecords {
 }
 
 impl RawRecords {
-    /// Empty, with room for `records` records of `bytes` bytes in all before it reallocates.
-    pub fn with_capacity(records: usize, bytes: usize) -> Self {
-        RawRecords { data: Vec::with_capacity(bytes), spans: Vec::with_capacity(records) }
-    }
-
     /// Appends one record read at `offset`.
     pub fn push(&mut self, offset: i64, bytes: &[u8]) {
         let start = self.data.len();

@@ -19,6 +19,7 @@
 //! table's `attrs`, or with a computed path) stays a function call: slower, same answer.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, RecordBatch, StringBuilder};
@@ -30,7 +31,6 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScanBuilder, TableSource};
 use jiter::{Jiter, Peek};
-use std::ops::Range;
 use vigil_normalize::scan::members;
 use vigil_schema::{ATTRS, event_schema};
 
