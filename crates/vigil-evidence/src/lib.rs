@@ -30,6 +30,7 @@ pub mod expire;
 pub mod failpoint;
 pub mod layout;
 pub mod manifest;
+pub mod retry;
 pub mod store;
 pub mod verify;
 
@@ -62,6 +63,8 @@ pub struct Archive {
     root: Path,
     location: String,
     bucket: Option<Arc<store::S3Bucket>>,
+    /// How long its operations wait out a store that does not answer ([`retry`]).
+    patience: retry::Patience,
 }
 
 impl Archive {
@@ -69,7 +72,13 @@ impl Archive {
     /// or `s3://BUCKET/PREFIX` (see [`store`] for S3 settings and credentials).
     pub fn open(location: &str) -> Result<Self> {
         let opened = store::open(location)?;
-        Ok(Archive { store: opened.store, root: opened.root, location: location.to_string(), bucket: opened.bucket })
+        Ok(Archive {
+            store: opened.store,
+            root: opened.root,
+            location: location.to_string(),
+            bucket: opened.bucket,
+            patience: retry::Patience::UNTIL_STORED,
+        })
     }
 
     /// Opens an archive that must already exist (for `verify`, `query`, `sample`, `expire`): a location
@@ -82,13 +91,13 @@ impl Archive {
         {
             return Err(missing("no such directory; give the folder `vigil run --evidence` wrote"));
         }
-        let archive = Self::open(location)?;
+        let archive = Self::open(location)?.with_patience(retry::Patience::BRIEF);
         let manifests = archive.root.clone().join("manifests");
-        let first = archive.store.list(Some(&manifests)).try_next().await.map_err(|source| Error::Store {
-            operation: "list",
-            path: manifests.to_string(),
-            source,
-        })?;
+        let first = retry::patiently(archive.patience, "list", &manifests, || async {
+            archive.store.list(Some(&manifests)).try_next().await
+        })
+        .await
+        .map_err(|source| Error::Store { operation: "list", path: manifests.to_string(), source })?;
         if first.is_none() {
             return Err(missing(
                 "holds no evidence archive (no manifests/ under it); give the location `vigil run --evidence` wrote",
@@ -99,7 +108,14 @@ impl Archive {
 
     /// An archive on any object store under `root` (used for S3-compatible stores and tests).
     pub fn with_store(store: Arc<dyn ObjectStore>, root: Path, location: impl Into<String>) -> Self {
-        Archive { store, root, location: location.into(), bucket: None }
+        Archive { store, root, location: location.into(), bucket: None, patience: retry::Patience::UNTIL_STORED }
+    }
+
+    /// How long operations wait out a store that does not answer: by default until it answers (the
+    /// pipeline's write path), [`retry::Patience::BRIEF`] for archives opened with [`Archive::open_existing`].
+    pub fn with_patience(mut self, patience: retry::Patience) -> Self {
+        self.patience = patience;
+        self
     }
 
     /// The object store.
@@ -123,11 +139,17 @@ impl Archive {
     }
 
     async fn list_dir(&self, dir: &Path) -> Result<Vec<object_store::ObjectMeta>> {
-        self.store.list(Some(dir)).try_collect().await.map_err(|source| Error::Store {
-            operation: "list",
-            path: dir.to_string(),
-            source,
-        })
+        retry::patiently(self.patience, "list", dir, || self.store.list(Some(dir)).try_collect())
+            .await
+            .map_err(|source| Error::Store { operation: "list", path: dir.to_string(), source })
+    }
+
+    /// Stores `bytes` at `path` (replacing what is there), waiting out a store that does not answer.
+    async fn put_bytes(&self, path: &Path, bytes: Bytes) -> Result<()> {
+        retry::patiently(self.patience, "put", path, || self.store.put(path, PutPayload::from(bytes.clone())))
+            .await
+            .map(|_| ())
+            .map_err(|source| Error::Store { operation: "put", path: path.to_string(), source })
     }
 
     /// Every manifest entry of one source partition, oldest first.
@@ -144,11 +166,7 @@ impl Archive {
     }
 
     async fn read_bytes(&self, path: &Path) -> Result<Bytes> {
-        self.store
-            .get(path)
-            .await
-            .map_err(|source| Error::Store { operation: "get", path: path.to_string(), source })?
-            .bytes()
+        retry::patiently(self.patience, "get", path, || async { self.store.get(path).await?.bytes().await })
             .await
             .map_err(|source| Error::Store { operation: "get", path: path.to_string(), source })
     }
@@ -192,12 +210,10 @@ impl Archive {
     /// Reads a small object (such as stored rule state) at `relative` under the root; `None` if absent.
     pub async fn get_object(&self, relative: &str) -> Result<Option<Bytes>> {
         let path = self.absolute(&Path::from(relative));
-        match self.store.get(&path).await {
-            Ok(result) => Ok(Some(result.bytes().await.map_err(|source| Error::Store {
-                operation: "get",
-                path: path.to_string(),
-                source,
-            })?)),
+        match retry::patiently(self.patience, "get", &path, || async { self.store.get(&path).await?.bytes().await })
+            .await
+        {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(source) => Err(Error::Store { operation: "get", path: path.to_string(), source }),
         }
@@ -206,12 +222,7 @@ impl Archive {
     /// Writes (replaces) a small object at `relative` under the root: state beside the evidence, never
     /// evidence itself (data files and manifest entries are only ever created).
     pub async fn put_object(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
-        let path = self.absolute(&Path::from(relative));
-        self.store.put(&path, PutPayload::from(bytes)).await.map(|_| ()).map_err(|source| Error::Store {
-            operation: "put",
-            path: path.to_string(),
-            source,
-        })
+        self.put_bytes(&self.absolute(&Path::from(relative)), Bytes::from(bytes)).await
     }
 
     /// The newest entry of one source partition's chain: where that partition resumes.
@@ -248,12 +259,8 @@ impl Archive {
             if !self.committed(ingest_source, partition, seq, head.as_ref(), &listed).await? {
                 for file in listed {
                     let path = self.absolute(&Path::from(file.as_str()));
-                    match self.store.delete(&path).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => removed.push(file),
-                        Err(source) => {
-                            return Err(Error::Store { operation: "delete", path: path.to_string(), source });
-                        }
-                    }
+                    self.delete(&path).await?;
+                    removed.push(file);
                 }
             }
             self.delete(&intent).await?;
@@ -291,7 +298,7 @@ impl Archive {
     }
 
     async fn delete(&self, path: &Path) -> Result<()> {
-        match self.store.delete(path).await {
+        match retry::patiently(self.patience, "delete", path, || self.store.delete(path)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(source) => Err(Error::Store { operation: "delete", path: path.to_string(), source }),
         }
@@ -308,23 +315,14 @@ impl Archive {
             let path = layout::pending_path(&self.root, &entry.ingest_source, entry.partition, seq);
             let listed: Vec<String> = prepared.files.iter().map(|(p, _)| p.to_string()).collect();
             let bytes = serde_json::to_vec(&listed).map_err(|e| Error::Internal(e.to_string()))?;
-            self.store.put(&path, PutPayload::from(bytes)).await.map_err(|source| Error::Store {
-                operation: "put",
-                path: path.to_string(),
-                source,
-            })?;
+            self.put_bytes(&path, Bytes::from(bytes)).await?;
             Some(path)
         };
-        let puts = prepared.files.into_iter().map(|(path, bytes)| {
-            let store = self.store.clone();
+        // Each file is stored whole or not at all (one PUT with its SHA-256 checksum), and storing it again
+        // after an unanswered attempt stores the same bytes: a fault leaves no partial or doubled data.
+        let puts = prepared.files.into_iter().map(|(path, bytes)| async move {
             let path = self.absolute(&path);
-            async move {
-                store.put(&path, PutPayload::from(bytes)).await.map_err(|source| Error::Store {
-                    operation: "put",
-                    path: path.to_string(),
-                    source,
-                })
-            }
+            self.put_bytes(&path, bytes).await
         });
         futures::future::try_join_all(puts).await?;
         failpoint::hit("before_manifest");
@@ -353,11 +351,20 @@ impl Archive {
             let sealed = entry.clone().seal();
             let path = layout::manifest_path(&self.root, &sealed.ingest_source, sealed.partition, sealed.seq);
             let bytes = serde_json::to_vec_pretty(&sealed).map_err(|e| Error::Internal(e.to_string()))?;
-            let put = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-            match self.store.put_opts(&path, PutPayload::from(bytes), put).await {
+            let payload = PutPayload::from(bytes);
+            let put = || {
+                let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+                self.store.put_opts(&path, payload.clone(), options)
+            };
+            match retry::patiently(self.patience, "put", &path, put).await {
                 Ok(_) => return Ok(sealed),
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     let newer = self.read_entry(&path).await?;
+                    if newer.entry_hash == sealed.entry_hash {
+                        // An earlier attempt of this very put was stored but its answer was lost.
+                        tracing::info!(entry = %path, "manifest entry was stored by an attempt whose answer was lost");
+                        return Ok(sealed);
+                    }
                     let chained = newer.prev_hash == sealed.prev_hash;
                     if !(chained && (newer.disposal.is_some() || entry.disposal.is_some())) {
                         return Err(Error::SecondWriter {

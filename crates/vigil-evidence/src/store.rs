@@ -247,7 +247,10 @@ impl S3Settings {
     }
 
     fn builder(&self) -> AmazonS3Builder {
+        // Timeouts and quick per-request retries; longer faults are waited out by `crate::retry`.
         let mut b = AmazonS3Builder::new()
+            .with_client_options(crate::retry::client_options())
+            .with_retry(crate::retry::request_retry())
             .with_bucket_name(&self.bucket)
             .with_region(&self.region)
             .with_virtual_hosted_style_request(self.virtual_hosted_style)
