@@ -228,6 +228,8 @@ fn disposal_entry(source: &str, partition: i32, disposal: Disposal) -> ManifestE
         counts: Counts::default(),
         schema_version: SCHEMA_VERSION,
         rule_pack_hash: String::new(),
+        source_bytes: None,
+        source_prefix_sha256: None,
         lost_reason: None,
         disposal: Some(disposal),
         written_at: String::new(),

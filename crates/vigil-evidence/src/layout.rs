@@ -5,6 +5,7 @@
 //! {root}/events/source=S/date=YYYY-MM-DD/hour=HH/{ingest_source}-{partition}-{first}-{last}.parquet
 //! {root}/alerts/date=YYYY-MM-DD/{ingest_source}-{partition}-{first}-{last}.parquet
 //! {root}/dead_letters/format=F/{ingest_source}-{partition}-{first}-{last}.parquet
+//! {root}/dead_letters/blobs/{ingest_source}-{partition}-{offset}.bin   (one oversized dead letter, whole)
 //! {root}/manifests/{ingest_source}/{partition}/{seq:012}.json
 //! {root}/manifests/{ingest_source}/{partition}/pending-{seq:012}.json   (only while a range is written)
 //! ```
@@ -40,6 +41,17 @@ pub fn alerts_path(root: &Path, date: &str, stem: &str) -> Path {
 /// Path of a dead-letters file.
 pub fn dead_letters_path(root: &Path, format: &str, stem: &str) -> Path {
     root.clone().join("dead_letters").join(format!("format={format}").as_str()).join(format!("{stem}.parquet").as_str())
+}
+
+/// Path of a dead letter's whole bytes, stored as one object (a blob): named by its record's offset, so
+/// a replay of the record rewrites the same object. Engines reading `dead_letters/**/*.parquet` skip it.
+pub fn dead_letter_blob_path(root: &Path, ingest_source: &str, partition: i32, offset: i64) -> Path {
+    root.clone().join("dead_letters").join("blobs").join(format!("{ingest_source}-{partition}-{offset}.bin").as_str())
+}
+
+/// [`dead_letter_blob_path`] relative to the archive root, as a manifest entry lists it.
+pub fn dead_letter_blob_relative(ingest_source: &str, partition: i32, offset: i64) -> String {
+    dead_letter_blob_path(&Path::default(), ingest_source, partition, offset).to_string()
 }
 
 /// Folder of one source partition's manifest chain.
@@ -92,6 +104,10 @@ mod tests {
         assert_eq!(p.as_ref(), "archive/events/source=aws.cloudtrail/date=2024-08-02/hour=08/file-ab-0-1-10.parquet");
         assert_eq!(relative(&root, &p), "events/source=aws.cloudtrail/date=2024-08-02/hour=08/file-ab-0-1-10.parquet");
         assert_eq!(manifest_path(&root, "t", 3, 7).as_ref(), "archive/manifests/t/3/000000000007.json");
+        assert_eq!(
+            dead_letter_blob_path(&root, "file-ab", 0, 12).as_ref(),
+            "archive/dead_letters/blobs/file-ab-0-12.bin"
+        );
         assert_eq!(entry_seq("000000000007.json"), Some(7));
         assert_eq!(entry_seq("pending-000000000007.json"), None);
         assert_eq!(pending_seq("pending-000000000007.json"), Some(7));

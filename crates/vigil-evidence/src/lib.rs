@@ -54,7 +54,7 @@ use vigil_schema::{
 };
 
 pub use error::{Error, Result};
-pub use manifest::{ChainHead, Counts, Disposal, DisposedFile, FileEntry, ManifestEntry};
+pub use manifest::{BLOB_KIND, ChainHead, Counts, Disposal, DisposedFile, FileEntry, ManifestEntry};
 
 /// An evidence archive at one location.
 #[derive(Debug, Clone)]
@@ -230,6 +230,27 @@ impl Archive {
         Ok(self.resume(ingest_source, partition).await?.head)
     }
 
+    /// The newest entry of one source partition's chain, read without touching anything (unlike
+    /// [`Archive::resume`]), with the `source_bytes` of the chain's first entry: what a file input needs
+    /// to tell whether a file is the one the chain holds, and to name a new file that is not.
+    pub async fn source_head(&self, ingest_source: &str, partition: i32) -> Result<Option<SourceHead>> {
+        let dir = layout::manifest_dir(&self.root, ingest_source, partition);
+        let newest = self
+            .list_dir(&dir)
+            .await?
+            .into_iter()
+            .filter_map(|m| Some((m.location.filename().and_then(layout::entry_seq)?, m.location)))
+            .max_by_key(|(seq, _)| *seq);
+        let Some((seq, path)) = newest else { return Ok(None) };
+        let head = ChainHead::from(&self.read_entry(&path).await?);
+        let first_source_bytes = if seq == 0 {
+            head.source_bytes
+        } else {
+            self.read_entry(&layout::manifest_path(&self.root, ingest_source, partition, 0)).await?.source_bytes
+        };
+        Ok(Some(SourceHead { head, first_source_bytes }))
+    }
+
     /// Makes one source partition ready to continue: deletes the data files of a range whose writing was
     /// interrupted (a pending intent without its entry; see [`manifest`]) and returns the chain head.
     /// Call it when a partition is (re)opened, by the one writer that owns the partition.
@@ -309,11 +330,16 @@ impl Archive {
     pub async fn commit(&self, prepared: PreparedCommit, head: Option<&ChainHead>) -> Result<ManifestEntry> {
         let seq = head.map_or(0, |h| h.seq + 1);
         let entry = prepared.entry;
-        let intent = if prepared.files.is_empty() {
+        let intent = if prepared.files.is_empty() && prepared.blobs.is_empty() {
             None
         } else {
             let path = layout::pending_path(&self.root, &entry.ingest_source, entry.partition, seq);
-            let listed: Vec<String> = prepared.files.iter().map(|(p, _)| p.to_string()).collect();
+            let listed: Vec<String> = prepared
+                .files
+                .iter()
+                .map(|(p, _)| p.to_string())
+                .chain(prepared.blobs.iter().map(|(p, _)| p.to_string()))
+                .collect();
             let bytes = serde_json::to_vec(&listed).map_err(|e| Error::Internal(e.to_string()))?;
             self.put_bytes(&path, Bytes::from(bytes)).await?;
             Some(path)
@@ -325,12 +351,88 @@ impl Archive {
             self.put_bytes(&path, bytes).await
         });
         futures::future::try_join_all(puts).await?;
+        for (path, blob) in &prepared.blobs {
+            self.put_blob(&self.absolute(path), blob).await?;
+        }
         failpoint::hit("before_manifest");
         let entry = self.append(entry, head.cloned()).await?;
         if let Some(intent) = intent {
             self.delete(&intent).await?;
         }
         Ok(entry)
+    }
+
+    /// Stores one dead letter's whole bytes. A spooled blob is streamed from its file (in parts when
+    /// large, so memory stays bounded whatever its size) and hashed on the way: bytes that are not the
+    /// ones the manifest entry will list are refused instead of stored.
+    async fn put_blob(&self, path: &Path, blob: &DeadLetterBlob) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        let store_err = |operation: &'static str| {
+            let path = path.to_string();
+            move |source| Error::Store { operation, path, source }
+        };
+        let file = match &blob.data {
+            BlobData::Memory(bytes) => {
+                return self
+                    .store
+                    .put(path, PutPayload::from(bytes.clone()))
+                    .await
+                    .map(|_| ())
+                    .map_err(store_err("put"));
+            }
+            BlobData::File(file) => file.as_ref().as_ref().to_path_buf(),
+        };
+        let spool_err =
+            |e: std::io::Error| Error::Internal(format!("reading the spooled dead letter {}: {e}", file.display()));
+        let mut reader = tokio::fs::File::open(&file).await.map_err(spool_err)?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; BLOB_READ];
+        let mismatch = |size: u64, sha: String| {
+            Error::Internal(format!(
+                "the spooled dead letter {} holds {size} bytes with SHA-256 {sha}, not the {} bytes with SHA-256 {} \
+                 read from the input (changed on disk?)",
+                file.display(),
+                blob.size,
+                blob.sha256
+            ))
+        };
+        if blob.size <= BLOB_SINGLE_PUT as u64 {
+            let mut bytes = Vec::with_capacity(blob.size as usize);
+            (&mut reader).take(BLOB_SINGLE_PUT as u64 + 1).read_to_end(&mut bytes).await.map_err(spool_err)?;
+            let sha = hex::encode(Sha256::digest(&bytes));
+            if bytes.len() as u64 != blob.size || sha != blob.sha256 {
+                return Err(mismatch(bytes.len() as u64, sha));
+            }
+            return self.store.put(path, PutPayload::from(bytes)).await.map(|_| ()).map_err(store_err("put"));
+        }
+        let upload = self.store.put_multipart(path).await.map_err(store_err("put"))?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, BLOB_PART);
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(spool_err(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            if let Err(source) = writer.wait_for_capacity(2).await {
+                let _ = writer.abort().await;
+                return Err(store_err("put")(source));
+            }
+            writer.write(&buf[..n]);
+        }
+        let sha = hex::encode(hasher.finalize());
+        if size != blob.size || sha != blob.sha256 {
+            let _ = writer.abort().await;
+            return Err(mismatch(size, sha));
+        }
+        writer.finish().await.map(|_| ()).map_err(store_err("put"))
     }
 
     /// Chains `entry` after `head` and stores it (`PutMode::Create`, so an entry is never overwritten).
@@ -346,6 +448,9 @@ impl Archive {
             if entry.disposal.is_some() {
                 let last = head.as_ref().map_or(-1, |h| h.last_offset);
                 (entry.first_offset, entry.last_offset) = (last, last);
+                // The chain head still says which bytes of the file the chain holds.
+                entry.source_bytes = head.as_ref().and_then(|h| h.source_bytes);
+                entry.source_prefix_sha256 = head.as_ref().and_then(|h| h.source_prefix_sha256.clone());
             }
             entry.written_at = format_time_us(now_us());
             let sealed = entry.clone().seal();
@@ -389,6 +494,86 @@ pub struct Resume {
     pub removed: Vec<String>,
 }
 
+/// The newest entry of a chain with what identifies a file input's chain, from [`Archive::source_head`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceHead {
+    /// The newest entry.
+    pub head: ChainHead,
+    /// `source_bytes` of the chain's first entry (fixed for good, unlike the head's); `None` on a chain
+    /// written before the field existed.
+    pub first_source_bytes: Option<u64>,
+}
+
+/// The content of a file input that a range's entry commits to: its length through the range's last
+/// record and the SHA-256 of those bytes (see [`ManifestEntry::source_bytes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePrefix {
+    /// Bytes of content.
+    pub bytes: u64,
+    /// Hex SHA-256 of them.
+    pub sha256: String,
+}
+
+/// Where a blob's bytes are until they are archived.
+#[derive(Clone)]
+pub enum BlobData {
+    /// In memory (a Kafka message: bounded by the broker's maximum message size).
+    Memory(Bytes),
+    /// In a file the reader spooled them to (a temporary file, removed when the last handle is dropped).
+    File(Arc<dyn AsRef<std::path::Path> + Send + Sync>),
+}
+
+impl std::fmt::Debug for BlobData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobData::Memory(b) => write!(f, "Memory({} bytes)", b.len()),
+            BlobData::File(p) => write!(f, "File({})", p.as_ref().as_ref().display()),
+        }
+    }
+}
+
+/// One dead letter's whole bytes, archived as its own object beside the dead-letter Parquet (whose row
+/// keeps a prefix and names the blob). Listed in the manifest entry with size and SHA-256.
+#[derive(Debug, Clone)]
+pub struct DeadLetterBlob {
+    /// Offset of the record.
+    pub offset: i64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// The bytes.
+    pub data: BlobData,
+}
+
+impl DeadLetterBlob {
+    /// A blob of bytes held in memory.
+    pub fn in_memory(offset: i64, bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        DeadLetterBlob {
+            offset,
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            data: BlobData::Memory(bytes),
+        }
+    }
+
+    /// A blob spooled to `file`, of `size` bytes hashing to `sha256` (checked again when it is stored).
+    pub fn spooled(
+        offset: i64,
+        file: Arc<dyn AsRef<std::path::Path> + Send + Sync>,
+        size: u64,
+        sha256: String,
+    ) -> Self {
+        DeadLetterBlob { offset, size, sha256, data: BlobData::File(file) }
+    }
+}
+
+/// Blobs up to this size are stored with one request; larger ones in parts of [`BLOB_PART`].
+const BLOB_SINGLE_PUT: usize = 8 << 20;
+const BLOB_PART: usize = 8 << 20;
+const BLOB_READ: usize = 1 << 20;
+
 /// Current UTC time in microseconds.
 pub fn now_us() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
@@ -422,12 +607,17 @@ pub struct RangeCommit<'a> {
     /// Set when the range was never read (lost to the source's retention): the reason. The entry then
     /// records a completeness break and has no files.
     pub lost_reason: Option<&'a str>,
+    /// File inputs: the content the range commits to, through its last record.
+    pub source_prefix: Option<SourcePrefix>,
+    /// Dead letters whose whole bytes are stored as their own objects (their rows are in `dead_letters`).
+    pub blobs: &'a [DeadLetterBlob],
 }
 
 /// Encoded files and the unsealed manifest entry of one [`RangeCommit`].
 #[derive(Debug)]
 pub struct PreparedCommit {
     files: Vec<(Path, Bytes)>,
+    blobs: Vec<(Path, DeadLetterBlob)>,
     entry: ManifestEntry,
 }
 
@@ -620,8 +810,24 @@ pub fn prepare(commit: &RangeCommit<'_>, zstd_level: i32) -> Result<PreparedComm
             rows,
             time_min: group.time_min.map(format_time_us),
             time_max: group.time_max.map(format_time_us),
+            offset: None,
         });
         files.push((group.path.clone(), bytes));
+    }
+    let mut blobs = Vec::with_capacity(commit.blobs.len());
+    for blob in commit.blobs {
+        let path = layout::dead_letter_blob_path(&root, commit.ingest_source, commit.partition, blob.offset);
+        entries.push(FileEntry {
+            kind: BLOB_KIND.to_string(),
+            path: path.to_string(),
+            sha256: blob.sha256.clone(),
+            size: blob.size,
+            rows: 0,
+            time_min: None,
+            time_max: None,
+            offset: Some(blob.offset),
+        });
+        blobs.push((path, blob.clone()));
     }
     let entry = ManifestEntry {
         version: manifest::MANIFEST_VERSION,
@@ -636,13 +842,15 @@ pub fn prepare(commit: &RangeCommit<'_>, zstd_level: i32) -> Result<PreparedComm
         counts,
         schema_version: SCHEMA_VERSION,
         rule_pack_hash: commit.rule_pack_hash.to_string(),
+        source_bytes: commit.source_prefix.as_ref().map(|p| p.bytes),
+        source_prefix_sha256: commit.source_prefix.as_ref().map(|p| p.sha256.clone()),
         lost_reason: commit.lost_reason.map(str::to_string),
         disposal: None,
         written_at: String::new(),
         prev_hash: String::new(),
         entry_hash: String::new(),
     };
-    Ok(PreparedCommit { files, entry })
+    Ok(PreparedCommit { files, blobs, entry })
 }
 
 impl Archive {
@@ -767,6 +975,99 @@ mod tests {
         archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
         let err = archive.commit(prepare(&commit_of(&second, 11, 20), 3).unwrap(), None).await.unwrap_err();
         assert!(matches!(err, Error::SecondWriter { seq: 0, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn blobs_are_stored_whole_listed_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        // One blob in memory, one spooled to a file larger than a single put (stored in parts).
+        let big: Vec<u8> = (0..BLOB_SINGLE_PUT + 3 * BLOB_READ + 17).map(|i| (i % 251) as u8).collect();
+        let spool = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(spool.path(), &big).unwrap();
+        let spooled = DeadLetterBlob::spooled(
+            4,
+            Arc::new(spool.into_temp_path()),
+            big.len() as u64,
+            hex::encode(Sha256::digest(&big)),
+        );
+        let blobs = [DeadLetterBlob::in_memory(2, Bytes::from_static(b"whole record")), spooled];
+        let dead = vigil_normalize_free_dead_letters(&[2, 4]);
+        let commit = RangeCommit {
+            ingest_source: "file-x",
+            first_offset: 1,
+            last_offset: 4,
+            dead_letters: Some(&dead),
+            skipped: 2,
+            blobs: &blobs,
+            source_prefix: Some(SourcePrefix { bytes: 99, sha256: "ab".repeat(32) }),
+            ..Default::default()
+        };
+        let entry = archive.commit(prepare(&commit, 3).unwrap(), None).await.unwrap();
+        let listed: Vec<_> = entry.files.iter().filter(|f| f.kind == BLOB_KIND).collect();
+        assert_eq!(listed.len(), 2);
+        assert_eq!((listed[1].offset, listed[1].size), (Some(4), big.len() as u64));
+        assert_eq!(std::fs::read(dir.path().join(&listed[1].path)).unwrap(), big);
+        assert_eq!(std::fs::read(dir.path().join(&listed[0].path)).unwrap(), b"whole record");
+        assert_eq!((entry.source_bytes, ChainHead::from(&entry).source_bytes), (Some(99), Some(99)));
+        let head = archive.source_head("file-x", 0).await.unwrap().unwrap();
+        assert_eq!((head.head.seq, head.first_source_bytes), (0, Some(99)));
+        let verified = verify::verify(&archive, &verify::VerifyOptions::default()).await.unwrap();
+        assert!(verified.ok(), "{:?}", verified.findings);
+        assert_eq!(verified.files_checked, 3);
+
+        // A changed blob is caught.
+        let path = dir.path().join(&listed[1].path);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[BLOB_SINGLE_PUT + 5] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let verified = verify::verify(&archive, &verify::VerifyOptions::default()).await.unwrap();
+        let kinds: Vec<&str> = verified.findings.iter().map(|f| f.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["file_hash_mismatch"], "{:?}", verified.findings);
+    }
+
+    #[tokio::test]
+    async fn a_spooled_blob_that_changed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        let spool = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(spool.path(), b"not what was read").unwrap();
+        let blob =
+            DeadLetterBlob::spooled(1, Arc::new(spool.into_temp_path()), 4, hex::encode(Sha256::digest(b"read")));
+        let dead = vigil_normalize_free_dead_letters(&[1]);
+        let blobs = [blob];
+        let commit = RangeCommit {
+            ingest_source: "t",
+            first_offset: 1,
+            last_offset: 1,
+            dead_letters: Some(&dead),
+            blobs: &blobs,
+            ..Default::default()
+        };
+        let err = archive.commit(prepare(&commit, 3).unwrap(), None).await.unwrap_err();
+        assert!(err.to_string().contains("spooled dead letter"), "{err}");
+        assert!(archive.chain("t", 0).await.unwrap().is_empty());
+    }
+
+    /// Dead-letter rows at `offsets` (the schema, filled by hand: this crate does not depend on the
+    /// normalizers).
+    fn vigil_normalize_free_dead_letters(offsets: &[i64]) -> RecordBatch {
+        use arrow::array::{ArrayRef, BinaryArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+        let n = offsets.len();
+        let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+        let columns: Vec<ArrayRef> = vec![
+            text("aws.cloudtrail"),
+            text("cloudtrail"),
+            text("too_large"),
+            text("kept whole in a blob"),
+            Arc::new(BinaryArray::from(vec![&b"prefix"[..]; n])),
+            text("id"),
+            text("t"),
+            Arc::new(Int32Array::from(vec![0; n])),
+            Arc::new(Int64Array::from(offsets.to_vec())),
+            Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC")),
+        ];
+        RecordBatch::try_new(vigil_schema::dead_letter_schema(), columns).unwrap()
     }
 
     #[tokio::test]

@@ -11,6 +11,17 @@
 //! data files; it is removed once the entry is stored. A crash between the two leaves the intent, and
 //! [`crate::Archive::resume`] deletes the uncommitted files it lists before the partition resumes, so
 //! a replay that cuts its ranges at other offsets leaves no stray rows behind.
+//!
+//! A file's chain also records which bytes it holds: each entry of a file input carries `source_bytes`,
+//! the length of the file's (decompressed) content through the end of the entry's last record, and
+//! `source_prefix_sha256`, the SHA-256 of that content prefix. A file is the same file as a chain only
+//! when its first `source_bytes` bytes hash to the chain head's `source_prefix_sha256` (see
+//! `vigil_pipeline::source`). Entries written before these fields existed have neither and load as before.
+//!
+//! A dead letter too large to keep in a Parquet row (a record over `max_record_bytes`, a document over
+//! `max_document_bytes`) is stored whole as its own object, a blob ([`BLOB_KIND`], see
+//! [`crate::layout::dead_letter_blob_path`]), listed in its entry with its size, SHA-256 and the offset
+//! of the record, so `vigil verify` checks it like every other file.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -18,10 +29,13 @@ use sha2::{Digest, Sha256};
 /// Format version of manifest entries.
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// [`FileEntry::kind`] of a dead letter's whole bytes, stored as one object.
+pub const BLOB_KIND: &str = "dead_letter_blob";
+
 /// One data file of a committed range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
-    /// `events`, `alerts` or `dead_letters`.
+    /// `events`, `alerts`, `dead_letters`, or [`BLOB_KIND`] (one dead letter's whole bytes, not Parquet).
     pub kind: String,
     /// Path relative to the archive root.
     pub path: String,
@@ -29,12 +43,15 @@ pub struct FileEntry {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
-    /// Rows in the file.
+    /// Rows in the file (0 for a blob).
     pub rows: u64,
     /// Earliest event/alert time in the file (RFC 3339), when it has one.
     pub time_min: Option<String>,
     /// Latest event/alert time in the file (RFC 3339), when it has one.
     pub time_max: Option<String>,
+    /// A blob: the offset of the dead letter whose bytes it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
 }
 
 /// Counts of one committed range; `events + dead_letters` is every record read in it.
@@ -86,6 +103,12 @@ pub struct ManifestEntry {
     pub schema_version: u32,
     /// Hash of the active rule pack.
     pub rule_pack_hash: String,
+    /// File inputs: bytes of the file's (decompressed) content through the end of this entry's last record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_bytes: Option<u64>,
+    /// File inputs: hex SHA-256 of the first `source_bytes` bytes of the file's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_prefix_sha256: Option<String>,
     /// Set on an entry that records a completeness break instead of data: why the offsets
     /// `first_offset..=last_offset` were not read. Such an entry has no files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,11 +178,21 @@ pub struct ChainHead {
     pub entry_hash: String,
     /// The last offset it covers; resume after it.
     pub last_offset: i64,
+    /// File inputs: the committed content length ([`ManifestEntry::source_bytes`]).
+    pub source_bytes: Option<u64>,
+    /// File inputs: the SHA-256 of the committed content ([`ManifestEntry::source_prefix_sha256`]).
+    pub source_prefix_sha256: Option<String>,
 }
 
 impl From<&ManifestEntry> for ChainHead {
     fn from(e: &ManifestEntry) -> Self {
-        ChainHead { seq: e.seq, entry_hash: e.entry_hash.clone(), last_offset: e.last_offset }
+        ChainHead {
+            seq: e.seq,
+            entry_hash: e.entry_hash.clone(),
+            last_offset: e.last_offset,
+            source_bytes: e.source_bytes,
+            source_prefix_sha256: e.source_prefix_sha256.clone(),
+        }
     }
 }
 
@@ -182,6 +215,8 @@ mod tests {
             counts: Counts::default(),
             schema_version: 1,
             rule_pack_hash: "h".into(),
+            source_bytes: None,
+            source_prefix_sha256: None,
             lost_reason: None,
             disposal: None,
             written_at: "now".into(),
@@ -193,5 +228,21 @@ mod tests {
         let mut edited = entry.clone();
         edited.last_offset = 3;
         assert_ne!(edited.compute_hash(), entry.entry_hash);
+    }
+
+    #[test]
+    fn entries_without_the_source_prefix_load_and_keep_their_hash() {
+        // An entry as written before `source_bytes` / `source_prefix_sha256` / a file's `offset` existed.
+        let old = r#"{"version":1,"seq":0,"ingest_source":"file-ab","partition":0,"first_offset":1,"last_offset":2,
+            "format":"cloudtrail","input":"x","files":[{"kind":"events","path":"events/a.parquet","sha256":"00",
+            "size":1,"rows":2,"time_min":null,"time_max":null}],"counts":{"events":2,"dead_letters":0,"alerts":0,
+            "skipped":0},"schema_version":1,"rule_pack_hash":"h","written_at":"now","prev_hash":"","entry_hash":""}"#;
+        let entry: ManifestEntry = serde_json::from_str(old).unwrap();
+        assert_eq!((entry.source_bytes, entry.files[0].offset), (None, None));
+        let sealed = entry.seal();
+        let text = serde_json::to_string(&sealed).unwrap();
+        assert!(!text.contains("source_bytes") && !text.contains("\"offset\""), "{text}");
+        let head = ChainHead::from(&sealed);
+        assert_eq!((head.source_bytes, head.source_prefix_sha256), (None, None));
     }
 }

@@ -11,6 +11,8 @@
 //! - **files**: every file an entry lists exists (`file_missing`, unless a later disposal entry records its
 //!   deletion past retention) with the recorded size (`file_size_mismatch`), SHA-256 (`file_hash_mismatch`)
 //!   and Parquet row count (`file_rows_mismatch`); no data file exists that no entry lists (`extra_file`).
+//!   A dead-letter blob (one oversized dead letter's whole bytes) is hashed as it is read, in bounded
+//!   memory, and must name an offset of its entry's range that holds a dead letter (`blob_invalid`).
 //!
 //! - **disposals** (`vigil evidence expire`): each names earlier data entries and their files with the
 //!   recorded hashes (`disposal_invalid`), written after the retention it names had ended (`disposal_early`);
@@ -128,6 +130,8 @@ struct FileCheck {
     sha256: String,
     size: u64,
     rows: u64,
+    /// A dead-letter blob: raw bytes, no Parquet.
+    blob: bool,
 }
 
 fn parse_time(text: &Option<String>) -> Option<i64> {
@@ -240,7 +244,7 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
         let store = store.clone();
         let path = archive.absolute(&Path::from(check.path.as_str()));
         async move {
-            let outcome = hash_file(store, path).await;
+            let outcome = if check.blob { hash_blob(store, path).await } else { hash_file(store, path).await };
             (check, outcome)
         }
     }))
@@ -268,6 +272,7 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
                     );
                 }
                 match rows {
+                    _ if check.blob => {}
                     Some(rows) => {
                         report.rows_checked += rows;
                         if rows != check.rows {
@@ -303,6 +308,18 @@ async fn hash_file(store: Arc<dyn ObjectStore>, path: Path) -> HashOutcome {
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+/// SHA-256 and size of a blob, read as a stream (a blob can be far larger than memory should hold).
+async fn hash_blob(store: Arc<dyn ObjectStore>, path: Path) -> HashOutcome {
+    let mut stream = store.get(&path).await.map_err(|e| e.to_string())?.into_stream();
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.try_next().await.map_err(|e| e.to_string())? {
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size, None))
 }
 
 /// Each disposal must list files of earlier data entries, with their recorded hashes, that were past the
@@ -474,6 +491,21 @@ fn check_chain(
             options.from_us.is_none_or(|from| max.is_none_or(|m| m >= from))
                 && options.to_us.is_none_or(|to| min.is_none_or(|m| m < to))
         };
+        for file in entry.files.iter().filter(|f| f.kind == crate::BLOB_KIND) {
+            match file.offset {
+                Some(o) if (entry.first_offset..=entry.last_offset).contains(&o) && entry.counts.dead_letters > 0 => {}
+                _ => report.find(
+                    "blob_invalid",
+                    &file.path,
+                    format!(
+                        "a dead-letter blob of {} that names no dead letter of its range {}..={}",
+                        name(*seq),
+                        entry.first_offset,
+                        entry.last_offset
+                    ),
+                ),
+            }
+        }
         for file in &entry.files {
             out.referenced.push(file.path.clone());
             match listed.get(&file.path) {
@@ -491,6 +523,7 @@ fn check_chain(
                     sha256: file.sha256.clone(),
                     size: file.size,
                     rows: file.rows,
+                    blob: file.kind == crate::BLOB_KIND,
                 }),
                 Some(_) => {}
             }
