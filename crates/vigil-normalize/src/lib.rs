@@ -7,7 +7,12 @@
 //! ```
 //!
 //! Every record ends up in exactly one of the two outputs: a row of [`vigil_schema::event_schema`] or a
-//! [`DeadLetter`] with a [`ReasonCode`] and a sentence that names the field. Nothing here panics on input.
+//! [`DeadLetter`] with a [`ReasonCode`] and a sentence that names the field. Nothing here panics on input:
+//! text is cut only where a search found an ASCII delimiter (or with `get`), numbers and times are range
+//! checked (every time lies in years 0000-9999, see [`time`]), and property tests with per-format generators
+//! (`tests/hostile_records.rs`) and fuzz targets (`fuzz/`, `scripts/fuzz.sh`) keep it so. Should a normalizer
+//! panic all the same (a bug), [`normalize_records`] turns that one record into an `internal_error` dead
+//! letter and goes on.
 //!
 //! Formats (field tables in each module's docs): [`cloudtrail`], [`k8s_audit`], [`web_access`]
 //! (`web_access_json`, `apache_combined`), [`linux_auth`] (syslog sshd/sudo/su/PAM), [`json`] (generic,
@@ -36,6 +41,7 @@ pub mod web_access;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -215,6 +221,8 @@ pub enum ReasonCode {
     InvalidUtf8,
     /// Larger than the configured record size limit.
     TooLarge,
+    /// The normalizer panicked on the record: a bug in vigil, caught so the rest of the input goes on.
+    InternalError,
 }
 
 impl ReasonCode {
@@ -229,6 +237,7 @@ impl ReasonCode {
             ReasonCode::UnrecognizedLine => "unrecognized_line",
             ReasonCode::InvalidUtf8 => "invalid_utf8",
             ReasonCode::TooLarge => "too_large",
+            ReasonCode::InternalError => "internal_error",
         }
     }
 }
@@ -438,6 +447,11 @@ pub fn dead_letters_to_batch(
 ///
 /// The records' buffer becomes the events' `raw` column as it is: the bytes are not copied again (a
 /// chunk that refused records copies the kept ones).
+///
+/// A panic of the normalizer on one record (a bug) does not stop the batch: that record becomes a dead
+/// letter [`ReasonCode::InternalError`] whose reason carries the panic message, one `error` is logged with
+/// its provenance (never its bytes), and the other records come out as they would have without it (see
+/// [`normalize_chunk`]). Rust's panic hook still prints its own message to stderr for each such panic.
 pub fn normalize_records(
     normalizer: &dyn Normalizer,
     records: RawRecords,
@@ -448,33 +462,138 @@ pub fn normalize_records(
 ) -> NormalizedBatch {
     let RawRecords { data, spans } = records;
     let data = Buffer::from_vec(data);
-    let parts: Vec<(Option<RecordBatch>, Vec<DeadLetter>)> = spans
+    let context = ChunkContext { normalizer, data: &data, ingest_source, partition, ingest_time_us };
+    let parts: Vec<(Vec<RecordBatch>, Vec<DeadLetter>)> = spans
         .par_chunks(chunk_rows.max(1))
-        .map_init(Scratch::default, |scratch, chunk| {
-            let mut builder = EventBatchBuilder::with_capacity_external_raw(chunk.len());
-            let mut dead = Vec::new();
-            for &(offset, start, end) in chunk {
-                let raw = &data[start..end];
-                let provenance = Provenance { ingest_source, partition, offset, ingest_time_us };
-                if let Err(rejection) = normalizer.normalize(raw, &provenance, scratch, &mut builder) {
-                    dead.push(DeadLetter {
-                        offset,
-                        code: rejection.code,
-                        reason: rejection.message,
-                        raw: raw.to_vec(),
-                    });
-                }
-            }
-            let batch = (!builder.is_empty()).then(|| builder.finish_with_raw(raw_column(&data, chunk, &dead)));
-            (batch, dead)
-        })
+        .map_init(Scratch::default, |scratch, chunk| normalize_chunk(&context, chunk, scratch))
         .collect();
     let mut out = NormalizedBatch::default();
-    for (batch, dead) in parts {
-        out.batches.extend(batch);
+    for (batches, dead) in parts {
+        out.batches.extend(batches);
         out.dead_letters.extend(dead);
     }
     out
+}
+
+/// What every chunk of one [`normalize_records`] call shares.
+struct ChunkContext<'a> {
+    normalizer: &'a dyn Normalizer,
+    data: &'a Buffer,
+    ingest_source: &'a str,
+    partition: i32,
+    ingest_time_us: i64,
+}
+
+/// A record of a chunk on which the normalizer panicked.
+struct Panicked {
+    /// Index in the chunk.
+    index: usize,
+    /// Its dead letter.
+    dead: DeadLetter,
+}
+
+/// Normalizes one chunk: its rows (one batch, or several when a record panicked) and its dead letters.
+///
+/// A panic may strike anywhere in a normalizer, even inside [`EventBatchBuilder::append`] with part of a
+/// row written (columns of unequal length), and may leave `scratch` in any state; the builder has no undo.
+/// So on a panic at record `k` of the segment being built, the segment's builder and `scratch` are thrown
+/// away, the records before `k` are normalized again into a fresh builder and finished as one batch, `k`
+/// becomes an `internal_error` dead letter, and a new segment starts after it. Normalizers are
+/// deterministic, so the records before `k` give the same rows again; a record that panics is never run
+/// again (and is logged once). Without a panic this is one pass and one batch, as before.
+fn normalize_chunk(
+    context: &ChunkContext<'_>,
+    chunk: &[(i64, usize, usize)],
+    scratch: &mut Scratch,
+) -> (Vec<RecordBatch>, Vec<DeadLetter>) {
+    let mut batches = Vec::new();
+    let mut dead = Vec::new();
+    // Panics whose dead letters are not out yet, the smallest index on top: the segment ends there.
+    let mut panicked: Vec<Panicked> = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = panicked.last().map_or(chunk.len(), |p| p.index);
+        let segment = chunk.get(start..end).unwrap_or_default();
+        match normalize_segment(context, segment, scratch) {
+            Ok((batch, refused)) => {
+                batches.extend(batch);
+                dead.extend(refused);
+                let Some(p) = panicked.pop() else { break };
+                dead.push(p.dead);
+                start = p.index + 1;
+            }
+            Err((at, message)) => {
+                *scratch = Scratch::default();
+                let index = start + at;
+                let Some(&(offset, s, e)) = chunk.get(index) else { break };
+                panicked.push(Panicked { index, dead: internal_error(context, offset, &context.data[s..e], &message) });
+            }
+        }
+    }
+    (batches, dead)
+}
+
+/// Normalizes the records of `segment` into one batch (none when no row) and their dead letters, or
+/// returns where in the segment the normalizer panicked, with the panic's message.
+#[allow(clippy::type_complexity)]
+fn normalize_segment(
+    context: &ChunkContext<'_>,
+    segment: &[(i64, usize, usize)],
+    scratch: &mut Scratch,
+) -> Result<(Option<RecordBatch>, Vec<DeadLetter>), (usize, String)> {
+    let ChunkContext { normalizer, data, ingest_source, partition, ingest_time_us } = *context;
+    let mut builder = EventBatchBuilder::with_capacity_external_raw(segment.len());
+    let mut dead = Vec::new();
+    for (i, &(offset, start, end)) in segment.iter().enumerate() {
+        let raw = &data[start..end];
+        let provenance = Provenance { ingest_source, partition, offset, ingest_time_us };
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            normalizer.normalize(raw, &provenance, scratch, &mut builder)
+        }));
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(rejection)) => {
+                dead.push(DeadLetter { offset, code: rejection.code, reason: rejection.message, raw: raw.to_vec() })
+            }
+            Err(payload) => return Err((i, panic_message(payload.as_ref()))),
+        }
+    }
+    let batch = (!builder.is_empty()).then(|| builder.finish_with_raw(raw_column(data, segment, &dead)));
+    Ok((batch, dead))
+}
+
+/// The dead letter of a record the normalizer panicked on; logs it once, with its provenance.
+fn internal_error(context: &ChunkContext<'_>, offset: i64, raw: &[u8], message: &str) -> DeadLetter {
+    let format = context.normalizer.format();
+    tracing::error!(
+        format,
+        ingest_source = context.ingest_source,
+        partition = context.partition,
+        offset,
+        panic = message,
+        "the normalizer panicked on a record (a bug in vigil: please report it); the record is dead-lettered \
+         internal_error and the run goes on"
+    );
+    DeadLetter {
+        offset,
+        code: ReasonCode::InternalError,
+        reason: format!(
+            "internal error: the {format} normalizer panicked on this record ({message}); this is a bug in vigil, \
+             please report it with this record"
+        ),
+        raw: raw.to_vec(),
+    }
+}
+
+/// The text of a panic's payload (`panic!` with a literal or a formatted message), else a placeholder.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
 }
 
 /// The `raw` column of a chunk's rows: its records minus the `dead` ones (in order, offsets unique). When
@@ -527,6 +646,132 @@ mod tests {
                 let normalizer = format.build(&FormatOptions::default()).unwrap();
                 let out = normalize_records(normalizer.as_ref(), raw.clone(), "p", 0, 0, 7);
                 proptest::prop_assert_eq!(out.rows() + out.dead_letters.len(), records.len());
+            }
+        }
+    }
+
+    /// CloudTrail, except on records holding a marker: `PANIC-BEFORE` panics before touching the builder,
+    /// `PANIC-AFTER-ROW` after appending a whole row, `PANIC-IN-JSON` inside the tape callback (the tape is
+    /// out of `Scratch`); each first leaves junk in the scratch buffers.
+    #[derive(Debug)]
+    struct Boom;
+
+    impl Normalizer for Boom {
+        fn format(&self) -> &'static str {
+            "boom"
+        }
+        fn source(&self) -> &str {
+            cloudtrail::SOURCE
+        }
+        fn framing(&self) -> Framing {
+            cloudtrail::CloudTrail.framing()
+        }
+        fn normalize(
+            &self,
+            raw: &[u8],
+            provenance: &Provenance<'_>,
+            scratch: &mut Scratch,
+            out: &mut EventBatchBuilder,
+        ) -> Result<(), Rejection> {
+            let has = |marker: &[u8]| raw.windows(marker.len()).any(|w| w == marker);
+            scratch.attrs.push_str("junk");
+            scratch.data.extend_from_slice(b"junk");
+            if has(b"PANIC-BEFORE") {
+                panic!("boom before, offset {}", provenance.offset);
+            }
+            if has(b"PANIC-AFTER-ROW") {
+                cloudtrail::CloudTrail.normalize(raw, provenance, scratch, out)?;
+                panic!("boom after a row");
+            }
+            if has(b"PANIC-IN-JSON") {
+                return scratch.with_json(raw, |_, attrs| {
+                    attrs.push_str("half");
+                    std::panic::panic_any(42u8)
+                });
+            }
+            scratch.attrs.clear();
+            cloudtrail::CloudTrail.normalize(raw, provenance, scratch, out)
+        }
+    }
+
+    #[test]
+    fn a_panic_on_one_record_dead_letters_it_and_the_rest_is_unchanged() {
+        let line = |i: i64, name: &str| {
+            format!(
+                r#"{{"eventTime":"2024-01-01T00:00:{:02}Z","eventName":"{name}","eventSource":"s3.amazonaws.com","n":{i}}}"#,
+                i % 60
+            )
+        };
+        let mut all = RawRecords::default();
+        let mut kept = RawRecords::default();
+        let mut panics = Vec::new();
+        for i in 0..40i64 {
+            let record = match i % 9 {
+                2 => line(i, "PANIC-BEFORE"),
+                4 if i > 20 => line(i, "PANIC-AFTER-ROW"),
+                5 => line(i, "PANIC-IN-JSON"),
+                7 => "{broken".to_string(),
+                _ => line(i, "GetObject"),
+            };
+            // offsets are not contiguous (Kafka after compaction)
+            let offset = 100 + 3 * i;
+            all.push(offset, record.as_bytes());
+            if record.contains("PANIC") {
+                panics.push((offset, record));
+            } else {
+                kept.push(offset, record.as_bytes());
+            }
+        }
+        // the first and the last record panic too
+        let first = line(0, "PANIC-AFTER-ROW");
+        let last = line(99, "PANIC-BEFORE");
+        let mut records = RawRecords::default();
+        records.push(1, first.as_bytes());
+        for (o, r) in all.iter() {
+            records.push(o, r);
+        }
+        records.push(1000, last.as_bytes());
+        panics.insert(0, (1, first));
+        panics.push((1000, last));
+
+        let concat =
+            |b: &NormalizedBatch| arrow::compute::concat_batches(&vigil_schema::event_schema(), &b.batches).unwrap();
+        // Boom's panics are expected: keep the default hook's message and backtrace for any other
+        static QUIET: std::sync::Once = std::sync::Once::new();
+        QUIET.call_once(|| {
+            let default = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let payload = info.payload();
+                let boom = payload.is::<u8>() || panic_message(payload).starts_with("boom");
+                if !boom {
+                    default(info);
+                }
+            }));
+        });
+        let expected = normalize_records(&cloudtrail::CloudTrail, kept, "t", 3, 5, 1000);
+        assert_eq!(expected.dead_letters.len(), 4);
+        for chunk in [1, 2, 3, 4, 7, 9, 16, 1000] {
+            let out = normalize_records(&Boom, records.clone(), "t", 3, 5, chunk);
+            assert_eq!(concat(&out), concat(&expected), "chunk {chunk}");
+            let (internal, other): (Vec<&DeadLetter>, Vec<&DeadLetter>) =
+                out.dead_letters.iter().partition(|d| d.code == ReasonCode::InternalError);
+            assert_eq!(other, expected.dead_letters.iter().collect::<Vec<_>>(), "chunk {chunk}");
+            let got: Vec<(i64, &[u8])> = internal.iter().map(|d| (d.offset, d.raw.as_slice())).collect();
+            let want: Vec<(i64, &[u8])> = panics.iter().map(|(o, r)| (*o, r.as_bytes())).collect();
+            assert_eq!(got, want, "chunk {chunk}");
+            // input order kept
+            assert!(out.dead_letters.windows(2).all(|w| w[0].offset < w[1].offset), "chunk {chunk}");
+            for d in &internal {
+                assert_eq!(d.code.as_str(), "internal_error");
+                assert!(d.reason.contains("bug") && d.reason.contains("boom"), "{}", d.reason);
+                let message = if d.raw.windows(13).any(|w| w == b"PANIC-IN-JSON") {
+                    "a panic without a message".to_string()
+                } else if d.raw.windows(12).any(|w| w == b"PANIC-BEFORE") {
+                    format!("boom before, offset {}", d.offset)
+                } else {
+                    "boom after a row".to_string()
+                };
+                assert!(d.reason.contains(&message), "{}", d.reason);
             }
         }
     }

@@ -56,10 +56,11 @@ impl LinuxAuth {
         if b.len() != 15 || !b.is_ascii() || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
             return None;
         }
-        let month = month_number(&b[..3])?;
-        let day: u32 = text[4..6].trim().parse().ok()?;
-        let year = if month > i64::from(self.month) + 1 { self.year - 1 } else { self.year };
-        let iso = format!("{year:04}-{month:02}-{day:02}T{}Z", &text[7..15]);
+        let month = month_number(b.get(..3)?)?;
+        let day: u32 = text.get(4..6)?.trim().parse().ok()?;
+        let year = if month > i64::from(self.month) + 1 { self.year.checked_sub(1)? } else { self.year };
+        // a year outside 0-9999 (from config) does not print as four digits and so does not parse
+        let iso = format!("{year:04}-{month:02}-{day:02}T{}Z", text.get(7..15)?);
         parse_rfc3339_us(&iso)
     }
 }
@@ -81,24 +82,17 @@ struct Parsed<'m> {
 
 /// The word after `marker` (up to a space or `;`).
 fn word_after<'m>(message: &'m str, marker: &str) -> Option<&'m str> {
-    let at = message.find(marker)? + marker.len();
-    let rest = &message[at..];
-    let end = rest.find([' ', ';']).unwrap_or(rest.len());
-    Some(&rest[..end]).filter(|w| !w.is_empty())
+    let (_, rest) = message.split_once(marker)?;
+    rest.split([' ', ';']).next().filter(|w| !w.is_empty())
 }
 
 /// `key=value` in a PAM or sudo message.
 fn pam_value<'m>(message: &'m str, key: &str) -> Option<&'m str> {
-    let mut from = 0;
-    while let Some(i) = message[from..].find(key) {
-        let at = from + i;
-        let boundary = at == 0 || matches!(message.as_bytes()[at - 1], b' ' | b';');
-        if boundary {
-            return word_after(&message[at..], key);
-        }
-        from = at + key.len();
-    }
-    None
+    let (at, _) = message.match_indices(key).find(|&(at, _)| {
+        let before = at.checked_sub(1).and_then(|i| message.as_bytes().get(i));
+        before.is_none_or(|c| matches!(c, b' ' | b';'))
+    })?;
+    word_after(message.get(at..)?, key)
 }
 
 fn sshd(message: &str) -> Parsed<'_> {
@@ -135,8 +129,7 @@ fn sshd(message: &str) -> Parsed<'_> {
         return pam_failure(message);
     }
     for marker in ["Received disconnect from ", "Disconnected from ", "Connection closed by "] {
-        if let Some(at) = message.find(marker) {
-            let rest = &message[at + marker.len()..];
+        if let Some((_, rest)) = message.split_once(marker) {
             let rest = rest
                 .strip_prefix("authenticating user ")
                 .or_else(|| rest.strip_prefix("invalid user "))
@@ -149,9 +142,8 @@ fn sshd(message: &str) -> Parsed<'_> {
     p.class = Some(class::AUTHENTICATION);
     p.activity = Some(Cow::Borrowed("sshd"));
     p.ip = word_after(message, "from ").or_else(|| {
-        let open = message.find('[')?;
-        let close = message[open..].find(']')? + open;
-        Some(&message[open + 1..close])
+        let (_, bracketed) = message.split_once('[')?;
+        bracketed.split_once(']').map(|(inside, _)| inside)
     });
     p
 }
@@ -184,7 +176,7 @@ fn sudo(message: &str) -> Parsed<'_> {
     };
     p.user = Some(user.trim());
     p.target_user = pam_value(rest, "USER=");
-    p.command = rest.find("COMMAND=").map(|i| rest[i + "COMMAND=".len()..].trim());
+    p.command = rest.split_once("COMMAND=").map(|(_, command)| command.trim());
     p.outcome =
         if rest.contains("incorrect password") || rest.contains("NOT in sudoers") || rest.contains("not allowed") {
             outcome::FAILURE
@@ -253,13 +245,15 @@ impl Normalizer for LinuxAuth {
             |what: &str| Rejection::new(ReasonCode::UnrecognizedLine, format!("not a syslog line: {what}"));
         // Time: BSD (15 characters) or RFC 3339 up to the first space.
         let bsd = line.as_bytes().first().is_some_and(u8::is_ascii_alphabetic);
-        let (time_us, rest) = if let (true, Some(head), Some(rest)) = (bsd, line.get(..15), line.get(16..)) {
+        let (time_us, rest) = if let (true, Some(head), Some(rest)) =
+            (bsd, line.get(..15), line.get(15..).and_then(|r| r.strip_prefix(' ')))
+        {
             let time = self.bsd_time_us(head).ok_or_else(|| {
                 Rejection::new(ReasonCode::InvalidTime, format!("time `{head}` is not `Mmm dd HH:MM:SS`"))
             })?;
             (time, rest)
         } else if bsd {
-            return Err(unrecognized("too short for a syslog header"));
+            return Err(unrecognized("no `Mmm dd HH:MM:SS ` time at the start"));
         } else {
             let (text, rest) = line.split_once(' ').ok_or_else(|| unrecognized("no time"))?;
             let time = parse_rfc3339_us(text).ok_or_else(|| {
@@ -278,8 +272,8 @@ impl Normalizer for LinuxAuth {
         if tag.is_empty() || tag.contains(' ') && !tag.starts_with("sshd") {
             return Err(unrecognized("no `program[pid]: ` tag"));
         }
-        let (name, pid) = match tag.find('[') {
-            Some(i) => (&tag[..i], tag[i + 1..].strip_suffix(']')),
+        let (name, pid) = match tag.split_once('[') {
+            Some((name, pid)) => (name, pid.strip_suffix(']')),
             None => (tag, None),
         };
         // "sshd(pam_unix)" and "sshd" are one program.

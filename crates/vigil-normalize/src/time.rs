@@ -1,6 +1,11 @@
 //! Timestamp parsing into UTC microseconds: RFC 3339 / ISO 8601 text, epoch numbers, and the
 //! Apache/NGINX `10/Oct/2000:13:55:36 -0700` form. Hand-rolled for the hot path; returns `None` on
 //! anything it does not fully understand, so the caller can dead-letter with a reason.
+//!
+//! Every time returned lies in [`MIN_US`, `MAX_US`] (years 0000 to 9999, as four-digit text writes them,
+//! widened by the largest zone offset): text has four year digits, and an epoch number outside that span is
+//! refused, so no later arithmetic or calendar conversion on a time can overflow. A leap second (`:60`) is
+//! the first second of the next minute; zone offsets are at most 23:59.
 
 use chrono::NaiveDate;
 
@@ -16,26 +21,42 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
     Some(v)
 }
 
+/// The earliest time a parser returns: 0000-01-01T00:00:00Z less the largest zone offset.
+pub const MIN_US: i64 = -62_167_219_200_000_000 - MAX_OFFSET_S * 1_000_000;
+/// The latest time a parser returns: 9999-12-31T23:59:60.999999Z (a leap second) plus the largest offset.
+pub const MAX_US: i64 = 253_402_300_800_999_999 + MAX_OFFSET_S * 1_000_000;
+/// The largest zone offset accepted, in seconds (23:59).
+const MAX_OFFSET_S: i64 = 23 * 3600 + 59 * 60;
+
 fn epoch_us(year: i64, month: i64, day: i64, h: i64, m: i64, s: i64) -> Option<i64> {
-    if h > 23 || m > 59 || s > 60 {
+    if !(0..=9999).contains(&year) || h > 23 || m > 59 || s > 60 {
         return None;
     }
     let date =
         NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
-    let days = i64::from(date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32);
-    Some(((days * 86_400) + h * 3600 + m * 60 + s) * 1_000_000)
+    let days = date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
+    // |days| < 3.7 million for years 0-9999: none of this can overflow, checked all the same
+    days.checked_mul(86_400)?.checked_add(h * 3600 + m * 60 + s)?.checked_mul(1_000_000)
+}
+
+/// A zone offset `hh`:`mm` with its sign, in seconds; `None` beyond 23:59.
+fn offset_s(sign: u8, hh: i64, mm: i64) -> Option<i64> {
+    if hh > 23 || mm > 59 {
+        return None;
+    }
+    let s = hh * 3600 + mm * 60;
+    match sign {
+        b'+' => Some(s),
+        b'-' => Some(-s),
+        _ => None,
+    }
 }
 
 /// `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z|±HH:MM|±HHMM]`; no zone means UTC.
 pub fn parse_rfc3339_us(text: &str) -> Option<i64> {
     let b = text.trim().as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    if at(4) != b'-' || at(7) != b'-' || !matches!(at(10), b'T' | b't' | b' ') || at(13) != b':' || at(16) != b':' {
         return None;
     }
     let base = epoch_us(
@@ -51,9 +72,9 @@ pub fn parse_rfc3339_us(text: &str) -> Option<i64> {
     if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
         i += 1;
         let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
+        while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
             if i - start < 6 {
-                micros = micros * 10 + i64::from(b[i] - b'0');
+                micros = micros * 10 + i64::from(c - b'0');
             }
             i += 1;
         }
@@ -68,37 +89,32 @@ pub fn parse_rfc3339_us(text: &str) -> Option<i64> {
         None => 0,
         Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
         Some(&sign @ (b'+' | b'-')) => {
-            let rest = &b[i + 1..];
+            let rest = b.get(i + 1..)?;
             let (hh, mm) = match rest.len() {
-                5 if rest[2] == b':' => (digits(rest, 0, 2)?, digits(rest, 3, 2)?),
+                5 if rest.get(2) == Some(&b':') => (digits(rest, 0, 2)?, digits(rest, 3, 2)?),
                 4 => (digits(rest, 0, 2)?, digits(rest, 2, 2)?),
                 2 => (digits(rest, 0, 2)?, 0),
                 _ => return None,
             };
-            let s = hh * 3600 + mm * 60;
-            if sign == b'+' { s } else { -s }
+            offset_s(sign, hh, mm)?
         }
         _ => return None,
     };
-    Some(base + micros - offset_s * 1_000_000)
+    base.checked_add(micros)?.checked_sub(offset_s.checked_mul(1_000_000)?)
 }
 
 /// Apache/NGINX `%t` without brackets: `25/Oct/2015:04:11:25 +0100`.
 pub fn parse_clf_us(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    if b.len() != 26 || at(2) != b'/' || at(6) != b'/' || at(11) != b':' || at(20) != b' ' {
         return None;
     }
-    let month = month_number(&b[3..6])?;
+    let month = month_number(b.get(3..6)?)?;
     let base =
         epoch_us(digits(b, 7, 4)?, month, digits(b, 0, 2)?, digits(b, 12, 2)?, digits(b, 15, 2)?, digits(b, 18, 2)?)?;
-    let sign = match b[21] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let offset_s = sign * (digits(b, 22, 2)? * 3600 + digits(b, 24, 2)? * 60);
-    Some(base - offset_s * 1_000_000)
+    let offset_s = offset_s(at(21), digits(b, 22, 2)?, digits(b, 24, 2)?)?;
+    base.checked_sub(offset_s.checked_mul(1_000_000)?)
 }
 
 /// `Jan`..`Dec` to 1..12.
@@ -108,7 +124,8 @@ pub fn month_number(name: &[u8]) -> Option<i64> {
     MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name)).map(|p| p as i64 + 1)
 }
 
-/// Epoch number: seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude.
+/// Epoch number: seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude. `None` for
+/// a negative or non-finite number, and for one past [`MAX_US`] (year 10000).
 pub fn epoch_number_us(value: f64) -> Option<i64> {
     if !value.is_finite() || value < 0.0 {
         return None;
@@ -122,7 +139,8 @@ pub fn epoch_number_us(value: f64) -> Option<i64> {
     } else {
         value / 1e3
     };
-    Some(us as i64)
+    // in range, the cast is exact to the microsecond (and `as` saturates, never wraps, out of it)
+    (us <= MAX_US as f64).then_some(us as i64)
 }
 
 #[cfg(test)]

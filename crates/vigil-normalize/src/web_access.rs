@@ -49,12 +49,19 @@ pub(crate) fn split_request(request: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// For an absolute-URI target, the host and the path; otherwise `None` and the target itself.
+///
+/// The scheme is compared byte by byte: a target whose first bytes are the start of a multibyte character
+/// (`http:/éé`) is not cut inside it.
 pub(crate) fn split_absolute(target: &str) -> (Option<&str>, &str) {
     for scheme in ["http://", "https://"] {
-        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let rest = &target[scheme.len()..];
-            return match rest.find('/') {
-                Some(i) => (Some(&rest[..i]), &rest[i..]),
+        let head = target.as_bytes().get(..scheme.len());
+        if target.len() > scheme.len()
+            && head.is_some_and(|h| h.eq_ignore_ascii_case(scheme.as_bytes()))
+            // the scheme is ASCII: the byte after it starts a character, so this is always Some
+            && let Some(rest) = target.get(scheme.len()..)
+        {
+            return match rest.find('/').and_then(|i| rest.split_at_checked(i)) {
+                Some((host, path)) => (Some(host), path),
                 None => (Some(rest), "/"),
             };
         }
@@ -68,18 +75,19 @@ struct Cursor<'l> {
 }
 
 impl<'l> Cursor<'l> {
+    /// The line from the cursor on (empty past the end: the cursor only stops on ASCII delimiters).
+    fn remaining(&self) -> &'l str {
+        self.line.get(self.pos..).unwrap_or("")
+    }
+
     fn token(&mut self, what: &str) -> Result<&'l str, Rejection> {
-        let rest = &self.line[self.pos..];
-        let end = rest.find(' ').ok_or_else(|| unrecognized(what))?;
-        self.pos += end + 1;
-        Ok(&rest[..end])
+        self.until(" ", what)
     }
 
     fn until(&mut self, delim: &str, what: &str) -> Result<&'l str, Rejection> {
-        let rest = &self.line[self.pos..];
-        let end = rest.find(delim).ok_or_else(|| unrecognized(what))?;
-        self.pos += end + delim.len();
-        Ok(&rest[..end])
+        let (field, _) = self.remaining().split_once(delim).ok_or_else(|| unrecognized(what))?;
+        self.pos += field.len() + delim.len();
+        Ok(field)
     }
 
     /// A `"..."` string with backslash escapes, returned without the quotes (escapes kept).
@@ -90,12 +98,14 @@ impl<'l> Cursor<'l> {
         }
         let start = self.pos + 1;
         let mut i = start;
-        while i < bytes.len() {
-            match bytes[i] {
+        while let Some(&c) = bytes.get(i) {
+            match c {
+                // an escape skips the next byte; a quote is ASCII, so where one is found a character starts
                 b'\\' => i += 2,
                 b'"' => {
+                    let text = self.line.get(start..i).ok_or_else(|| unrecognized(what))?;
                     self.pos = i + 1;
-                    return Ok(&self.line[start..i]);
+                    return Ok(text);
                 }
                 _ => i += 1,
             }
@@ -105,10 +115,10 @@ impl<'l> Cursor<'l> {
 
     /// Up to the next space or the end of the line; empty at the end.
     fn word(&mut self) -> &'l str {
-        let rest = &self.line[self.pos..];
-        let end = rest.find(' ').unwrap_or(rest.len());
-        self.pos += end;
-        &rest[..end]
+        let rest = self.remaining();
+        let word = rest.split_once(' ').map_or(rest, |(word, _)| word);
+        self.pos += word.len();
+        word
     }
 
     fn skip_spaces(&mut self) {
@@ -118,7 +128,7 @@ impl<'l> Cursor<'l> {
     }
 
     fn rest(&self) -> &'l str {
-        self.line.get(self.pos..).unwrap_or("").trim()
+        self.remaining().trim()
     }
 }
 
@@ -165,16 +175,27 @@ impl Normalizer for ApacheCombined {
         let status = match c.word() {
             "-" => None,
             "" => return Err(unrecognized("no status after the request line")),
-            s => Some(s.parse::<i32>().map_err(|_| unrecognized("status is not a number"))?),
+            s => Some(
+                s.parse::<u16>()
+                    .ok()
+                    .filter(|s| *s <= 999)
+                    .map(i32::from)
+                    .ok_or_else(|| unrecognized("status is not an HTTP status number (0-999)"))?,
+            ),
         };
         c.skip_spaces();
         let bytes = match c.word() {
             "-" | "" => Some(0),
-            s => Some(s.parse::<i64>().map_err(|_| unrecognized("size is not a number"))?),
+            s => Some(
+                s.parse::<u64>()
+                    .ok()
+                    .and_then(|n| i64::try_from(n).ok())
+                    .ok_or_else(|| unrecognized("size is not a number of bytes (0 to 9223372036854775807)"))?,
+            ),
         };
         c.skip_spaces();
         let mut unterminated = false;
-        let (referer, agent) = if c.pos < line.len() && line.as_bytes()[c.pos] == b'"' {
+        let (referer, agent) = if line.as_bytes().get(c.pos) == Some(&b'"') {
             let referer = c.quoted("referer is not quoted")?;
             c.skip_spaces();
             // A line cut short (buffer limits, truncated files) loses the user agent's closing quote:
@@ -183,7 +204,7 @@ impl Normalizer for ApacheCombined {
                 Ok(agent) => agent,
                 Err(_) if line.as_bytes().get(c.pos) == Some(&b'"') => {
                     unterminated = true;
-                    let rest = &line[c.pos + 1..];
+                    let rest = line.get(c.pos + 1..).unwrap_or("");
                     c.pos = line.len();
                     rest
                 }
