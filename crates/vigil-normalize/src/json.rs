@@ -483,7 +483,7 @@ mod tests {
         // workspace build (DataFusion) turns on
         let time = out.batches[0].column_by_name("time").unwrap();
         let time = time.as_any().downcast_ref::<arrow::array::TimestampMicrosecondArray>().unwrap().value(0);
-        assert_eq!(vigil_schema::format_time_us(time), "2021-05-18T02:31:58.553Z");
+        assert_eq!(vigil_schema::format_time_us(time), "2021-05-18T02:31:58.553000Z");
     }
 
     #[test]

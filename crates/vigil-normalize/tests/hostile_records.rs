@@ -500,7 +500,7 @@ fn arn() -> BoxedStrategy<String> {
 }
 
 fn request_text() -> BoxedStrategy<String> {
-    request_line(false).prop_map(|b| String::from_utf8(b).unwrap()).boxed()
+    request_line(false).prop_map(|b| String::from_utf8(b).expect("plausible values are text")).boxed()
 }
 
 /// The value of a field: plausible for its shape, or (with `hostile`, one time in three) any JSON value.
@@ -687,7 +687,10 @@ const K8S_AUDIT: &[(&str, Shape)] = &[
 
 const WEB_ACCESS_JSON: &[(&str, Shape)] = &[
     ("timestamp", Shape::Time { epoch: true }),
-    ("time_local", Shape::Text(|| clf_time(false).prop_map(|b| String::from_utf8(b).unwrap()).boxed())),
+    (
+        "time_local",
+        Shape::Text(|| clf_time(false).prop_map(|b| String::from_utf8(b).expect("plausible values are text")).boxed()),
+    ),
     ("remote_addr", Shape::Text(ip_text)),
     ("remote_user", Shape::Text(word)),
     ("request", Shape::Text(request_text)),

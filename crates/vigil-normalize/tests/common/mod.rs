@@ -1,7 +1,7 @@
 //! Checks shared by the hostile-record property tests and the fuzz corpus replay: the contract of
 //! `normalize_records` for any input.
 
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use vigil_normalize::{Format, FormatOptions, NormalizedBatch, RawRecords, ReasonCode, normalize_records, scan};
 
@@ -9,7 +9,7 @@ use vigil_normalize::{Format, FormatOptions, NormalizedBatch, RawRecords, Reason
 /// so its years are reproducible.
 pub fn normalizer(format: Format) -> std::sync::Arc<dyn vigil_normalize::Normalizer> {
     let options = FormatOptions { file_date: Some((2024, 1)), ..FormatOptions::default() };
-    format.build(&options).unwrap()
+    format.build(&options).expect("the format builds")
 }
 
 /// Normalizes `records` (offsets 10, 12, 14, ...) in chunks of `chunk_rows` and checks that every record
@@ -27,8 +27,8 @@ pub fn check_records(format: Format, records: &[Vec<u8>], chunk_rows: usize) -> 
     }
     let mut seen: Vec<(i64, Vec<u8>)> = out.dead_letters.iter().map(|d| (d.offset, d.raw.clone())).collect();
     for batch in &out.batches {
-        let raw = batch.column_by_name("raw").unwrap().as_binary::<i32>();
-        let offsets = batch.column_by_name("ingest_offset").unwrap().as_primitive::<Int64Type>();
+        let raw = batch.column_by_name("raw").expect("raw column").as_binary::<i32>();
+        let offsets = batch.column_by_name("ingest_offset").expect("ingest_offset column").as_primitive::<Int64Type>();
         for row in 0..batch.num_rows() {
             seen.push((offsets.value(row), raw.value(row).to_vec()));
         }
@@ -58,6 +58,7 @@ pub fn show(raw: &[u8]) -> String {
 }
 
 /// Runs every entry point of the JSON scanner over `data` and checks each span is inside it.
+#[allow(dead_code)] // used by fuzz_corpus, not by hostile_records
 pub fn check_scan(data: &[u8]) {
     let check = |span: &std::ops::Range<usize>| {
         assert!(span.start <= span.end && span.end <= data.len(), "span {span:?} of {} bytes", data.len());
