@@ -12,11 +12,12 @@
 # run leaves the repo's corpus as it is; `cargo fuzz cmin` can fold the interesting ones back in.
 #
 # The toolchain is stable Rust: cargo-fuzz passes nightly-only flags (-Zsanitizer, -Cpasses), which
-# RUSTC_BOOTSTRAP=1 lets stable accept. The fuzz build has its own target dir (fuzz/target), so its first
-# build compiles arrow and the rest again with coverage instrumentation (and the sanitizer): several minutes on
-# 2 cores. --ci builds without a sanitizer (`-s none`): a Rust panic, the bugs found so far, is caught all the
-# same, and the build is shorter and can be cached.
-# Environment: VIGIL_TOOLS (default ~/.cache/vigil-tools) is where cargo-fuzz is cached;
+# RUSTC_BOOTSTRAP=1 lets stable accept. The fuzz build has its own target dir, so its first build compiles
+# arrow and the rest again with coverage instrumentation (and the sanitizer): about 10 minutes on 2 cores.
+# --ci trims that: no sanitizer (`-s none`: a Rust panic, the only kind of bug found so far, is caught all the
+# same; the crate forbids unsafe code), 16 codegen units instead of cargo-fuzz's 1, and a target dir kept in
+# the tools cache ($VIGIL_TOOLS/fuzz-target), so only the first run on a machine builds from cold.
+# Environment: VIGIL_TOOLS (default ~/.cache/vigil-tools) is where cargo-fuzz (and the --ci build) is cached;
 # VIGIL_FUZZ_SANITIZER (default address) is the sanitizer of the long run and of --target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ CARGO_FUZZ_VERSION="0.13.2"
 TOOLS="${VIGIL_TOOLS:-$HOME/.cache/vigil-tools}"
 ROOT="$TOOLS/cargo-fuzz-$CARGO_FUZZ_VERSION"
 BIN="$ROOT/bin/cargo-fuzz"
+# Build flags of every cargo-fuzz call (the long run: fuzz/target, cargo-fuzz's defaults).
+BUILD_FLAGS=(--fuzz-dir fuzz --release --debug-assertions)
 
 die() { echo "fuzz.sh: $*" >&2; exit 1; }
 
@@ -50,7 +53,7 @@ fuzz_one() {
   mkdir -p "$scratch"
   echo "==> fuzz $target for ${seconds}s (sanitizer: $sanitizer)" >&2
   # The first corpus directory receives new inputs: the scratch one, so the repo's seeds stay as they are.
-  RUSTC_BOOTSTRAP=1 "$BIN" fuzz run --fuzz-dir fuzz -s "$sanitizer" --release --debug-assertions "$target" \
+  RUSTC_BOOTSTRAP=1 "$BIN" fuzz run "${BUILD_FLAGS[@]}" -s "$sanitizer" "$target" \
     "$scratch" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 }
@@ -58,7 +61,7 @@ fuzz_one() {
 # build SANITIZER: every target at once, so the run of each does not pay for a build
 build() {
   echo "==> build the fuzz targets (sanitizer: $1)" >&2
-  RUSTC_BOOTSTRAP=1 "$BIN" fuzz build --fuzz-dir fuzz -s "$1" --release --debug-assertions
+  RUSTC_BOOTSTRAP=1 "$BIN" fuzz build "${BUILD_FLAGS[@]}" -s "$1"
 }
 
 run_all() {
@@ -79,6 +82,7 @@ case "${1:-}" in
     echo "$BIN"
     ;;
   --ci)
+    BUILD_FLAGS+=(--codegen-units 16 --target-dir "$TOOLS/fuzz-target")
     run_all "${2:-20}" none
     ;;
   --target)

@@ -550,3 +550,126 @@ fn the_metrics_endpoint_counts_every_record_and_reports_lag_alerts_and_latencies
     let (events, dead) = assert_exactly_once(&evidence, &broker.end_offsets("watched", PARTITIONS));
     assert_eq!(events + dead, 6_000);
 }
+
+/// Records no normalizer may choke on (issue 16), each one a CloudTrail dead letter: invalid UTF-8, NUL
+/// bytes, `{"Records":` fragments and whole envelopes, lone surrogates, numbers past any integer type, a
+/// line of half a megabyte (under max_record_bytes), arrays nested 100,000 deep, impossible dates, other
+/// formats' lines (the Apache line that crashed the web normalizer), binary protocol bytes.
+fn poison_records() -> Vec<Vec<u8>> {
+    let mut poison: Vec<Vec<u8>> = vec![
+        b"{\"eventTime\":\"2024-08-02T08:53:24Z\",\"eventName\":\"Get\xff\xfeObject\",\"eventSource\":\"s3.amazonaws.com\"}"
+            .to_vec(),
+        b"{\"eventTime\":\"2024-08-02T08:53:24Z\",\0\"eventName\":\"ConsoleLogin\"}".to_vec(),
+        b"\0\0\0\0".to_vec(),
+        b"{\"Records\":".to_vec(),
+        b"{\"Records\":[{\"eventTime\":\"2024-08-02T08:53:24Z\",\"eventName\":\"ConsoleLogin\"".to_vec(),
+        br#"{"Records":[{"eventTime":"2024-08-02T08:53:24Z","eventName":"ConsoleLogin"}]}"#.to_vec(),
+        br#"{"eventTime":"2024-08-02T08:53:24Z","eventName":"\ud800","userIdentity":{"userName":"\udc00"}}"#.to_vec(),
+        br#"{"eventTime":"2024-08-02T08:53:24Z","eventName":"X","n":123456789012345678901234567890123}"#.to_vec(),
+        br#"{"eventTime":"2024-13-45T25:61:61Z","eventName":"ConsoleLogin"}"#.to_vec(),
+        br#"{"eventTime":"+10000-01-01T00:00:00Z","eventName":"ConsoleLogin"}"#.to_vec(),
+        br#"{"eventTime":"2024-08-02T08:53:24+99:99","eventName":"ConsoleLogin"}"#.to_vec(),
+        br#"{"eventTime":"2024-08-02T08:53:24Z"}"#.to_vec(),
+        br#"[{"eventTime":"2024-08-02T08:53:24Z","eventName":"ConsoleLogin"}]"#.to_vec(),
+        b"null".to_vec(),
+        r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET http:/éé HTTP/1.1" 200 12 "-" "x""#.as_bytes().to_vec(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\xc3\x28".to_vec(),
+    ];
+    let mut huge = br#"{"eventTime":"2024-08-02T08:53:24Z","eventName":"ConsoleLogin","junk":""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'A', 512 * 1024)); // no closing quote
+    poison.push(huge);
+    let mut deep = br#"{"eventTime":"2024-08-02T08:53:24Z","eventName":"ConsoleLogin","a":"#.to_vec();
+    deep.extend(std::iter::repeat_n(b'[', 100_000));
+    poison.push(deep);
+    poison
+}
+
+#[test]
+fn poison_records_among_good_ones_are_dead_lettered_and_change_nothing_else() {
+    let Some(broker) = Broker::start() else { return };
+    broker.create_topic("mixed", PARTITIONS);
+    broker.create_topic("clean", PARTITIONS);
+    let poison = poison_records();
+    // Real CloudTrail records, none cut short; the mixed topic gets blocks of PARTITIONS poison records
+    // between blocks of good ones, so that round-robin puts the same good records, in the same order, on
+    // each partition of both topics: the rules see the same streams.
+    let good: Vec<Vec<u8>> =
+        events(3_000).into_iter().enumerate().filter(|(i, _)| i % 100 != 99).map(|(_, r)| r).collect();
+    let mut mixed: Vec<Vec<u8>> = Vec::new();
+    let mut bad_at: BTreeSet<usize> = BTreeSet::new();
+    let mut next_poison = 0;
+    for (block, records) in good.chunks(PARTITIONS as usize * 7).enumerate() {
+        if block % 2 == 0 || block < 3 {
+            for _ in 0..PARTITIONS {
+                bad_at.insert(mixed.len());
+                mixed.push(poison[next_poison % poison.len()].clone());
+                next_poison += 1;
+            }
+        }
+        mixed.extend(records.iter().cloned());
+    }
+    assert!(next_poison >= 2 * poison.len(), "every poison record appears, on more than one partition");
+    broker.produce("mixed", PARTITIONS, &mixed);
+    broker.produce("clean", PARTITIONS, &good);
+    let ends = broker.end_offsets("mixed", PARTITIONS);
+    assert_eq!(ends.iter().sum::<i64>(), mixed.len() as i64);
+
+    let run = |topic: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let evidence = dir.path().join("evidence");
+        let alerts = dir.path().join("alerts.ndjson").to_string_lossy().into_owned();
+        let dlq = dir.path().join("dlq.ndjson").to_string_lossy().into_owned();
+        let args = ["--until-caught-up", "--batch-rows", "500", "--alerts", &alerts, "--dlq", &dlq];
+        let mut vigil = Vigil::spawn(&broker, topic, &format!("{topic}-group"), &evidence, &args, &[]);
+        let status = vigil.wait();
+        assert!(status.success(), "vigil over {topic} failed: {}", vigil.log_text());
+        assert!(!vigil.log_text().contains("panicked"), "{}", vigil.log_text());
+        (dir, evidence)
+    };
+    let (_mixed_dir, evidence) = run("mixed");
+    let (_clean_dir, clean_evidence) = run("clean");
+
+    // One run: every offset archived once, offsets committed to the end of the topic.
+    let (events_archived, dead) = assert_exactly_once(&evidence, &ends);
+    assert_eq!((events_archived, dead), (good.len(), bad_at.len()));
+    assert_eq!(broker.committed("mixed-group", "mixed", PARTITIONS), ends, "committed offsets = end offsets");
+
+    // Each good record is an event and each poison record a dead letter, with its bytes whole.
+    let position = |partition: i32, offset: i64| offset as usize * PARTITIONS as usize + partition as usize;
+    let raw_by_position = |batch: &RecordBatch| -> BTreeMap<usize, Vec<u8>> {
+        let raw = batch.column_by_name("raw").expect("raw").as_binary::<i32>();
+        offsets_of(batch)
+            .into_iter()
+            .enumerate()
+            .map(|(row, (p, o))| (position(p, o), raw.value(row).to_vec()))
+            .collect()
+    };
+    let events_raw = raw_by_position(&read_kind(&evidence, "events").expect("events"));
+    let dead_letters = read_kind(&evidence, "dead_letters").expect("dead letters");
+    let dead_raw = raw_by_position(&dead_letters);
+    assert_eq!(
+        dead_raw.keys().copied().collect::<BTreeSet<usize>>(),
+        bad_at,
+        "exactly the poison records are dead letters"
+    );
+    for (at, raw) in dead_raw.iter().chain(&events_raw) {
+        assert!(raw == &mixed[*at], "record {at} not kept whole");
+    }
+    let codes = dead_letters.column_by_name("reason_code").expect("reason_code").as_string::<i32>();
+    for row in 0..dead_letters.num_rows() {
+        assert_ne!(codes.value(row), "internal_error", "a normalizer panicked (second wall caught it)");
+    }
+
+    // The same alerts as a run over the good records alone.
+    let alert_ids = |evidence: &Path| -> BTreeSet<String> {
+        read_kind(evidence, "alerts")
+            .map(|b| {
+                let ids = b.column_by_name("alert_id").expect("alert_id").as_string::<i32>();
+                (0..b.num_rows()).map(|r| ids.value(r).to_string()).collect()
+            })
+            .unwrap_or_default()
+    };
+    let with_poison = alert_ids(&evidence);
+    assert!(!with_poison.is_empty(), "the SOC 2 pack raises alerts on the Stratus detonations");
+    assert_eq!(with_poison, alert_ids(&clean_evidence), "poison records changed the alerts");
+}
