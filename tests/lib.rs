@@ -11,6 +11,7 @@ use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, Pipeline
 use vigil_pipeline::summary::RunSummary;
 
 pub mod duckdb;
+pub mod fault_proxy;
 pub mod kafka;
 pub mod s3;
 

@@ -100,6 +100,24 @@ pub fn transient(error: &object_store::Error) -> bool {
     }
 }
 
+/// Errors [`patiently`] can tell apart: those that may pass ([`transient`]) and those that do not.
+pub trait MayPass: std::fmt::Display {
+    /// Whether repeating the operation may succeed.
+    fn may_pass(&self) -> bool;
+}
+
+impl MayPass for object_store::Error {
+    fn may_pass(&self) -> bool {
+        transient(self)
+    }
+}
+
+impl MayPass for crate::Error {
+    fn may_pass(&self) -> bool {
+        matches!(self, crate::Error::Store { source, .. } if transient(source))
+    }
+}
+
 /// The HTTP status of an answer as `object_store` words it ("... status code: 503 Service Unavailable").
 fn answered_status(text: &str) -> Option<u16> {
     let at = text.find("status code: ")? + "status code: ".len();
@@ -121,15 +139,16 @@ fn warning_due() -> bool {
 /// Runs `attempt` until it succeeds, fails with an error that is not [`transient`], or `patience` gives up.
 /// While it waits it logs a warning (at most one per 10 s for the whole process) and, once it succeeds
 /// again, how long the store was away.
-pub async fn patiently<T, F, Fut>(
+pub async fn patiently<T, E, F, Fut>(
     patience: Patience,
     operation: &'static str,
     path: &Path,
     mut attempt: F,
-) -> object_store::Result<T>
+) -> Result<T, E>
 where
+    E: MayPass,
     F: FnMut() -> Fut,
-    Fut: Future<Output = object_store::Result<T>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let start = Instant::now();
     let mut wait = patience.first_wait;
@@ -149,7 +168,7 @@ where
                 return Ok(value);
             }
             Err(error)
-                if transient(&error) && patience.give_up_after.is_none_or(|limit| start.elapsed() + wait <= limit) =>
+                if error.may_pass() && patience.give_up_after.is_none_or(|limit| start.elapsed() + wait <= limit) =>
             {
                 failures += 1;
                 if warning_due() {
