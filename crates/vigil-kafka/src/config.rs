@@ -30,7 +30,9 @@
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
 use serde::Deserialize;
+use vigil_schema::redact;
 
 use crate::{Error, Result};
 
@@ -83,16 +85,36 @@ pub struct KafkaEndpoint {
     pub secrets: BTreeMap<String, String>,
 }
 
-/// Whether a librdkafka property holds a secret and must come from `secrets`.
+/// librdkafka properties whose names look like secrets ([`vigil_schema::redact::is_secret_key`]) but hold
+/// a setting, a path or a public name: fine inline.
+const PLAIN_PROPERTIES: [&str; 12] = [
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.grant.type",
+    "sasl.oauthbearer.metadata.authentication.type",
+    "sasl.oauthbearer.assertion.algorithm",
+    "sasl.oauthbearer.assertion.private.key.file",
+    "sasl.oauthbearer.assertion.jwt.template.file",
+    "enable.sasl.oauthbearer.unsecure.jwt",
+    "ssl.key.location",
+    "ssl.keystore.location",
+];
+
+/// Whether a librdkafka property (or URL query key) holds a secret and must come from `secrets`:
+/// conservatively, every name that looks like one (`password`, `secret`, `token`, `key`, `cred`, ... and
+/// their misspellings, see [`vigil_schema::redact::is_secret_key`]) except the known plain properties
+/// above (`ssl.key.location`, `sasl.oauthbearer.client.id`, ...).
 pub fn is_secret_property(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.contains("password")
-        || n.contains("secret")
-        || n == "sasl.oauthbearer.config"
-        || n == "ssl.key.pem"
-        || n == "ssl_key"
-        || n.ends_with(".token")
+    let lower = name.to_ascii_lowercase();
+    redact::is_secret_key(&lower) && !PLAIN_PROPERTIES.contains(&lower.as_str())
 }
+
+/// The fix for a secret written inline.
+const SECRET_FIX: &str = "secrets never go in config text or URLs: in a URL give sasl_password_env=VARIABLE or \
+     sasl_password_file=PATH (and sasl_username=NAME); in a config file put it under [inputs.kafka.secrets] as \
+     \"env:VARIABLE\" or \"file:PATH\". Rotate the secret if this URL or file was shared";
 
 fn percent_decode(s: &str) -> std::result::Result<String, String> {
     let bytes = s.as_bytes();
@@ -125,10 +147,33 @@ impl KafkaEndpoint {
     }
 
     /// Parses `kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC]?key=value&...` (see the module docs).
+    ///
+    /// An inline secret (a user name or password before `@`, a secret-like query key such as
+    /// `sasl.password` or a misspelling of one) is refused; no error repeats it (the URL is shown through
+    /// [`redact::url`]).
     pub fn from_url(url: &str) -> Result<Self> {
-        let bad = |reason: String| Error::Config { what: url.to_string(), reason };
+        let bad = |reason: String| Error::Config { what: redact::url(url).into_owned(), reason };
         let rest = url.strip_prefix("kafka://").ok_or_else(|| bad("does not start with kafka://".into()))?;
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        // Broker addresses and topic names never hold `@`: one is a user name or password (conservative:
+        // a password may hold an unescaped `/`).
+        if location.contains('@') {
+            return Err(bad(format!("a user name or password before @ is refused: {SECRET_FIX}")));
+        }
+        let secret_keys: Vec<String> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').map_or((p, false), |(k, _)| (k, true)))
+            .filter(|(k, _)| is_secret_property(k))
+            // A part without `=` may be the secret itself: not shown.
+            .map(|(k, pair)| if pair { format!("`{}`", redact::text(k)) } else { "(a part without =)".to_string() })
+            .collect();
+        if !secret_keys.is_empty() {
+            return Err(bad(format!(
+                "query key {} holds a secret (or looks like it does) and is refused: {SECRET_FIX}",
+                secret_keys.join(", ")
+            )));
+        }
         let (hosts, topics) = location.split_once('/').ok_or_else(|| {
             bad("no topic: write kafka://HOST:PORT/TOPIC (for example kafka://127.0.0.1:9092/cloudtrail)".into())
         })?;
@@ -141,7 +186,10 @@ impl KafkaEndpoint {
             .map_err(bad)?;
         let mut endpoint = KafkaEndpoint { brokers, topics, ..KafkaEndpoint::default() };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').ok_or_else(|| bad(format!("query `{pair}` is not key=value")))?;
+            // Not shown: a part without `=` may be a secret pasted in the wrong place.
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                bad("a query part has no `=` (not shown, in case it is a secret): write key=value&key=value".into())
+            })?;
             let value = percent_decode(value).map_err(bad)?;
             let mut property = |name: &str| endpoint.properties.insert(name.to_string(), value.clone());
             match key {
@@ -198,7 +246,7 @@ impl KafkaEndpoint {
             Some(t) => t.clone(),
             None => self.topics.join(","),
         };
-        format!("kafka://{}/{}", self.brokers.join(","), topics)
+        redact::url(&format!("kafka://{}/{}", self.brokers.join(","), topics)).into_owned()
     }
 
     fn common_problems(&self, out: &mut Vec<String>) {
@@ -206,6 +254,10 @@ impl KafkaEndpoint {
             out.push("no brokers: give brokers = [\"HOST:PORT\"] (or kafka://HOST:PORT/TOPIC)".into());
         }
         for broker in &self.brokers {
+            if broker.contains('@') {
+                out.push(format!("a broker holds a user name or password before @, which is refused: {SECRET_FIX}"));
+                continue;
+            }
             let port_ok = broker.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
             if !port_ok {
                 out.push(format!("broker `{broker}` is not HOST:PORT"));
@@ -214,8 +266,10 @@ impl KafkaEndpoint {
         for name in self.properties.keys() {
             if is_secret_property(name) {
                 out.push(format!(
-                    "property `{name}` holds a secret: remove it from the config text and set it under secrets as \
-                     \"env:VARIABLE\" or \"file:PATH\" (in a URL: sasl_password_env= or sasl_password_file=)"
+                    "property `{}` holds a secret (or looks like it does) and is refused: remove it from the config \
+                     text and set it under secrets as \"env:VARIABLE\" or \"file:PATH\" (in a URL: \
+                     sasl_password_env= or sasl_password_file=)",
+                    redact::text(name)
                 ));
             }
         }
@@ -290,8 +344,10 @@ impl KafkaEndpoint {
         Ok(out)
     }
 
-    fn base_config(&self) -> Result<ClientConfig> {
-        let mut config = ClientConfig::new();
+    /// Sets the brokers, the user's properties and the resolved secrets on `config`. (Set directly:
+    /// rdkafka's `config_map()` shows secrets as a placeholder, so copying a config through it would send
+    /// the placeholder as the password.)
+    fn set_base(&self, config: &mut ClientConfig) -> Result<()> {
         config.set("bootstrap.servers", self.brokers.join(","));
         config.set("client.id", "vigil");
         // librdkafka logs through our context (and so through tracing), not to stderr.
@@ -302,7 +358,19 @@ impl KafkaEndpoint {
         for (k, v) in self.resolve_secrets()? {
             config.set(k, v);
         }
-        Ok(config)
+        Ok(())
+    }
+
+    /// librdkafka refused the client config: the error, without the value when the property is a secret
+    /// (rdkafka's message quotes the value it refused).
+    pub fn refused_config(&self, error: &KafkaError) -> Error {
+        let reason = match error {
+            KafkaError::ClientConfig(_, desc, key, _) if is_secret_property(key) || self.secrets.contains_key(key) => {
+                format!("librdkafka refused the config: {desc} (property `{key}`, value not shown)")
+            }
+            other => format!("librdkafka refused the config: {}", redact::text(&other.to_string())),
+        };
+        Error::Config { what: self.describe(), reason }
     }
 
     /// The consumer's librdkafka config: manual commits of what is durable only, no silent offset reset.
@@ -318,10 +386,7 @@ impl KafkaEndpoint {
         config.set("isolation.level", self.isolation_level.as_deref().unwrap_or("read_committed"));
         // Consumer lag per partition for the metrics endpoint.
         config.set("statistics.interval.ms", "5000");
-        let user = self.base_config()?;
-        for (k, v) in user.config_map() {
-            config.set(k, v);
-        }
+        self.set_base(&mut config)?;
         // These carry the delivery guarantee and cannot be overridden.
         config.set("group.id", self.group.as_deref().unwrap_or_default());
         config.set("enable.auto.commit", "false");
@@ -341,10 +406,7 @@ impl KafkaEndpoint {
         let mut config = ClientConfig::new();
         config.set("linger.ms", "5");
         config.set("message.timeout.ms", "60000");
-        let user = self.base_config()?;
-        for (k, v) in user.config_map() {
-            config.set(k, v);
-        }
+        self.set_base(&mut config)?;
         config.set("enable.idempotence", "true");
         config.set("acks", "all");
         Ok(config)
@@ -379,10 +441,8 @@ mod tests {
         assert!(err.contains("no topic"), "{err}");
         let err = KafkaEndpoint::from_url("kafka://b1:9092/t?grup=x").unwrap_err().to_string();
         assert!(err.contains("unknown query key `grup`"), "{err}");
-        let e = KafkaEndpoint::from_url("kafka://b1:9092/t?sasl.password=hunter2").unwrap();
-        let problems = e.input_problems().join("\n");
-        assert!(problems.contains("holds a secret") && problems.contains("no consumer group"), "{problems}");
-        assert!(!e.describe().contains("hunter2"));
+        let e = KafkaEndpoint::from_url("kafka://b1:9092/t").unwrap();
+        assert!(e.input_problems().join("\n").contains("no consumer group"));
         let out = KafkaEndpoint::from_url("kafka://b1:9092/alerts").unwrap().into_output();
         assert!(out.output_problems().is_empty());
         assert_eq!(out.topic.as_deref(), Some("alerts"));
@@ -397,13 +457,68 @@ mod tests {
         e.secrets.insert("sasl.password".into(), format!("file:{}", file.display()));
         assert_eq!(e.resolve_secrets().unwrap(), vec![("sasl.password".to_string(), "from-file".to_string())]);
         let config = e.consumer_config().unwrap();
-        // Set, and rdkafka itself redacts it when the config is read back or printed.
-        assert!(config.get("sasl.password").is_some_and(|v| v != "from-file"));
+        // Set as it is (not rdkafka's placeholder), and never printed.
+        assert_eq!(config.get("sasl.password"), Some("from-file"));
         assert!(!format!("{config:?}").contains("from-file"));
         assert_eq!(config.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.get("auto.offset.reset"), Some("error"));
         e.secrets.insert("sasl.password".into(), "env:VIGIL_TEST_SURELY_UNSET_VARIABLE".into());
         let err = e.consumer_config().unwrap_err().to_string();
         assert!(err.contains("VIGIL_TEST_SURELY_UNSET_VARIABLE is not set"), "{err}");
+    }
+
+    #[test]
+    fn inline_secrets_are_refused_without_repeating_them() {
+        let urls = [
+            "kafka://b1:9092/t?group=g&sasl.password=hunter2",
+            "kafka://b1:9092/t?group=g&sasl.pasword=hunter2",
+            "kafka://b1:9092/t?group=g&sasl_password=hunter2",
+            "kafka://b1:9092/t?group=g&ssl.key.password=hunter2",
+            "kafka://b1:9092/t?group=g&sasl.oauthbearer.client.secret=hunter2",
+            "kafka://b1:9092/t?group=g&sasl.oauthbearer.config=principal%3Dhunter2",
+            "kafka://b1:9092/t?group=g&SASL.PASSWORD=hunter2",
+            "kafka://b1:9092/t?group=g&sasl%2Epassword=hunter2",
+            "kafka://b1:9092/t?group=g&token=hunter2",
+            "kafka://b1:9092/t?group=g&credentials=hunter2",
+            "kafka://b1:9092/t?group=g&sasl.password:hunter2",
+            "kafka://vigil:hunter2@b1:9092/t?group=g",
+            "kafka://vigil:hun/ter2@b1:9092/t?group=g",
+        ];
+        for url in urls {
+            let err = KafkaEndpoint::from_url(url).unwrap_err().to_string();
+            assert!(!err.contains("hunter2") && !err.contains("ter2"), "{url}: {err}");
+            assert!(err.contains("refused") && err.contains("sasl_password_env="), "{url}: {err}");
+        }
+        // A typo among other mistakes: the secret check comes first, and nothing is echoed.
+        let err = KafkaEndpoint::from_url("kafka://b1:9092/t?grup=x&sasl.passwort=hunter2").unwrap_err().to_string();
+        assert!(err.contains("`sasl.passwort`") && !err.contains("hunter2"), "{err}");
+        // Plain properties that only look like secrets, and references to secrets, are fine.
+        let e = KafkaEndpoint::from_url(
+            "kafka://b1:9092/t?group=g&ssl.key.location=/etc/k.pem&sasl.oauthbearer.client.id=vigil\
+             &sasl_password_file=/run/pw",
+        )
+        .unwrap();
+        assert!(e.input_problems().is_empty(), "{:?}", e.input_problems());
+        // The same in config tables.
+        let mut e = KafkaEndpoint::from_url("kafka://b1:9092/t?group=g").unwrap();
+        e.properties.insert("sasl.passwd".into(), "hunter2".into());
+        e.brokers.push("u:hunter2@b2:9092".into());
+        let problems = e.input_problems().join("\n");
+        assert!(problems.contains("`sasl.passwd` holds a secret") && problems.contains("before @"), "{problems}");
+        assert!(!problems.contains("hunter2") && !e.describe().contains("hunter2"), "{problems}");
+    }
+
+    #[test]
+    fn a_refused_secret_property_is_not_quoted() {
+        let mut e = KafkaEndpoint::from_url("kafka://b1:9092/t?group=g").unwrap();
+        e.secrets.insert("sasl.password".into(), "env:VIGIL_TEST_REFUSED_SECRET".into());
+        let refused = KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value".into(),
+            "sasl.password".into(),
+            "hunter2".into(),
+        );
+        let err = e.refused_config(&refused).to_string();
+        assert!(err.contains("sasl.password") && !err.contains("hunter2"), "{err}");
     }
 }

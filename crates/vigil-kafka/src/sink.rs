@@ -85,9 +85,8 @@ impl KafkaSink {
         let config = endpoint.producer_config()?;
         let context = SinkContext::default();
         let errors = context.errors.clone();
-        let producer: FutureProducer<SinkContext> = config.clone().create_with_context(context).map_err(|e| {
-            Error::Config { what: endpoint.describe(), reason: format!("librdkafka refused the config: {e}") }
-        })?;
+        let producer: FutureProducer<SinkContext> =
+            config.clone().create_with_context(context).map_err(|e| endpoint.refused_config(&e))?;
         let topic = endpoint.topic.clone().unwrap_or_default();
         check::connected(producer.client(), endpoint, std::slice::from_ref(&topic), &errors, &|| {})?;
         Ok(KafkaSink { producer, config, topic, describe: endpoint.describe() })

@@ -480,10 +480,8 @@ impl KafkaSource {
             errors: errors.clone(),
             metrics: options.metrics.clone(),
         };
-        let consumer: BaseConsumer<SourceContext> = config.create_with_context(context).map_err(|e| Error::Config {
-            what: endpoint.describe(),
-            reason: format!("librdkafka refused the config: {e}"),
-        })?;
+        let consumer: BaseConsumer<SourceContext> =
+            config.create_with_context(context).map_err(|e| endpoint.refused_config(&e))?;
         check::connected(consumer.client(), endpoint, &endpoint.topics, &errors, &|| {
             let _ = consumer.poll(Duration::ZERO);
         })?;

@@ -24,6 +24,7 @@
 
 mod builder;
 mod columns;
+pub mod redact;
 pub mod time;
 
 pub use builder::{EventBatchBuilder, EventRow, Provenance, event_id};
@@ -36,6 +37,31 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Version of the canonical event schema, written into every Parquet file's metadata and every manifest entry.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The longest `source` value a config may set.
+pub const MAX_SOURCE_LEN: usize = 64;
+
+/// Why `source` cannot be the `source` column of a configured input, or `None` when it can: 1 to
+/// [`MAX_SOURCE_LEN`] letters, digits, `.`, `_` and `-`, with at least one letter or digit. The value
+/// names a folder of the archive (`events/source=S/`) and a Hive partition, so it is used there as it is,
+/// never percent-encoded.
+pub fn source_name_problem(source: &str) -> Option<String> {
+    let shown: String = source.chars().take(MAX_SOURCE_LEN).collect();
+    let fix = "use letters, digits, `.`, `_` and `-` only (for example `myapp.audit`)";
+    if source.is_empty() {
+        return Some(format!("source is empty: {fix}"));
+    }
+    if source.chars().count() > MAX_SOURCE_LEN {
+        return Some(format!("source {shown:?}... is longer than {MAX_SOURCE_LEN} characters: {fix}"));
+    }
+    if let Some(bad) = source.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Some(format!("source {shown:?} holds {bad:?}: {fix}"));
+    }
+    if !source.chars().any(|c| c.is_ascii_alphanumeric()) {
+        return Some(format!("source {shown:?} has no letter or digit: {fix}"));
+    }
+    None
+}
 
 /// Key of the Parquet/Arrow metadata entry that carries [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "vigil.schema_version";
