@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use http::serve;
+pub use http::{Limits, serve, serve_with};
 
 /// Labels of a partition's counters.
 type PartitionKey = (String, i32);
