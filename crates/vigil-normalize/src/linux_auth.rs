@@ -409,8 +409,15 @@ mod tests {
         let mut records = RawRecords::default();
         records.push(1, b"this is not syslog");
         records.push(2, b"Foo 14 15:16:02 combo kernel: x");
+        records.push(3, "Jun 14 15:16:02écombo kernel: x".as_bytes());
+        records.push(4, "Jun 14 15:16:é combo kernel: x".as_bytes());
         let out = normalize_records(&LinuxAuth::new(2017, 1), records, "t", 0, 0, 16);
-        assert_eq!(out.dead_letters.len(), 2);
+        assert_eq!(out.dead_letters.len(), 4);
         assert_eq!(out.dead_letters[1].code.as_str(), "invalid_time");
+        // no space after the time, a multibyte character inside it
+        assert_eq!(out.dead_letters[2].code.as_str(), "unrecognized_line");
+        assert_eq!(out.dead_letters[3].code.as_str(), "invalid_time");
+        // a configured year with no year before it does not overflow
+        assert_eq!(LinuxAuth::new(i32::MIN, 1).bsd_time_us("Dec 31 23:59:59"), None);
     }
 }

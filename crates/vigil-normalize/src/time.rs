@@ -162,6 +162,36 @@ mod tests {
     }
 
     #[test]
+    fn extreme_dates_stay_in_range_and_odd_ones_are_refused() {
+        let max = parse_rfc3339_us("9999-12-31T23:59:60.999999-23:59").unwrap();
+        assert_eq!(max, MAX_US);
+        assert_eq!(parse_rfc3339_us("0000-01-01T00:00:00+23:59"), Some(MIN_US));
+        assert_eq!(parse_clf_us("31/Dec/9999:23:59:60 -2359"), Some(MAX_US - 999_999));
+        // a leap second is the first second of the next minute
+        assert_eq!(parse_rfc3339_us("2016-12-31T23:59:60Z"), parse_rfc3339_us("2017-01-01T00:00:00Z"));
+        for bad in [
+            "2024-08-02T08:53:24+99:99",
+            "2024-08-02T08:53:24+24:00",
+            "2024-08-02T08:53:24-00:60",
+            "2024-08-02T08:53:61Z",
+            "+10000-01-01T00:00:00Z",
+            "-0001-01-01T00:00:00Z",
+            "２０２４-08-02T08:53:24Z",
+            "2024-08-02T08:53:2é",
+        ] {
+            assert_eq!(parse_rfc3339_us(bad), None, "{bad}");
+        }
+        for bad in ["10/Oct/2000:13:55:36 +9999", "10/Oct/2000:13:55:36 *0000", "10/Oct/2000:13:55:3é +0000"] {
+            assert_eq!(parse_clf_us(bad), None, "{bad}");
+        }
+        // epoch numbers: seconds to nanoseconds, never past year 9999
+        assert_eq!(epoch_number_us(1e20), Some(100_000_000_000_000_000)); // ns: year 5138
+        for bad in [1e25, 1e308, f64::MAX, f64::INFINITY, -1.0] {
+            assert_eq!(epoch_number_us(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn clf_and_epoch() {
         assert_eq!(parse_clf_us("25/Oct/2015:04:11:25 +0100"), parse_rfc3339_us("2015-10-25T03:11:25Z"));
         assert_eq!(parse_clf_us("25/Foo/2015:04:11:25 +0100"), None);

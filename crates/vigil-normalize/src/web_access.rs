@@ -283,6 +283,36 @@ mod tests {
     }
 
     #[test]
+    fn multibyte_targets_are_not_cut_inside_a_character() {
+        assert_eq!(split_absolute("http:/éé"), (None, "http:/éé"));
+        assert_eq!(split_absolute("httpé"), (None, "httpé"));
+        assert_eq!(split_absolute("https://é"), (Some("é"), "/"));
+        assert_eq!(split_absolute("HTTP://hôte/ä?x"), (Some("hôte"), "/ä?x"));
+        // the line of issue 16 is a row, its target kept as sent
+        let out =
+            run(&[r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET http:/éé HTTP/1.1" 200 12 "-" "x""#.as_bytes()]);
+        assert_eq!(out.rows(), 1, "{:?}", out.dead_letters);
+        assert_eq!(cell(&out, 0, "http_path"), "http:/éé");
+    }
+
+    #[test]
+    fn statuses_and_sizes_out_of_range_are_refused() {
+        let line = |status: &str, size: &str| {
+            format!(r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" {status} {size}"#)
+        };
+        let lines = [
+            line("200", "-"),
+            line("99999999999", "1"),
+            line("-5", "1"),
+            line("200", "-1"),
+            line("200", "99999999999999999999"),
+        ];
+        let out = run(&lines.iter().map(|l| l.as_bytes()).collect::<Vec<_>>());
+        assert_eq!(out.rows(), 1);
+        assert_eq!(out.dead_letters.iter().map(|d| d.offset).collect::<Vec<_>>(), [2, 3, 4, 5]);
+    }
+
+    #[test]
     fn combined_common_absolute_and_garbage() {
         let out = run(&[
             br#"195.154.46.135 - - [25/Oct/2015:04:11:25 +0100] "GET /linux/x HTTP/1.1" 200 24323 "http://howto.basjes.nl/" "Mozilla/5.0""#,
