@@ -492,7 +492,10 @@ fn run(args: PipelineArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if !summary.reconciles() {
-        eprintln!("error: records read do not equal archived + dead-lettered; this is a bug, please report it");
+        eprintln!(
+            "error: records read, or their bytes, do not equal what was archived + dead-lettered (see MISMATCH \
+             above); this is a bug, please report it"
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -6,8 +6,8 @@
 //! batch_ms = 1000           # ... or this long after its first record, whichever comes first
 //! threads = 0               # parse / rule / encode threads; 0 = every core
 //! max_buffered_bytes = 33554432   # records held in open batches (all Kafka partitions together): memory bound
-//! max_record_bytes = 4194304      # a longer record is dead-lettered `too_large` (its first bytes kept)
-//! max_document_bytes = 134217728  # a larger `{"Records":[...]}` document is refused
+//! max_record_bytes = 4194304      # a longer record is dead-lettered `too_large`, kept whole as a blob
+//! max_document_bytes = 134217728  # a larger `{"Records":[...]}` document is one such dead letter
 //! zstd_level = 1            # Parquet evidence compression
 //!
 //! [[inputs]]
@@ -65,9 +65,11 @@ pub struct Settings {
     pub batch_ms: u64,
     /// Worker threads for parsing, rules and encoding; 0 means every core.
     pub threads: usize,
-    /// Records larger than this are dead-lettered `too_large` (bytes).
+    /// Records larger than this are dead-lettered `too_large` (bytes); their whole bytes are streamed to
+    /// a temporary file and archived as a blob, never held in memory.
     pub max_record_bytes: usize,
-    /// A JSON document (envelope file) larger than this is refused (bytes).
+    /// A JSON document (envelope file) is held in memory up to this size (bytes); a larger one is
+    /// dead-lettered whole (one blob) and the run goes on with the next file.
     pub max_document_bytes: usize,
     /// zstd level of the Parquet evidence (default 1: on CloudTrail, level 3 made files 1.2 % smaller and
     /// took 34 % longer to encode).

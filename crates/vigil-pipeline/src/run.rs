@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use tokio::sync::watch;
-use vigil_evidence::{Archive, ChainHead, RangeCommit};
+use vigil_evidence::{Archive, ChainHead, DeadLetterBlob, RangeCommit};
 use vigil_kafka::{Checkpoints, KafkaEndpoint, KafkaSource, SourceControl, SourceEvent, SourceOptions};
 use vigil_metrics::Metrics;
 use vigil_normalize::{
@@ -36,7 +36,10 @@ use vigil_rules::{Alert, RuleEngine, alerts_to_batch, format_time_us, load_rules
 use crate::config::{InputConfig, PipelineConfig};
 use crate::rule_state::{RuleStateStore, stream_name};
 use crate::sink::{DeadLetterOrigin, Output};
-use crate::source::{InputFile, ReadEvent, ReaderSettings, expand_input, spawn_reader};
+use crate::source::{
+    ChainLookup, DEAD_LETTER_PREFIX, InputFile, Oversized, PrefixMark, ReadEvent, ReaderSettings, expand_input,
+    spawn_reader,
+};
 use crate::summary::{InputSummary, Latency, Quantiles, RunSummary, StageTimes};
 use crate::{Error, Result};
 
@@ -84,8 +87,12 @@ struct Partition {
     next_first: Option<i64>,
     /// Records of the open micro-batch.
     records: RawRecords,
-    /// Over-size records of the open micro-batch, already dead letters.
+    /// Over-size records of the open micro-batch, already dead letters (their rows keep a prefix)...
     too_large: Vec<DeadLetter>,
+    /// ... and their whole bytes, one blob each.
+    blobs: Vec<DeadLetterBlob>,
+    /// File inputs: the content through the end of the last record added to the open batch.
+    prefix: Option<PrefixMark>,
     /// Last offset read into the open micro-batch.
     last_offset: i64,
     /// When the open batch must close (`batch_ms` after its first record).
@@ -115,6 +122,10 @@ struct InFlight {
     last: i64,
     events: u64,
     dead_letters: u64,
+    /// Raw bytes of its events, and of its dead-letter rows that have no blob (blobs are counted from
+    /// the manifest entry once it is written).
+    event_bytes: u64,
+    dead_letter_row_bytes: u64,
     /// When the batch's first record was read, and when its write started.
     opened_at: Instant,
     started: Instant,
@@ -156,6 +167,8 @@ impl Partition {
             next_first,
             records: RawRecords::default(),
             too_large: Vec::new(),
+            blobs: Vec::new(),
+            prefix: None,
             last_offset: resume_after,
             deadline: None,
             opened_at: None,
@@ -173,7 +186,18 @@ impl Partition {
     }
 
     fn buffered_bytes(&self) -> usize {
-        self.records.byte_len() + self.too_large.iter().map(|d| d.raw.len()).sum::<usize>()
+        let in_memory = |b: &DeadLetterBlob| match b.data {
+            vigil_evidence::BlobData::Memory(_) => b.size as usize,
+            vigil_evidence::BlobData::File(_) => 0,
+        };
+        self.records.byte_len()
+            + self.too_large.iter().map(|d| d.raw.len()).sum::<usize>()
+            + self.blobs.iter().map(in_memory).sum::<usize>()
+    }
+
+    /// Bytes of the open batch's records as read, oversized ones whole.
+    fn read_bytes(&self) -> u64 {
+        self.records.byte_len() as u64 + self.blobs.iter().map(|b| b.size).sum::<u64>()
     }
 }
 
@@ -326,9 +350,14 @@ impl Pipeline {
             max_record_bytes: settings.max_record_bytes,
             max_document_bytes: settings.max_document_bytes,
         };
-        let mut rx = spawn_reader(file.clone(), normalizer.framing(), reader_settings);
-        let ingest_source = match rx.recv().await {
-            Some(ReadEvent::Start { ingest_source }) => ingest_source,
+        // The reader asks which chains exist before it says which one the file continues (see `source`).
+        let (archive, runtime) = (self.archive.clone(), tokio::runtime::Handle::current());
+        let lookup: ChainLookup = Arc::new(move |name: &str| {
+            runtime.block_on(archive.source_head(name, 0)).map_err(|e| e.to_string())
+        });
+        let mut rx = spawn_reader(file.clone(), normalizer.framing(), reader_settings, lookup);
+        let (ingest_source, reader_resume_after) = match rx.recv().await {
+            Some(ReadEvent::Start { ingest_source, resume_after }) => (ingest_source, resume_after),
             Some(ReadEvent::Failed(e)) => return Err(e),
             _ => {
                 return Err(Error::Internal(format!("reader of {} ended before starting", file.display)));
@@ -336,6 +365,16 @@ impl Pipeline {
         };
         let mut part =
             Partition::open(&self.archive, file.display.clone(), normalizer, Arc::from(ingest_source), 0, 1).await?;
+        if part.resume_after != reader_resume_after.max(0) {
+            return Err(Error::Input {
+                input: file.display.clone(),
+                reason: format!(
+                    "the chain {} moved to offset {} while the file was checked against offset {}: another process \
+                     is archiving the same file; run one instance per file input",
+                    part.ingest_source, part.resume_after, reader_resume_after
+                ),
+            });
+        }
         // With one thread, encoding beside normalizing would take a second core.
         part.overlap_archive = settings.effective_threads() >= 2;
         self.rule_state.open(&self.archive, &mut self.engine, &part.ingest_source, 0, part.head.as_ref()).await?;
@@ -361,14 +400,18 @@ impl Pipeline {
             };
             match event {
                 Some(ReadEvent::Chunk(chunk)) => {
-                    for (offset, bytes) in chunk.iter() {
+                    for ((offset, bytes), mark) in chunk.records.iter().zip(chunk.marks) {
                         self.accept(&mut part, offset, bytes, alerts_by_rule).await?;
+                        // After `accept`, which may have closed the batch before this record.
+                        part.prefix = Some(mark);
                     }
                 }
-                Some(ReadEvent::TooLarge(offset, bytes)) => {
-                    self.accept_too_large(&mut part, offset, bytes);
+                Some(ReadEvent::TooLarge(Oversized { offset, code, reason, prefix, blob, mark })) => {
+                    self.accept_too_large(&mut part, offset, code, reason, prefix, blob, alerts_by_rule).await?;
+                    part.prefix = Some(mark);
                 }
-                Some(ReadEvent::End { last_offset }) => {
+                Some(ReadEvent::End { last_offset, already_archived }) => {
+                    part.summary.already_archived += already_archived;
                     if last_offset > part.resume_after {
                         part.last_offset = part.last_offset.max(last_offset);
                     }
@@ -402,8 +445,13 @@ impl Pipeline {
         }
         let max = self.config.pipeline.max_record_bytes;
         if bytes.len() > max {
-            self.accept_too_large(part, offset, bytes[..max].to_vec());
-            return Ok(());
+            // A Kafka message is in memory already (bounded by the broker's maximum message size): kept whole.
+            let reason = format!("record of {} bytes is larger than max_record_bytes ({max}); kept whole", bytes.len());
+            let prefix = bytes[..bytes.len().min(DEAD_LETTER_PREFIX)].to_vec();
+            let blob = DeadLetterBlob::in_memory(offset, bytes.to_vec());
+            return self
+                .accept_too_large(part, offset, ReasonCode::TooLarge, reason, prefix, blob, alerts_by_rule)
+                .await;
         }
         // A full batch closes when the next record comes, so the last batch of an input is never empty
         // and its end (stateful rules releasing what they hold) always has a range to be archived in.
@@ -430,18 +478,41 @@ impl Pipeline {
         }
     }
 
-    fn accept_too_large(&self, part: &mut Partition, offset: i64, bytes: Vec<u8>) {
+    /// Adds an oversized record to the open batch: a dead-letter row with its first bytes and a blob that
+    /// the archive stores whole. Counted like any record towards the batch's limits.
+    #[allow(clippy::too_many_arguments)]
+    async fn accept_too_large(
+        &mut self,
+        part: &mut Partition,
+        offset: i64,
+        code: ReasonCode,
+        reason: String,
+        prefix: Vec<u8>,
+        blob: DeadLetterBlob,
+        alerts_by_rule: &mut BTreeMap<String, u64>,
+    ) -> Result<()> {
         if offset <= part.resume_after {
             part.summary.already_archived += 1;
-            return;
+            return Ok(());
+        }
+        let settings = &self.config.pipeline;
+        if part.records.len() + part.too_large.len() >= settings.batch_rows
+            || (!part.batch_is_empty() && part.buffered_bytes() + prefix.len() > settings.max_buffered_bytes)
+        {
+            self.close_batch(part, alerts_by_rule).await?;
         }
         self.start_batch(part, offset);
+        let path = vigil_evidence::layout::dead_letter_blob_relative(&part.ingest_source, part.partition, offset);
         let reason = format!(
-            "record is larger than max_record_bytes ({} bytes); its first bytes are kept",
-            self.config.pipeline.max_record_bytes
+            "{reason}: {path} ({} bytes, SHA-256 {}); raw holds its first {} bytes",
+            blob.size,
+            blob.sha256,
+            prefix.len()
         );
-        part.too_large.push(DeadLetter { offset, code: ReasonCode::TooLarge, reason, raw: bytes });
+        part.too_large.push(DeadLetter { offset, code, reason, raw: prefix });
+        part.blobs.push(blob);
         part.last_offset = offset;
+        Ok(())
     }
 
     /// Normalizes, detects, emits and archives the open micro-batch of `part`, then advances its chain.
@@ -452,9 +523,11 @@ impl Pipeline {
         }
         let (threads, zstd) = (self.config.pipeline.effective_threads(), self.config.pipeline.zstd_level);
         let opened_at = part.opened_at.take().unwrap_or_else(Instant::now);
-        let bytes_read = part.buffered_bytes() as u64;
+        let bytes_read = part.read_bytes();
         let records = std::mem::take(&mut part.records);
         let too_large = std::mem::take(&mut part.too_large);
+        let blobs = std::mem::take(&mut part.blobs);
+        let source_prefix = part.prefix.map(|m| m.to_prefix());
         let last = part.last_offset;
         let first = part.next_first.unwrap_or(last);
         let normalizer = part.normalizer.clone();
@@ -531,6 +604,14 @@ impl Pipeline {
         };
         let events: Vec<RecordBatch> = normalized.batches;
         let rows = events.iter().map(RecordBatch::num_rows).sum::<usize>();
+        // What the archive keeps of the records' bytes, for the byte reconciliation (blobs: at `settle`).
+        let event_bytes = raw_bytes(&events);
+        let dead_letter_row_bytes: u64 = normalized
+            .dead_letters
+            .iter()
+            .filter(|d| !blobs.iter().any(|b| b.offset == d.offset))
+            .map(|d| d.raw.len() as u64)
+            .sum();
         let skipped = (last - first + 1) as u64 - read as u64;
         let format = normalizer.format().to_string();
         let input = part.input.clone();
@@ -556,6 +637,8 @@ impl Pipeline {
                     skipped,
                     rule_pack_hash: &pack_hash,
                     lost_reason: None,
+                    source_prefix,
+                    blobs: &blobs,
                 };
                 vigil_evidence::prepare(&commit, zstd)
             })
@@ -565,7 +648,16 @@ impl Pipeline {
             Ok(archive.commit(prepared, head.as_ref()).await?)
         });
         let dead_letters = normalized.dead_letters.len() as u64;
-        part.in_flight = Some(InFlight { last, events: rows as u64, dead_letters, opened_at, started: stage, task });
+        part.in_flight = Some(InFlight {
+            last,
+            events: rows as u64,
+            dead_letters,
+            event_bytes,
+            dead_letter_row_bytes,
+            opened_at,
+            started: stage,
+            task,
+        });
         part.next_first = Some(last + 1);
         self.stages.archive += stage.elapsed();
         if !part.overlap_archive {
@@ -574,6 +666,7 @@ impl Pipeline {
         let summary = &mut part.summary;
 
         summary.records_read += read as u64;
+        summary.bytes_read += bytes_read;
         summary.events += rows as u64;
         summary.dead_letters += normalized.dead_letters.len() as u64;
         summary.skipped_blank += skipped;
@@ -610,6 +703,10 @@ impl Pipeline {
         }
         part.head = Some(ChainHead::from(&entry));
         part.resume_after = in_flight.last;
+        part.summary.event_bytes += in_flight.event_bytes;
+        let blob_bytes: u64 =
+            entry.files.iter().filter(|f| f.kind == vigil_evidence::BLOB_KIND).map(|f| f.size).sum();
+        part.summary.dead_letter_bytes += in_flight.dead_letter_row_bytes + blob_bytes;
         self.stages.archive += stage.elapsed();
         self.metrics.stage("archive", in_flight.started.elapsed());
         let since_read = in_flight.opened_at.elapsed();
@@ -915,6 +1012,24 @@ fn report_durable(control: &SourceControl, part: &mut Partition) {
         control.durable(&part.ingest_source, part.partition, next);
         part.reported = Some(next);
     }
+}
+
+/// Bytes of the `raw` column of event batches: the records' original bytes as archived.
+fn raw_bytes(batches: &[RecordBatch]) -> u64 {
+    use arrow::array::{Array, AsArray};
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name(vigil_schema::RAW)?.as_binary_opt::<i32>().map(|a| (a, b.num_rows())))
+        .map(|(raw, rows)| {
+            let offsets = raw.value_offsets();
+            let (first, last) = (offsets.first().copied().unwrap_or(0), offsets.get(rows).copied().unwrap_or(0));
+            if raw.null_count() > 0 {
+                (0..rows).filter(|&i| raw.is_valid(i)).map(|i| raw.value_length(i) as u64).sum()
+            } else {
+                (last - first).max(0) as u64
+            }
+        })
+        .sum()
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -1,4 +1,7 @@
-//! What a run did, per input and in total, and whether every record is accounted for.
+//! What a run did, per input and in total, and whether every record, and every byte of every record, is
+//! accounted for: records read = archived as events + dead-lettered, and the bytes of the records read =
+//! the raw bytes archived in events + the bytes kept in dead letters (rows, and blobs for oversized
+//! records, counted from the manifest entries written). A record cut anywhere shows as a byte mismatch.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +22,13 @@ pub struct InputSummary {
     pub partition: i32,
     /// Records read in this run (blank lines are not records).
     pub records_read: u64,
+    /// Bytes of the records read in this run (each record whole, without line terminators).
+    pub bytes_read: u64,
+    /// Raw bytes archived in events (their `raw` column).
+    pub event_bytes: u64,
+    /// Bytes kept in dead letters: the `raw` of their rows, and for an oversized record its whole blob
+    /// instead of its row's prefix.
+    pub dead_letter_bytes: u64,
     /// Archived as events.
     pub events: u64,
     /// Archived as dead letters.
@@ -38,9 +48,19 @@ pub struct InputSummary {
 }
 
 impl InputSummary {
-    /// Whether every record read ended up in exactly one of events and dead letters.
+    /// Whether every record read ended up in exactly one of events and dead letters, whole.
     pub fn reconciles(&self) -> bool {
+        self.records_reconcile() && self.bytes_reconcile()
+    }
+
+    /// Records read = events + dead letters.
+    pub fn records_reconcile(&self) -> bool {
         self.records_read == self.events + self.dead_letters
+    }
+
+    /// Bytes read = raw bytes in events + bytes kept in dead letters.
+    pub fn bytes_reconcile(&self) -> bool {
+        self.bytes_read == self.event_bytes + self.dead_letter_bytes
     }
 }
 
@@ -147,6 +167,9 @@ impl RunSummary {
         let mut t = InputSummary { input: "total".into(), ..InputSummary::default() };
         for i in &self.inputs {
             t.records_read += i.records_read;
+            t.bytes_read += i.bytes_read;
+            t.event_bytes += i.event_bytes;
+            t.dead_letter_bytes += i.dead_letter_bytes;
             t.events += i.events;
             t.dead_letters += i.dead_letters;
             t.skipped_blank += i.skipped_blank;
@@ -173,8 +196,12 @@ impl fmt::Display for RunSummary {
             "input", "format", "read", "archived", "dead", "earlier", "alerts"
         )?;
         for i in self.inputs.iter().chain(std::iter::once(&total)) {
-            let name =
-                if i.input.len() > 60 { format!("...{}", &i.input[i.input.len() - 57..]) } else { i.input.clone() };
+            let chars = i.input.chars().count();
+            let name = if chars > 60 {
+                format!("...{}", i.input.chars().skip(chars - 57).collect::<String>())
+            } else {
+                i.input.clone()
+            };
             writeln!(
                 f,
                 "{name:<60} {:>15} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -182,12 +209,32 @@ impl fmt::Display for RunSummary {
             )?;
         }
         writeln!(f)?;
-        let check = if self.reconciles() { "ok" } else { "MISMATCH" };
+        let check = if self.inputs.iter().all(InputSummary::records_reconcile) { "ok" } else { "MISMATCH" };
         writeln!(
             f,
             "records read {} = archived {} + dead-lettered {} ({check}); {} already archived by an earlier run, {} blank lines",
             total.records_read, total.events, total.dead_letters, total.already_archived, total.skipped_blank
         )?;
+        let check = if self.inputs.iter().all(InputSummary::bytes_reconcile) { "ok" } else { "MISMATCH" };
+        writeln!(
+            f,
+            "record bytes read {} = raw bytes archived in events {} + kept in dead letters {} ({check})",
+            total.bytes_read, total.event_bytes, total.dead_letter_bytes
+        )?;
+        for i in self.inputs.iter().filter(|i| !i.reconciles()) {
+            writeln!(
+                f,
+                "MISMATCH in {} ({}): records {} read, {} + {} archived; bytes {} read, {} + {} archived",
+                i.input,
+                i.ingest_source,
+                i.records_read,
+                i.events,
+                i.dead_letters,
+                i.bytes_read,
+                i.event_bytes,
+                i.dead_letter_bytes
+            )?;
+        }
         if let Some(q) = self.latency.event_to_archive {
             writeln!(f, "latency read -> archived: {q}")?;
         }
@@ -224,5 +271,45 @@ impl fmt::Display for RunSummary {
             self.elapsed.as_secs_f64(),
             total.records_read as f64 / self.elapsed.as_secs_f64().max(1e-9)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(records: (u64, u64, u64), bytes: (u64, u64, u64)) -> InputSummary {
+        InputSummary {
+            input: "a.log".into(),
+            records_read: records.0,
+            events: records.1,
+            dead_letters: records.2,
+            bytes_read: bytes.0,
+            event_bytes: bytes.1,
+            dead_letter_bytes: bytes.2,
+            ..InputSummary::default()
+        }
+    }
+
+    #[test]
+    fn a_record_cut_short_is_a_mismatch_even_when_the_records_add_up() {
+        let whole = RunSummary { inputs: vec![input((3, 2, 1), (300, 100, 200))], ..RunSummary::default() };
+        assert!(whole.reconciles());
+        let text = whole.to_string();
+        assert!(
+            text.contains("record bytes read 300 = raw bytes archived in events 100 + kept in dead letters 200 (ok)")
+        );
+        assert!(!text.contains("MISMATCH"), "{text}");
+
+        // The dead letter kept only part of its bytes: the records add up, the bytes do not.
+        let cut = RunSummary { inputs: vec![input((3, 2, 1), (300, 100, 150))], ..RunSummary::default() };
+        assert!(!cut.reconciles());
+        let text = cut.to_string();
+        assert!(text.contains("dead-lettered 1 (ok)"), "{text}");
+        assert!(text.contains("kept in dead letters 150 (MISMATCH)"), "{text}");
+        assert!(text.contains("MISMATCH in a.log"), "{text}");
+        let json = serde_json::to_value(&cut).unwrap();
+        assert_eq!(json["inputs"][0]["bytes_read"], 300);
+        assert_eq!(json["inputs"][0]["dead_letter_bytes"], 150);
     }
 }
