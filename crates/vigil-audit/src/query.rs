@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
@@ -119,6 +119,55 @@ impl std::str::FromStr for OutputFormat {
     }
 }
 
+/// `batch` in columns CSV can hold: a list, struct, map or union column (CSV has no nesting; alerts'
+/// `criteria` and `event_ids` are lists) becomes its JSON text, one JSON value per cell
+/// (`["CC6.1","CC7.2"]`); a binary column (`raw`) becomes its bytes as UTF-8 text (invalid sequences
+/// replaced: the Parquet and JSON outputs keep the exact bytes). Nulls stay empty cells.
+pub fn csv_ready(batch: &RecordBatch) -> Result<RecordBatch> {
+    let err = |e: arrow::error::ArrowError| Error::Output { what: "CSV".into(), reason: e.to_string() };
+    let options = arrow::json::writer::EncoderOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let text: Option<StringArray> = if field.data_type().is_nested() {
+            let mut encoder = arrow::json::writer::make_encoder(field, column.as_ref(), &options).map_err(err)?;
+            let mut buf = Vec::new();
+            Some(
+                (0..column.len())
+                    .map(|i| {
+                        (!encoder.is_null(i)).then(|| {
+                            buf.clear();
+                            encoder.encode(i, &mut buf);
+                            String::from_utf8_lossy(&buf).into_owned()
+                        })
+                    })
+                    .collect(),
+            )
+        } else {
+            match field.data_type() {
+                DataType::Binary => Some(binary_text(column.as_binary::<i32>())),
+                DataType::LargeBinary => Some(binary_text(column.as_binary::<i64>())),
+                _ => None,
+            }
+        };
+        match text {
+            Some(text) => {
+                fields.push(Field::new(field.name(), DataType::Utf8, true));
+                columns.push(Arc::new(text) as ArrayRef);
+            }
+            None => {
+                fields.push(field.as_ref().clone().with_nullable(true));
+                columns.push(column.clone());
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(err)
+}
+
+fn binary_text<O: arrow::array::OffsetSizeTrait>(bin: &arrow::array::GenericBinaryArray<O>) -> StringArray {
+    bin.iter().map(|v| v.map(|b| String::from_utf8_lossy(b).into_owned())).collect()
+}
+
 /// Writes `batches` in `format`.
 pub fn write_output(batches: &[RecordBatch], format: OutputFormat, out: &mut dyn Write) -> Result<()> {
     let err = |reason: String| Error::Output { what: "query results".into(), reason };
@@ -130,7 +179,7 @@ pub fn write_output(batches: &[RecordBatch], format: OutputFormat, out: &mut dyn
         OutputFormat::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(out);
             for b in batches {
-                writer.write(b).map_err(|e| err(e.to_string()))?;
+                writer.write(&csv_ready(b)?).map_err(|e| err(e.to_string()))?;
             }
         }
         OutputFormat::Json => {
@@ -151,4 +200,44 @@ pub fn write_output(batches: &[RecordBatch], format: OutputFormat, out: &mut dyn
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{BinaryArray, Int64Array, ListBuilder, StringBuilder, StructArray};
+
+    use super::*;
+
+    #[test]
+    fn csv_holds_lists_structs_and_binary_as_text() {
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        lists.values().append_value("CC6.1");
+        lists.values().append_value("CC7.2");
+        lists.append(true);
+        lists.append(false);
+        lists.values().append_value("a,\"b\"");
+        lists.append(true);
+        let lists = lists.finish();
+        let inner: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(3)]));
+        let structs = StructArray::from(vec![(Arc::new(Field::new("n", DataType::Int64, true)), inner)]);
+        let raw = BinaryArray::from_opt_vec(vec![Some(b"{\"x\":1}".as_slice()), None, Some(b"\xffz".as_slice())]);
+        let schema = Schema::new(vec![
+            Field::new("criteria", lists.data_type().clone(), true),
+            Field::new("s", structs.data_type().clone(), true),
+            Field::new("raw", DataType::Binary, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(lists) as ArrayRef, Arc::new(structs) as ArrayRef, Arc::new(raw) as ArrayRef],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        write_output(&[batch], OutputFormat::Csv, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "criteria,s,raw");
+        assert_eq!(lines[1], r#""[""CC6.1"",""CC7.2""]","{""n"":1}","{""x"":1}""#);
+        assert_eq!(lines[2], ",{},");
+        assert_eq!(lines[3], "\"[\"\"a,\\\"\"b\\\"\"\"\"]\",\"{\"\"n\"\":3}\",\u{fffd}z");
+    }
 }

@@ -10,7 +10,7 @@
 //! SUMMARY.txt          what was sampled, how, and how to check it
 //! population.json      definition, period, count, seed, SHA-256 of the sorted population ids, the draw
 //! records.parquet      the sampled records (canonical columns; events keep their original raw bytes)
-//! records.csv          the same, raw bytes as text
+//! records.csv          the same, raw bytes as text, lists (alert criteria, event ids) as JSON text
 //! source_events.parquet  for alert samples: the events each sampled alert was raised on
 //! provenance.json      per sampled record: the manifest entry (chain, seq, hash) and file that hold it
 //! ```
@@ -19,17 +19,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use vigil_evidence::{Archive, ManifestEntry};
 
-use crate::query::query;
+use crate::query::{csv_ready, query};
 use crate::{Error, Result};
 
 /// Which records make up the population.
@@ -171,34 +169,6 @@ fn parquet_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
     writer.write(batch).map_err(err)?;
     writer.close().map_err(err)?;
     Ok(buf)
-}
-
-/// `raw` (binary) as text, for CSV.
-fn csv_ready(batch: &RecordBatch) -> Result<RecordBatch> {
-    let mut fields = Vec::new();
-    let mut columns = Vec::new();
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        match field.data_type() {
-            DataType::Binary => {
-                let bin = column.as_binary::<i32>();
-                let text: arrow::array::StringArray = (0..bin.len())
-                    .map(|i| bin.is_valid(i).then(|| String::from_utf8_lossy(bin.value(i)).into_owned()))
-                    .collect();
-                fields.push(Field::new(field.name(), DataType::Utf8, true));
-                columns.push(Arc::new(text) as Arc<dyn Array>);
-            }
-            DataType::List(_) => {
-                let cast = arrow::compute::cast(column, &DataType::Utf8).unwrap_or_else(|_| column.clone());
-                fields.push(Field::new(field.name(), cast.data_type().clone(), true));
-                columns.push(cast);
-            }
-            _ => {
-                fields.push(field.as_ref().clone().with_nullable(true));
-                columns.push(column.clone());
-            }
-        }
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Draws the sample and writes the package into `out` (created; must be empty or absent).
