@@ -352,9 +352,8 @@ impl Pipeline {
         };
         // The reader asks which chains exist before it says which one the file continues (see `source`).
         let (archive, runtime) = (self.archive.clone(), tokio::runtime::Handle::current());
-        let lookup: ChainLookup = Arc::new(move |name: &str| {
-            runtime.block_on(archive.source_head(name, 0)).map_err(|e| e.to_string())
-        });
+        let lookup: ChainLookup =
+            Arc::new(move |name: &str| runtime.block_on(archive.source_head(name, 0)).map_err(|e| e.to_string()));
         let mut rx = spawn_reader(file.clone(), normalizer.framing(), reader_settings, lookup);
         let (ingest_source, reader_resume_after) = match rx.recv().await {
             Some(ReadEvent::Start { ingest_source, resume_after }) => (ingest_source, resume_after),
@@ -704,8 +703,7 @@ impl Pipeline {
         part.head = Some(ChainHead::from(&entry));
         part.resume_after = in_flight.last;
         part.summary.event_bytes += in_flight.event_bytes;
-        let blob_bytes: u64 =
-            entry.files.iter().filter(|f| f.kind == vigil_evidence::BLOB_KIND).map(|f| f.size).sum();
+        let blob_bytes: u64 = entry.files.iter().filter(|f| f.kind == vigil_evidence::BLOB_KIND).map(|f| f.size).sum();
         part.summary.dead_letter_bytes += in_flight.dead_letter_row_bytes + blob_bytes;
         self.stages.archive += stage.elapsed();
         self.metrics.stage("archive", in_flight.started.elapsed());
