@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, PipelineConfig, RulesConfig, Settings};
 use vigil_pipeline::{Pipeline, ShutdownHandle, rule_tests};
+use vigil_schema::redact;
 
 #[derive(Parser, Debug)]
 #[command(name = "vigil", version, about = "Access logs in, SQL detections and SOC 2 evidence out.")]
@@ -202,7 +203,11 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
     vigil_audit::query::write_output(&batches, format, &mut buf)?;
     match &args.out {
         Some(path) => std::fs::write(path, &buf).with_context(|| format!("cannot write {}", path.display()))?,
-        None => std::io::stdout().write_all(&buf)?,
+        None => {
+            // Flushed here: an error at exit (a full disk, a closed pipe) would be lost, and the exit code 0.
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&buf).and_then(|()| stdout.flush()).context("cannot write the results to stdout")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -567,11 +572,15 @@ fn validate(args: PipelineArgs) -> Result<ExitCode> {
         }
     }
     if problems.is_empty() {
-        println!("{origin}: ok ({} inputs, {rule_count} rules, evidence {})", config.inputs.len(), config.evidence.url);
+        println!(
+            "{origin}: ok ({} inputs, {rule_count} rules, evidence {})",
+            config.inputs.len(),
+            redact::url(&config.evidence.url)
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
-            println!("{p}");
+            println!("{}", redact::text(p));
         }
         println!("{} problem(s)", problems.len());
         Ok(ExitCode::from(1))
@@ -625,7 +634,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Every message is built to hold no secret; this is the net under them.
+            eprintln!("error: {}", redact::text(&format!("{err:#}")));
             ExitCode::from(2)
         }
     }

@@ -252,3 +252,249 @@ fn a_batch_closes_before_its_bytes_pass_max_buffered_bytes_and_the_summary_has_l
     let q = |k: &str| archived[k].as_f64().expect("quantile");
     assert!(q("p50") > 0.0 && q("p50") <= q("p99") && q("p99") <= q("max"), "{archived}");
 }
+
+/// A secret no output may repeat.
+const SECRET: &str = "hunter2-S3cr3tValue";
+
+/// `vigil ARGS`: exit code and everything it printed (stdout, stderr).
+fn vigil_all(args: &[&str]) -> (Option<i32>, String) {
+    let output = vigil().args(args).output().expect("vigil runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code(), text)
+}
+
+#[test]
+fn inline_secrets_in_kafka_and_s3_urls_are_refused_and_never_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = dir.path().join("ev").display().to_string();
+    let fixture = "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson";
+    let kafka_inputs = [
+        format!("cloudtrail:kafka://127.0.0.1:9/cloudtrail?group=vigil&sasl.password={SECRET}"),
+        format!("cloudtrail:kafka://127.0.0.1:9/cloudtrail?group=vigil&sasl.pasword={SECRET}&start=latest"),
+        format!("cloudtrail:kafka://127.0.0.1:9/cloudtrail?group=vigil&sasl_password={SECRET}"),
+        format!("cloudtrail:kafka://127.0.0.1:9/cloudtrail?group=vigil&ssl.key.password={SECRET}"),
+        format!("cloudtrail:kafka://vigil:{SECRET}@127.0.0.1:9/cloudtrail?group=vigil"),
+        // A typo'd format too: the input is still shown redacted.
+        format!("cloudtrial:kafka://127.0.0.1:9/cloudtrail?group=vigil&token={SECRET}"),
+    ];
+    let evidences = [
+        format!("s3://audit-bucket/vigil?region=us-east-1&secret={SECRET}"),
+        format!("s3://audit-bucket/vigil?aws_secret_access_key={SECRET}"),
+        format!("s3://audit-bucket/vigil?session_token={SECRET}"),
+        format!("s3://AKIAEXAMPLE:{SECRET}@audit-bucket/vigil"),
+        format!("s3://audit-bucket/vigil?endpoint=http://minio:{SECRET}@127.0.0.1:9"),
+        format!("s3://audit-bucket/vigil?secert_key={SECRET}"),
+    ];
+    let mut cases: Vec<(Vec<String>, &str)> = Vec::new();
+    for input in &kafka_inputs {
+        let flags = vec!["--input".to_string(), input.clone(), "--evidence".into(), evidence.clone()];
+        cases.push((flags, "refused"));
+    }
+    for ev in &evidences {
+        cases.push((vec!["--input".into(), fixture.into(), "--evidence".into(), ev.clone()], "refused"));
+    }
+    let summary = dir.path().join("summary.json");
+    for (flags, expect) in &cases {
+        let mut args = vec!["validate", "--rules", "pipelines/rules/soc2"];
+        args.extend(flags.iter().map(String::as_str));
+        let (code, text) = vigil_all(&args);
+        assert_eq!(code, Some(1), "validate {flags:?}: {text}");
+        assert!(!text.contains(SECRET) && !text.contains("S3cr3t"), "validate {flags:?} repeats the secret: {text}");
+        let mut args = vec!["run", "--no-progress", "--rules", "pipelines/rules/soc2"];
+        args.extend(flags.iter().map(String::as_str));
+        let summary_arg = summary.display().to_string();
+        args.extend(["--summary-json", summary_arg.as_str()]);
+        let (code, text) = vigil_all(&args);
+        assert_eq!(code, Some(2), "run {flags:?}: {text}");
+        assert!(!text.contains(SECRET) && !text.contains("S3cr3t"), "run {flags:?} repeats the secret: {text}");
+        if text.contains("cloudtrial") {
+            continue; // refused for its format first
+        }
+        assert!(text.contains(expect), "run {flags:?}: {text}");
+        let summary_text = std::fs::read_to_string(&summary).unwrap_or_default();
+        assert!(!summary_text.contains(SECRET), "{summary_text}");
+    }
+    // Kafka: the refusal says which mechanism to use instead; S3: the environment or a profile.
+    let (_, text) = vigil_all(&[
+        "validate",
+        "--rules",
+        "pipelines/rules/soc2",
+        "--input",
+        &kafka_inputs[0],
+        "--evidence",
+        &evidence,
+    ]);
+    assert!(text.contains("sasl_password_env=") && text.contains("sasl.password"), "{text}");
+    let (_, text) =
+        vigil_all(&["validate", "--rules", "pipelines/rules/soc2", "--input", fixture, "--evidence", &evidences[0]]);
+    assert!(text.contains("AWS_SECRET_ACCESS_KEY") && text.contains("profile"), "{text}");
+    // The archive commands refuse the same way.
+    for command in [vec!["verify"], vec!["query", "SELECT 1"]] {
+        let mut args = command.clone();
+        args.extend(["--evidence", evidences[0].as_str()]);
+        let (code, text) = vigil_all(&args);
+        assert_eq!(code, Some(2), "{command:?}: {text}");
+        assert!(!text.contains(SECRET) && text.contains("refused"), "{command:?}: {text}");
+    }
+    // Alerts and dead letters to a Kafka URL with a secret.
+    let alerts = format!("kafka://127.0.0.1:9/vigil-alerts?sasl.password={SECRET}");
+    let (code, text) = vigil_all(&[
+        "run",
+        "--input",
+        fixture,
+        "--rules",
+        "pipelines/rules/soc2",
+        "--evidence",
+        &evidence,
+        "--alerts",
+        &alerts,
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+}
+
+#[test]
+fn secrets_in_a_config_file_are_refused_and_never_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("p.toml");
+    let rules = repo().join("pipelines/rules/soc2").display().to_string();
+    let bodies = [
+        // A secret property written inline, misspelt.
+        format!(
+            "[[inputs]]\nformat = \"cloudtrail\"\n[inputs.kafka]\nbrokers = [\"127.0.0.1:9\"]\ntopics = [\"t\"]\n\
+             group = \"g\"\n[inputs.kafka.properties]\n\"sasl.passwd\" = \"{SECRET}\"\n"
+        ),
+        // A secret as the reference itself.
+        format!(
+            "[[inputs]]\nformat = \"cloudtrail\"\n[inputs.kafka]\nbrokers = [\"127.0.0.1:9\"]\ntopics = [\"t\"]\n\
+             group = \"g\"\n[inputs.kafka.secrets]\n\"sasl.password\" = \"{SECRET}\"\n"
+        ),
+        // An unknown key: the TOML error quotes its line.
+        format!(
+            "[[inputs]]\nformat = \"cloudtrail\"\n[inputs.kafka]\nbrokers = [\"127.0.0.1:9\"]\ntopics = [\"t\"]\n\
+             password = \"{SECRET}\"\n"
+        ),
+        // A URL in path, and a broker with a password.
+        format!(
+            "[[inputs]]\nformat = \"cloudtrail\"\npath = \"kafka://127.0.0.1:9/t?group=g&sasl.password={SECRET}\"\n"
+        ),
+        format!(
+            "[[inputs]]\nformat = \"cloudtrail\"\n[inputs.kafka]\nbrokers = [\"u:{SECRET}@127.0.0.1:9\"]\n\
+             topics = [\"t\"]\ngroup = \"g\"\n"
+        ),
+    ];
+    for body in bodies {
+        let text = format!("{body}\n[rules]\ndirs = [{rules:?}]\n[evidence]\nurl = \"s3://audit/p?token={SECRET}\"\n");
+        std::fs::write(&config, &text).expect("config");
+        let config = config.display().to_string();
+        for command in ["validate", "run"] {
+            let (code, out) = vigil_all(&[command, "--config", &config]);
+            assert!(code == Some(1) || code == Some(2), "{command} {body}: {out}");
+            assert!(!out.contains(SECRET) && !out.contains("S3cr3t"), "{command} repeats the secret:\n{body}\n{out}");
+        }
+    }
+}
+
+#[test]
+fn a_json_source_outside_the_safe_characters_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("app.ndjson");
+    std::fs::write(&log, "{\"ts\":\"2024-08-01T00:00:00Z\",\"user\":\"a\"}\n").expect("log");
+    let rules = repo().join("pipelines/rules/soc2").display().to_string();
+    for (source, ok) in
+        [("myapp.audit", true), ("../evil", false), ("a/b", false), ("a b", false), ("a%2Fb", false), ("..", false)]
+    {
+        let config = dir.path().join("p.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[inputs]]\nformat = \"json\"\npath = {:?}\nsource = {source:?}\nfields = {{ time = \"ts\", actor_user = \
+                 \"user\" }}\n[rules]\ndirs = [{rules:?}]\n[evidence]\nurl = {:?}\n",
+                log.display().to_string(),
+                dir.path().join("ev").display().to_string()
+            ),
+        )
+        .expect("config");
+        let (code, text) = vigil_all(&["validate", "--config", &config.display().to_string()]);
+        if ok {
+            assert_eq!(code, Some(0), "{source}: {text}");
+        } else {
+            assert_eq!(code, Some(1), "{source}: {text}");
+            assert!(text.contains("source") && text.contains("letters, digits"), "{source}: {text}");
+        }
+    }
+    // Accepted, it names the folder as it is: not percent-encoded.
+    let (code, text) =
+        vigil_all(&["run", "--no-progress", "--config", &dir.path().join("p.toml").display().to_string()]);
+    assert_eq!(code, Some(2), "the last config is refused: {text}");
+    let config = dir.path().join("ok.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[inputs]]\nformat = \"json\"\npath = {:?}\nsource = \"my-app_1.audit\"\nfields = {{ time = \"ts\" }}\n\
+             [rules]\ndirs = [{rules:?}]\n[evidence]\nurl = {:?}\n",
+            log.display().to_string(),
+            dir.path().join("ev").display().to_string()
+        ),
+    )
+    .expect("config");
+    let (code, text) = vigil_all(&["run", "--no-progress", "--config", &config.display().to_string()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(dir.path().join("ev/events/source=my-app_1.audit").is_dir(), "{text}");
+}
+
+#[test]
+fn query_writes_list_columns_as_csv_and_an_output_failure_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ev = dir.path().join("ev").display().to_string();
+    let (code, text) = vigil_all(&[
+        "run",
+        "--no-progress",
+        "--input",
+        "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson",
+        "--rules",
+        "pipelines/rules/soc2",
+        "--evidence",
+        &ev,
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let output =
+        vigil().args(["query", "--evidence", &ev, "--format", "csv", "SELECT * FROM alerts"]).output().expect("runs");
+    let csv = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let header = csv.lines().next().expect("header");
+    assert!(header.contains("criteria") && header.contains("event_ids"), "{header}");
+    // Lists are JSON text in one quoted cell: ["CC6.1","CC7.2"] is written "[""CC6.1"",""CC7.2""]".
+    assert!(csv.contains("\"[\"\"CC"), "{}", &csv[..csv.len().min(2000)]);
+    let (code, json) = vigil_all(&["query", "--evidence", &ev, "--format", "json", "SELECT count(*) AS n FROM alerts"]);
+    assert_eq!(code, Some(0), "{json}");
+    let n: serde_json::Value = serde_json::from_str(json.lines().next().expect("line")).expect("json");
+    let alerts = n["n"].as_u64().expect("count");
+    assert!(alerts > 0);
+    // Every alert is one record of the CSV (cells may hold quoted newlines: count records by event id lists).
+    assert!(csv.matches("\"[\"\"").count() as u64 >= alerts, "{alerts} alerts");
+    // Events (binary raw, JSON attrs) too.
+    let (code, text) = vigil_all(&["query", "--evidence", &ev, "--format", "csv", "SELECT * FROM events LIMIT 3"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("eventName"), "raw bytes as text: {text}");
+    // Output failures: an unwritable --out, and a full stdout.
+    let (code, text) = vigil_all(&[
+        "query",
+        "--evidence",
+        &ev,
+        "--format",
+        "csv",
+        "--out",
+        "/nonexistent/dir/x.csv",
+        "SELECT * FROM alerts",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let output = vigil()
+            .args(["query", "--evidence", &ev, "--format", "csv", "SELECT * FROM alerts"])
+            .stdout(full)
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+}

@@ -75,7 +75,7 @@ impl Archive {
         Ok(Archive {
             store: opened.store,
             root: opened.root,
-            location: location.to_string(),
+            location: vigil_schema::redact::url(location).into_owned(),
             bucket: opened.bucket,
             patience: retry::Patience::UNTIL_STORED,
         })
@@ -85,7 +85,10 @@ impl Archive {
     /// without a `manifests/` folder is refused, so a mistyped path is an error instead of an empty,
     /// "verified" archive.
     pub async fn open_existing(location: &str) -> Result<Self> {
-        let missing = |reason: &str| Error::Location { location: location.to_string(), reason: reason.to_string() };
+        let missing = |reason: &str| Error::Location {
+            location: vigil_schema::redact::url(location).into_owned(),
+            reason: reason.to_string(),
+        };
         if let store::Location::Local(dir) = store::Location::parse(location)?
             && !dir.is_dir()
         {
@@ -108,7 +111,8 @@ impl Archive {
 
     /// An archive on any object store under `root` (used for S3-compatible stores and tests).
     pub fn with_store(store: Arc<dyn ObjectStore>, root: Path, location: impl Into<String>) -> Self {
-        Archive { store, root, location: location.into(), bucket: None, patience: retry::Patience::UNTIL_STORED }
+        let location = vigil_schema::redact::url(&location.into()).into_owned();
+        Archive { store, root, location, bucket: None, patience: retry::Patience::UNTIL_STORED }
     }
 
     /// How long operations wait out a store that does not answer: by default until it answers (the
@@ -133,7 +137,7 @@ impl Archive {
         &self.root
     }
 
-    /// The location as the user gave it.
+    /// The location as the user gave it, as shown to people (through `vigil_schema::redact::url`).
     pub fn location(&self) -> &str {
         &self.location
     }

@@ -31,6 +31,7 @@ use object_store::client::{
 };
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore};
+use vigil_schema::redact;
 
 use crate::{Error, Result};
 
@@ -54,8 +55,21 @@ const S3_KEYS: [&str; 4] = ["endpoint", "region", "profile", "virtual_hosted_sty
 
 impl Location {
     /// Parses `location`: a path, `file://PATH` or `s3://BUCKET[/PREFIX][?key=value&...]`.
+    ///
+    /// Credentials written in the URL (a user name or password before `@`, a secret-like query key, an
+    /// `endpoint` with either) are refused, and no error repeats them.
     pub fn parse(location: &str) -> Result<Location> {
-        let err = |reason: String| Error::Location { location: location.to_string(), reason };
+        let err = |reason: String| Error::Location { location: redact::url(location).into_owned(), reason };
+        let inline = redact::inline_secrets(location, &[]);
+        if !inline.is_empty() {
+            let found: Vec<String> = inline.iter().map(ToString::to_string).collect();
+            return Err(err(format!(
+                "holds credentials ({}), which are refused: credentials never go in the URL; set AWS_ACCESS_KEY_ID \
+                 and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment, or name a profile of \
+                 ~/.aws/credentials with ?profile=NAME. Rotate the key if this URL was shared",
+                found.join(", ")
+            )));
+        }
         if let Some(rest) = location.strip_prefix("s3://") {
             let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
             let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
@@ -100,7 +114,7 @@ pub struct OpenedStore {
 
 /// Opens the store of `location` (see the module docs).
 pub fn open(location: &str) -> Result<OpenedStore> {
-    let loc_err = |reason: String| Error::Location { location: location.to_string(), reason };
+    let loc_err = |reason: String| Error::Location { location: redact::url(location).into_owned(), reason };
     match Location::parse(location)? {
         Location::Local(dir) => {
             std::fs::create_dir_all(&dir).map_err(|e| loc_err(format!("cannot create the directory: {e}")))?;

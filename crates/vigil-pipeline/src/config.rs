@@ -135,7 +135,10 @@ impl InputConfig {
     pub fn from_flag(flag: &str) -> Result<Self> {
         let (format, path) = flag.split_once(':').ok_or_else(|| Error::Config {
             origin: "--input".into(),
-            reason: format!("`{flag}` is not FORMAT:PATH (for example cloudtrail:logs/ or apache_combined:-)"),
+            reason: format!(
+                "`{}` is not FORMAT:PATH (for example cloudtrail:logs/ or apache_combined:-)",
+                vigil_schema::redact::text(flag)
+            ),
         })?;
         Ok(InputConfig {
             format: format.to_string(),
@@ -152,7 +155,7 @@ impl InputConfig {
     /// The parsed format.
     pub fn format(&self) -> Result<Format> {
         self.format.parse().map_err(|e: vigil_normalize::Error| Error::Config {
-            origin: format!("input `{}`", self.path),
+            origin: format!("input `{}`", self.display()),
             reason: e.to_string(),
         })
     }
@@ -173,11 +176,11 @@ impl InputConfig {
         self.kafka.is_some() || KafkaEndpoint::is_url(&self.path)
     }
 
-    /// The input as shown to people (never a secret).
+    /// The input as shown to people (never a secret: see `vigil_schema::redact`).
     pub fn display(&self) -> String {
         match self.kafka_endpoint() {
             Some(Ok(k)) => k.describe(),
-            _ => self.path.clone(),
+            _ => vigil_schema::redact::url(&self.path).into_owned(),
         }
     }
 
@@ -339,7 +342,8 @@ impl PipelineConfig {
         })?;
         let mut config: PipelineConfig = toml::from_str(&text).map_err(|e| Error::Config {
             origin: path.display().to_string(),
-            reason: e.to_string().trim_end().to_string(),
+            // A TOML error quotes the line it is about: secrets in it are masked.
+            reason: vigil_schema::redact::text(e.to_string().trim_end()).into_owned(),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         // Each input's `path = "..."` line, in order, so that problems can name it.
@@ -418,13 +422,16 @@ impl PipelineConfig {
             match input.format() {
                 Ok(format) => {
                     if let Err(e) = format.build(&input.options()) {
-                        problem(format!("input `{}`: {e}", input.path));
+                        problem(format!("input `{}`: {e}", input.display()));
+                    }
+                    if let Some(p) = input.source.as_deref().and_then(vigil_schema::source_name_problem) {
+                        problem(format!("input `{}`: {p}", input.display()));
                     }
                     let json_format = matches!(format, Format::Json | Format::WebAccessJson);
                     if !json_format && (input.source.is_some() || input.class.is_some() || !input.fields.is_empty()) {
                         problem(format!(
                             "input `{}`: source, class and fields apply only to the json and web_access_json formats",
-                            input.path
+                            input.display()
                         ));
                     }
                 }
@@ -455,7 +462,7 @@ impl PipelineConfig {
                 None if input.path.is_empty() => problem("input without path or kafka".into()),
                 None => {
                     if input.path != "-" && !Path::new(&input.path).exists() {
-                        problem(format!("input `{}` ({}) does not exist", input.path, input.format));
+                        problem(format!("input `{}` ({}) does not exist", input.display(), input.format));
                     }
                 }
             }

@@ -169,6 +169,8 @@ pub enum InlineSecret {
     Userinfo,
     /// A query key that looks like a secret, with a value (the key only, never the value).
     Key(String),
+    /// A URL in the value of this query key holds a user name or password (`endpoint=http://u:p@host`).
+    NestedUserinfo(String),
 }
 
 impl std::fmt::Display for InlineSecret {
@@ -176,6 +178,7 @@ impl std::fmt::Display for InlineSecret {
         match self {
             InlineSecret::Userinfo => f.write_str("a user name or password before @"),
             InlineSecret::Key(k) => write!(f, "query key `{}`", text(k)),
+            InlineSecret::NestedUserinfo(k) => write!(f, "a user name or password before @ in query key `{}`", text(k)),
         }
     }
 }
@@ -208,7 +211,7 @@ pub fn inline_secrets(url: &str, allowed: &[&str]) -> Vec<InlineSecret> {
             // A nested URL (`endpoint=http://user:pass@host`) carries its own credentials.
             let nested = percent_decode_lossy(value);
             if inline_secrets(&nested, allowed).contains(&InlineSecret::Userinfo) {
-                out.push(InlineSecret::Key(format!("{key} (user name or password before @)")));
+                out.push(InlineSecret::NestedUserinfo(key.to_string()));
             }
         }
     }
@@ -456,7 +459,10 @@ mod tests {
         assert!(!found.iter().map(ToString::to_string).collect::<String>().contains("hunter2"));
         assert_eq!(inline_secrets("s3://b/p?region=x&profile=audit", &[]), vec![]);
         assert_eq!(inline_secrets("kafka://b:1/t?sasl_password_env=PW", &[]), vec![]);
-        assert_eq!(inline_secrets("s3://b/p?endpoint=http://u:p@h:9000", &[]).len(), 1);
+        assert_eq!(
+            inline_secrets("s3://b/p?endpoint=http://u:p@h:9000", &[]),
+            vec![InlineSecret::NestedUserinfo("endpoint".into())]
+        );
         assert_eq!(inline_secrets("/a/b@c", &[]), vec![]);
         assert_eq!(inline_secrets("file:///home/me@corp/ev?x#y", &[]), vec![]);
         assert_eq!(inline_secrets("file://u:p@host/ev", &[]), vec![InlineSecret::Userinfo]);
