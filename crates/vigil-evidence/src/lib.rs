@@ -356,7 +356,9 @@ impl Archive {
         });
         futures::future::try_join_all(puts).await?;
         for (path, blob) in &prepared.blobs {
-            self.put_blob(&self.absolute(path), blob).await?;
+            let path = self.absolute(path);
+            // A blob is stored again whole (a new upload) when an attempt fails in a way that may pass.
+            retry::patiently(self.patience, "put", &path, || self.put_blob(&path, blob)).await?;
         }
         failpoint::hit("before_manifest");
         let entry = self.append(entry, head.cloned()).await?;

@@ -39,13 +39,13 @@ pub struct Patience {
 }
 
 impl Patience {
-    /// The pipeline's write path: repeat until the store answers (1 s, 2 s, 4 s, ... at most 20 s apart).
+    /// The pipeline's write path: repeat until the store answers (1 s, 2 s, 4 s, ... at most 10 s apart).
     pub const UNTIL_STORED: Patience =
-        Patience { first_wait: Duration::from_secs(1), max_wait: Duration::from_secs(20), give_up_after: None };
+        Patience { first_wait: Duration::from_secs(1), max_wait: Duration::from_secs(10), give_up_after: None };
     /// Reading commands (`verify`, `query`, `expire`): the same waits, for at most a minute.
     pub const BRIEF: Patience = Patience {
         first_wait: Duration::from_secs(1),
-        max_wait: Duration::from_secs(20),
+        max_wait: Duration::from_secs(10),
         give_up_after: Some(Duration::from_secs(60)),
     };
     /// Fail at the first error (tests).
