@@ -33,7 +33,9 @@
 //! document over `max_document_bytes` are never cut: the reader streams the record to a temporary file
 //! while hashing it ([`Spill`]), keeps its first [`DEAD_LETTER_PREFIX`] bytes for the dead-letter row,
 //! and hands over a [`DeadLetterBlob`] that the archive stores whole. A document over the limit becomes
-//! one dead letter (offset 1) and the input's end; the run goes on with the next file.
+//! one dead letter (offset 1) and the input's end; the run goes on with the next file. Until the framing
+//! of a JSON input is known, its first line is read up to `max_document_bytes`, so a one-line document
+//! (as CloudTrail writes its S3 objects) is read as a document, not dead-lettered as one long record.
 //!
 //! **Directories** are walked without following symbolic links (a `loop -> .` link would read every file
 //! again and again): links, and entries that are neither files nor directories, are skipped with a
