@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
     let kit = load_rules(&[repo().join("benches/rules")]).expect("kit rules");
     let cases = [
         ("kit_11", kit.clone(), EngineOptions::default()),
-        ("attr_calls_per_row", kit, EngineOptions { attr_columns: false }),
+        ("attr_calls_per_row", kit, EngineOptions { attr_columns: false, ..EngineOptions::default() }),
         ("pack_10", pack_of(10), EngineOptions::default()),
         ("pack_30", pack_of(30), EngineOptions::default()),
         ("pack_100", pack_of(100), EngineOptions::default()),

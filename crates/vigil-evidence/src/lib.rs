@@ -973,17 +973,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_second_writer_on_one_chain_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
-        let first = [events(1, 10)];
-        let second = [events(11, 20)];
-        archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
-        let err = archive.commit(prepare(&commit_of(&second, 11, 20), 3).unwrap(), None).await.unwrap_err();
-        assert!(matches!(err, Error::SecondWriter { seq: 0, .. }), "{err}");
-    }
-
-    #[tokio::test]
     async fn blobs_are_stored_whole_listed_and_verified() {
         let dir = tempfile::tempdir().unwrap();
         let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
@@ -1074,6 +1063,17 @@ mod tests {
             Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC")),
         ];
         RecordBatch::try_new(vigil_schema::dead_letter_schema(), columns).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_on_one_chain_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        let first = [events(1, 10)];
+        let second = [events(11, 20)];
+        archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
+        let err = archive.commit(prepare(&commit_of(&second, 11, 20), 3).unwrap(), None).await.unwrap_err();
+        assert!(matches!(err, Error::SecondWriter { seq: 0, .. }), "{err}");
     }
 
     #[tokio::test]

@@ -9,7 +9,9 @@
 //! | `vigil_events_archived_total` | counter | `ingest_source`, `partition` | records normalized into events and durable in the archive |
 //! | `vigil_dead_letters_total` | counter | `ingest_source`, `partition` | records sent to the dead letters (durable too) |
 //! | `vigil_batches_total` | counter | `ingest_source`, `partition` | micro-batches archived |
+//! | `vigil_events_future_dated_total` | counter | `ingest_source`, `partition` | events dated past the future-skew limit: archived, flagged, event time not moved |
 //! | `vigil_alerts_total` | counter | `rule` | alerts raised, per rule |
+//! | `vigil_rules_quarantined_total` | counter | `rule` | rules quarantined (over budget or failed at run time), each once per run |
 //! | `vigil_stage_seconds_total` | counter | `stage` | wall time in `normalize`, `rules`, `emit`, `archive` |
 //! | `vigil_kafka_consumer_lag` | gauge | `topic`, `partition` | messages behind the partition's end (librdkafka statistics) |
 //! | `vigil_batch_stage_seconds` | summary | `stage` | per batch: time in each stage (p50, p90, p99, max) |
@@ -47,6 +49,8 @@ pub struct PartitionCounters {
     pub dead_letters: u64,
     /// Micro-batches archived.
     pub batches: u64,
+    /// Events dated past the future-skew limit.
+    pub future_dated: u64,
 }
 
 /// The stages of a micro-batch, in order.
@@ -56,6 +60,7 @@ pub const STAGES: [&str; 4] = ["normalize", "rules", "emit", "archive"];
 struct Inner {
     partitions: BTreeMap<PartitionKey, PartitionCounters>,
     alerts: BTreeMap<String, u64>,
+    quarantined: BTreeMap<String, u64>,
     stage_seconds: [f64; 4],
     lag: BTreeMap<PartitionKey, i64>,
     batch_stage: [Histogram<u64>; 4],
@@ -90,6 +95,7 @@ impl Metrics {
         let inner = Inner {
             partitions: BTreeMap::new(),
             alerts: BTreeMap::new(),
+            quarantined: BTreeMap::new(),
             stage_seconds: [0.0; 4],
             lag: BTreeMap::new(),
             batch_stage: [histogram(), histogram(), histogram(), histogram()],
@@ -139,6 +145,16 @@ impl Metrics {
         let _ = inner.event_to_alert.record(micros(since_read));
     }
 
+    /// A batch of a partition held `events` dated past the future-skew limit.
+    pub fn future_dated(&self, ingest_source: &str, partition: i32, events: u64) {
+        self.lock().partitions.entry((ingest_source.to_string(), partition)).or_default().future_dated += events;
+    }
+
+    /// `rule` was quarantined: over its budget, or failed at run time.
+    pub fn rule_quarantined(&self, rule: &str) {
+        *self.lock().quarantined.entry(rule.to_string()).or_default() += 1;
+    }
+
     /// The consumer lag of a Kafka partition (messages between its committed or read position and its end).
     pub fn kafka_lag(&self, topic: &str, partition: i32, lag: i64) {
         self.lock().lag.insert((topic.to_string(), partition), lag);
@@ -169,12 +185,17 @@ impl Metrics {
         let inner = self.lock();
         let mut out = String::with_capacity(4096);
         type Field = fn(&PartitionCounters) -> u64;
-        let per_partition: [(&str, &str, Field); 5] = [
+        let per_partition: [(&str, &str, Field); 6] = [
             ("vigil_records_read_total", "Records read from the input.", |c| c.records_read),
             ("vigil_bytes_read_total", "Bytes of the records read.", |c| c.bytes_read),
             ("vigil_events_archived_total", "Events durable in the archive.", |c| c.events_archived),
             ("vigil_dead_letters_total", "Records sent to the dead letters (durable).", |c| c.dead_letters),
             ("vigil_batches_total", "Micro-batches archived.", |c| c.batches),
+            (
+                "vigil_events_future_dated_total",
+                "Events dated past the future-skew limit: archived and flagged, event time not moved.",
+                |c| c.future_dated,
+            ),
         ];
         for (name, help, field) in per_partition {
             header(&mut out, name, help, "counter");
@@ -190,6 +211,10 @@ impl Metrics {
         header(&mut out, "vigil_alerts_total", "Alerts raised, per rule.", "counter");
         for (rule, n) in &inner.alerts {
             let _ = writeln!(out, "vigil_alerts_total{{rule=\"{}\"}} {n}", escape(rule));
+        }
+        header(&mut out, "vigil_rules_quarantined_total", "Rules quarantined for the rest of the run.", "counter");
+        for (rule, n) in &inner.quarantined {
+            let _ = writeln!(out, "vigil_rules_quarantined_total{{rule=\"{}\"}} {n}", escape(rule));
         }
         header(&mut out, "vigil_stage_seconds_total", "Wall time spent in each stage of the micro-batches.", "counter");
         for (stage, seconds) in STAGES.iter().zip(inner.stage_seconds) {
@@ -265,6 +290,8 @@ mod tests {
         m.alert("aws_root", Duration::from_millis(120));
         m.alert("aws_root", Duration::from_millis(80));
         m.kafka_lag("logs", 3, 42);
+        m.future_dated("file-ab\"c", 0, 3);
+        m.rule_quarantined("runaway");
         let text = m.render();
         for line in [
             r#"vigil_records_read_total{ingest_source="file-ab\"c",partition="0"} 10"#,
@@ -272,6 +299,8 @@ mod tests {
             r#"vigil_events_archived_total{ingest_source="file-ab\"c",partition="0"} 9"#,
             r#"vigil_dead_letters_total{ingest_source="file-ab\"c",partition="0"} 1"#,
             r#"vigil_alerts_total{rule="aws_root"} 2"#,
+            r#"vigil_events_future_dated_total{ingest_source="file-ab\"c",partition="0"} 3"#,
+            r#"vigil_rules_quarantined_total{rule="runaway"} 1"#,
             r#"vigil_kafka_consumer_lag{topic="logs",partition="3"} 42"#,
             r#"vigil_stage_seconds_total{stage="rules"} 0.004000"#,
             r#"vigil_event_to_alert_seconds_count 2"#,

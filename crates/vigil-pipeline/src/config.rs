@@ -27,6 +27,9 @@
 //!
 //! [rules]
 //! dirs = ["rules/soc2"]
+//! memory_limit_mb = 256     # per rule per batch: over it, the rule is quarantined for the run
+//! time_limit_secs = 30      # per rule per batch: the same
+//! max_future_skew_secs = 900   # events dated further ahead do not move the rules' event time
 //!
 //! [evidence]
 //! url = "../out/evidence"   # local directory or file:// URL
@@ -213,6 +216,17 @@ pub struct RulesConfig {
     /// altogether still raises its silence alerts (within this many seconds of their deadline).
     #[serde(default = "default_idle_check_secs")]
     pub idle_check_secs: u64,
+    /// Memory one rule may use on one micro-batch (its operators and its result), in MiB. A rule that
+    /// needs more is quarantined for the rest of the run with a `rule_failed` alert.
+    #[serde(default = "default_memory_limit_mb")]
+    pub memory_limit_mb: u64,
+    /// Seconds one rule may take on one micro-batch; longer, it is quarantined like the above.
+    #[serde(default = "default_time_limit_secs")]
+    pub time_limit_secs: u64,
+    /// Events dated more than this many seconds ahead of the wall clock are archived and flagged
+    /// (`event_time_in_future`) but do not move the stateful rules' event time.
+    #[serde(default = "default_max_future_skew_secs")]
+    pub max_future_skew_secs: u64,
 }
 
 impl Default for RulesConfig {
@@ -221,8 +235,37 @@ impl Default for RulesConfig {
             dirs: Vec::new(),
             state_checkpoint_secs: DEFAULT_STATE_CHECKPOINT_SECS,
             idle_check_secs: DEFAULT_IDLE_CHECK_SECS,
+            memory_limit_mb: default_memory_limit_mb(),
+            time_limit_secs: default_time_limit_secs(),
+            max_future_skew_secs: default_max_future_skew_secs(),
         }
     }
+}
+
+impl RulesConfig {
+    /// How the rule engine runs these rules: their budget and the future-skew limit.
+    pub fn engine_options(&self) -> vigil_rules::EngineOptions {
+        vigil_rules::EngineOptions {
+            budget: vigil_rules::RuleBudget {
+                memory_bytes: usize::try_from(self.memory_limit_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+                time: std::time::Duration::from_secs(self.time_limit_secs),
+            },
+            max_future_skew: std::time::Duration::from_secs(self.max_future_skew_secs),
+            ..vigil_rules::EngineOptions::default()
+        }
+    }
+}
+
+fn default_memory_limit_mb() -> u64 {
+    (vigil_rules::RuleBudget::default().memory_bytes >> 20) as u64
+}
+
+fn default_time_limit_secs() -> u64 {
+    vigil_rules::RuleBudget::default().time.as_secs()
+}
+
+fn default_max_future_skew_secs() -> u64 {
+    vigil_rules::DEFAULT_MAX_FUTURE_SKEW.as_secs()
 }
 
 /// Default seconds between two looks at idle Kafka partitions.
@@ -392,6 +435,12 @@ impl PipelineConfig {
         }
         if self.evidence.retention_days == 0 {
             problem("evidence.retention_days must be at least 1 (default 400)".into());
+        }
+        if self.rules.memory_limit_mb == 0 {
+            problem("rules.memory_limit_mb must be at least 1 (default 256)".into());
+        }
+        if self.rules.time_limit_secs == 0 {
+            problem("rules.time_limit_secs must be at least 1 (default 30)".into());
         }
         if !["COMPLIANCE", "GOVERNANCE"].contains(&self.evidence.object_lock_mode.as_str()) {
             problem(format!(

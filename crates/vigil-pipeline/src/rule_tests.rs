@@ -223,6 +223,14 @@ pub async fn run_test_file(path: &Path, pack: &RulePack, update: bool) -> Result
         let offsets = offsets_by_event_id(&normalized.batches);
         let mut alerts = engine.evaluate(&normalized.batches).await?;
         alerts.extend(engine.finish()); // the case's input is the whole input
+        if let Some(failure) = engine.quarantined().into_iter().next() {
+            // In a run the rule would be quarantined; in its own test that is the test's failure.
+            return Err(parse_error(
+                path,
+                case.line + 1,
+                &format!("rule `{}` failed: {}", failure.rule_id, failure.reason),
+            ));
+        }
         let mut actual: Vec<String> = alerts
             .iter()
             .map(|a| {

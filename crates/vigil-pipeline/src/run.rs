@@ -238,7 +238,13 @@ impl Pipeline {
             return Err(first);
         }
         let pack = load_rules(&config.rules.dirs).map_err(Error::Rules)?;
-        let engine = RuleEngine::new(&pack, config.pipeline.effective_threads()).await.map_err(Error::Rules)?;
+        let mut engine =
+            RuleEngine::with_options(&pack, config.pipeline.effective_threads(), config.rules.engine_options())
+                .await
+                .map_err(Error::Rules)?;
+        let (shutdown, stop) = watch::channel(false);
+        // A shutdown cuts a rule that holds the batch up (after a short grace) instead of waiting for it.
+        engine.set_stop_signal(stop);
         let archive = Archive::open(&config.evidence.url)?;
         let interval = Duration::from_secs(config.rules.state_checkpoint_secs);
         let rule_state = RuleStateStore::new(&engine, interval, config.pipeline.batch_rows);
@@ -255,7 +261,6 @@ impl Pipeline {
         }
         let alerts = Output::open(&config.alerts).await?;
         let dead_letters = Output::open(&config.dead_letters).await?;
-        let (shutdown, _) = watch::channel(false);
         Ok(Pipeline {
             config,
             engine,
@@ -329,6 +334,12 @@ impl Pipeline {
             self.run_kafka(&kafka_inputs, &mut summary).await?;
         }
         summary.rule_state = self.rule_state.counters(&self.engine);
+        summary.quarantined = self
+            .engine
+            .quarantined()
+            .into_iter()
+            .map(|f| crate::summary::QuarantinedRule { rule: f.rule_id, reason: f.reason })
+            .collect();
         summary.interrupted |= self.shutting_down();
         summary.elapsed = started.elapsed();
         summary.stages = self.stages;
@@ -562,6 +573,21 @@ impl Pipeline {
         let mut alerts: Vec<Alert> = self.engine.evaluate_in(&stream, &normalized.batches).await?;
         if part.end_of_input {
             alerts.extend(self.engine.finish_in(&stream));
+        }
+        // The engine's own findings: a rule quarantined on this batch, events dated too far ahead.
+        for alert in &alerts {
+            match alert.rule_id.as_str() {
+                vigil_rules::budget::RULE_FAILED => {
+                    let rule = alert.fields.get("rule").and_then(|v| v.as_str()).unwrap_or_default();
+                    self.metrics.rule_quarantined(rule);
+                }
+                vigil_rules::budget::EVENT_TIME_IN_FUTURE => {
+                    let n = alert.fields.get("count").and_then(|v| v.as_u64()).unwrap_or_default();
+                    part.summary.future_dated += n;
+                    self.metrics.future_dated(&part.ingest_source, partition, n);
+                }
+                _ => {}
+            }
         }
 
         self.stages.rules += stage.elapsed();

@@ -43,6 +43,8 @@ pub struct InputSummary {
     pub batches: u64,
     /// Kafka offsets deleted by the broker before they were read (recorded as completeness breaks).
     pub lost: u64,
+    /// Events dated past the future-skew limit: archived and flagged, but they did not move event time.
+    pub future_dated: u64,
     /// Stopped by a shutdown before the end of the input (the rest is read on the next run).
     pub interrupted: bool,
 }
@@ -76,6 +78,9 @@ pub struct RunSummary {
     pub rule_state: BTreeMap<String, vigil_rules::stateful::StateCounters>,
     /// Rule ids active in the run.
     pub rules: Vec<String>,
+    /// Rules quarantined during the run (over budget or failed at run time), with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quarantined: Vec<QuarantinedRule>,
     /// Evidence location.
     pub evidence: String,
     /// A shutdown (SIGTERM) stopped the run; everything read was made durable.
@@ -89,6 +94,15 @@ pub struct RunSummary {
     pub stages: StageTimes,
     /// How long events took to reach an alert and the archive (see `vigil_metrics`).
     pub latency: Latency,
+}
+
+/// A rule that stopped being evaluated during the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QuarantinedRule {
+    /// The rule's id.
+    pub rule: String,
+    /// Why (the limit it passed, or its run-time error).
+    pub reason: String,
 }
 
 /// Quantiles of the run's latencies, from the metrics' HDR histograms.
@@ -177,6 +191,7 @@ impl RunSummary {
             t.alerts += i.alerts;
             t.batches += i.batches;
             t.lost += i.lost;
+            t.future_dated += i.future_dated;
         }
         t
     }
@@ -248,12 +263,27 @@ impl fmt::Display for RunSummary {
                 total.lost
             )?;
         }
+        if total.future_dated > 0 {
+            writeln!(
+                f,
+                "{} event(s) dated in the future beyond the allowed skew: archived and flagged (alert \
+                 `event_time_in_future`), event time not moved to them",
+                total.future_dated
+            )?;
+        }
+        for q in &self.quarantined {
+            writeln!(f, "RULE QUARANTINED: {} stopped being evaluated for the rest of the run: {}", q.rule, q.reason)?;
+        }
         if self.interrupted {
             writeln!(f, "stopped by a shutdown: everything read was archived; the next run continues from there")?;
         }
         writeln!(f, "alerts per rule:")?;
         for rule in &self.rules {
             writeln!(f, "  {:>6}  {rule}", self.alerts_by_rule.get(rule).copied().unwrap_or(0))?;
+        }
+        // vigil's own alerts (`rule_failed`, `event_time_in_future`): no rule file behind them
+        for (rule, n) in self.alerts_by_rule.iter().filter(|(r, _)| !self.rules.contains(r)) {
+            writeln!(f, "  {n:>6}  {rule} (vigil)")?;
         }
         for (rule, c) in self.rule_state.iter().filter(|(_, c)| c.late + c.evicted + c.forced > 0) {
             writeln!(

@@ -6,6 +6,9 @@
 //!
 //! Calls such as `json_get_str(attrs, 'requestParameters', 'policyArn')` are planned as columns of a
 //! widened `events` table, filled once per micro-batch for all rules ([`crate::attr_columns`]).
+//!
+//! Each rule runs on a budget (memory, time, a stop request) and is quarantined for the rest of the run
+//! when it goes over or fails; events dated too far ahead do not move event time ([`crate::budget`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -21,9 +24,10 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::{SQLOptions, SessionState};
 use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -31,6 +35,9 @@ use vigil_schema::{event_schema, timestamp_type};
 
 use crate::alert::Alert;
 use crate::attr_columns::AttrColumns;
+use crate::budget::{
+    BatchOrigin, RuleBudget, RuleFailure, future_events_alert, rule_failed_alert, run_rule, task_context,
+};
 use crate::rule::{Rule, RuleKind, parse_rule};
 use crate::stateful::{RuleSnapshot, RuleState, Signal, StateCounters};
 use crate::validate::check_read_only;
@@ -188,6 +195,8 @@ struct CompiledRule {
     rule: Rule,
     plan: LogicalPlan,
     shape: Shape,
+    /// The rule's own execution context: its memory pool.
+    task: Arc<TaskContext>,
     /// Stateful rules: their empty state, cloned for each new stream.
     state: Option<RuleState>,
 }
@@ -214,18 +223,32 @@ pub struct EngineSnapshot {
     pub rules: BTreeMap<String, RuleSnapshot>,
 }
 
-/// How the engine plans rules.
+/// How the engine plans and runs rules.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineOptions {
     /// Plan `json_get_*(attrs, literal path)` calls as columns filled once per batch (default). Off, each
     /// call parses `attrs` per row: the reference the attribute columns are tested against.
     pub attr_columns: bool,
+    /// What each rule may use on each batch ([`crate::budget`]).
+    pub budget: RuleBudget,
+    /// Events dated more than this ahead of the wall clock do not move event time (default 15 min).
+    pub max_future_skew: std::time::Duration,
 }
+
+/// Default of [`EngineOptions::max_future_skew`]: clocks and time zones that are off by a few minutes
+/// pass; a record dated hours or years ahead does not.
+pub const DEFAULT_MAX_FUTURE_SKEW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { attr_columns: true }
+        EngineOptions { attr_columns: true, budget: RuleBudget::default(), max_future_skew: DEFAULT_MAX_FUTURE_SKEW }
     }
+}
+
+/// The wall clock, UTC microseconds.
+fn now_us() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Compiled rules, ready to run over micro-batches.
@@ -241,6 +264,14 @@ pub struct RuleEngine {
     pack_hash: String,
     /// Stateful rules' state per stream (source partition), created on first use.
     streams: HashMap<String, Stream>,
+    budget: RuleBudget,
+    max_future_skew_us: i64,
+    /// Per compiled rule (same order): why it is quarantined, once it is.
+    quarantined: Vec<Option<String>>,
+    /// Events seen dated past the future-skew limit.
+    future_events: u64,
+    /// Set to `true` when the run is asked to stop: rules still running get a short grace, then are cut.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl fmt::Debug for RuleEngine {
@@ -318,7 +349,9 @@ impl RuleEngine {
         let config = SessionConfig::new()
             .with_target_partitions(threads.max(1))
             .with_information_schema(false)
-            .set_bool("datafusion.sql_parser.enable_ident_normalization", true);
+            .set_bool("datafusion.sql_parser.enable_ident_normalization", true)
+            // refused at load too (crate::validate); this keeps it off whatever the SQL's spelling
+            .set_bool("datafusion.execution.enable_recursive_ctes", false);
         let mut state = SessionStateBuilder::new().with_config(config).with_default_features().build();
         if let Err(e) = datafusion_functions_json::register_all(&mut state) {
             return Err(vec![Error::Eval { rule: "(engine set-up)".into(), source: e }]);
@@ -337,14 +370,20 @@ impl RuleEngine {
                 let plan = state.create_logical_plan(&rule.sql).await?;
                 sql_options.verify_plan(&plan)?;
                 Ok::<_, DataFusionError>(plan)
-            }
-            .await;
+            };
+            // A panic while planning (DataFusion folding a constant the size of memory, say) refuses the rule.
+            let plan = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(plan)).await;
             match plan {
-                Ok(plan) => planned.push((rule, plan)),
-                Err(e) => errors.push(Error::rule(
+                Ok(Ok(plan)) => planned.push((rule, plan)),
+                Ok(Err(e)) => errors.push(Error::rule(
                     &rule.path,
                     rule.query_line,
                     format!("the query does not plan: {}", first_line(&e)),
+                )),
+                Err(_) => errors.push(Error::rule(
+                    &rule.path,
+                    rule.query_line,
+                    "planning the query panicked (a bug in vigil or DataFusion; please report it with this rule)",
                 )),
             }
         }
@@ -363,13 +402,21 @@ impl RuleEngine {
                 }
                 None => plan,
             };
-            match state.optimize(&plan) {
-                Ok(plan) => match shape_of(rule, plan.schema().as_arrow()) {
-                    Ok(shape) => {
+            let optimized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.optimize(&plan)))
+                .unwrap_or_else(|_| {
+                    Err(DataFusionError::Internal(
+                        "optimizing the query panicked (a bug in vigil or DataFusion; please report it with this rule)"
+                            .into(),
+                    ))
+                });
+            match optimized {
+                Ok(plan) => match (shape_of(rule, plan.schema().as_arrow()), task_context(&state, &options.budget)) {
+                    (Ok(shape), Ok(task)) => {
                         let state = rule.stateful.clone().map(|spec| RuleState::new(rule.kind, spec));
-                        rules.push(CompiledRule { rule: rule.clone(), plan, shape, state })
+                        rules.push(CompiledRule { rule: rule.clone(), plan, shape, state, task })
                     }
-                    Err(e) => errors.push(e),
+                    (Err(e), _) => errors.push(e),
+                    (_, Err(e)) => errors.push(Error::Eval { rule: rule.id.clone(), source: e }),
                 },
                 Err(e) => errors.push(Error::rule(
                     &rule.path,
@@ -381,6 +428,7 @@ impl RuleEngine {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let quarantined = vec![None; rules.len()];
         Ok(RuleEngine {
             state,
             table,
@@ -390,7 +438,37 @@ impl RuleEngine {
             rules,
             pack_hash: pack.hash.clone(),
             streams: HashMap::new(),
+            budget: options.budget,
+            max_future_skew_us: i64::try_from(options.max_future_skew.as_micros()).unwrap_or(i64::MAX),
+            quarantined,
+            future_events: 0,
+            stop: None,
         })
+    }
+
+    /// Rules still running when `stop` turns `true` get [`crate::budget::STOP_GRACE`] more, then are cut
+    /// (and quarantined), so a shutdown is not held up by a rule.
+    pub fn set_stop_signal(&mut self, stop: tokio::sync::watch::Receiver<bool>) {
+        self.stop = Some(stop);
+    }
+
+    /// The rules quarantined so far in this run, with the reason: (rule id, reason).
+    pub fn quarantined(&self) -> Vec<RuleFailure> {
+        self.rules
+            .iter()
+            .zip(&self.quarantined)
+            .filter_map(|(c, q)| Some(RuleFailure { rule_id: c.rule.id.clone(), reason: q.clone()? }))
+            .collect()
+    }
+
+    /// Events seen so far dated more than the future-skew limit ahead of the wall clock.
+    pub fn future_events(&self) -> u64 {
+        self.future_events
+    }
+
+    /// The newest event time the engine accepts now: the wall clock plus the future-skew limit.
+    fn accepted_until(&self) -> i64 {
+        now_us().saturating_add(self.max_future_skew_us)
     }
 
     /// Ids of the rules that still call a JSON function on `attrs` with a literal path per row (the rewrite
@@ -452,7 +530,8 @@ impl RuleEngine {
             return EngineSnapshot { newest_us: i64::MIN, rules: BTreeMap::new() };
         };
         EngineSnapshot {
-            newest_us: s.newest_us,
+            // never a watermark past the wall clock (see crate::budget)
+            newest_us: s.newest_us.min(now_us()),
             rules: self
                 .rules
                 .iter()
@@ -471,8 +550,11 @@ impl RuleEngine {
     /// discarded (the rule's kind or key changed); rules not in the snapshot start empty.
     pub fn restore_in(&mut self, stream: &str, snapshot: EngineSnapshot) -> Vec<String> {
         let ids: Vec<String> = self.rules.iter().map(|c| c.rule.id.clone()).collect();
+        let accepted_until = self.accepted_until();
         let s = self.stream(stream);
-        s.newest_us = snapshot.newest_us;
+        // A state stored before the future-skew guard existed may carry a future watermark (one record
+        // dated 2099): its true value is unknown, so event time starts again from the events that come.
+        s.newest_us = if snapshot.newest_us > accepted_until { i64::MIN } else { snapshot.newest_us };
         let mut stored = snapshot.rules;
         let mut discarded = Vec::new();
         for (id, state) in ids.iter().zip(s.states.iter_mut()) {
@@ -518,33 +600,44 @@ impl RuleEngine {
             self.widened.set(extended)?;
         }
         self.table.set(partitions)?;
-        let runs = self.rules.iter().map(|compiled| async {
-            let eval = |source| Error::Eval { rule: compiled.rule.id.clone(), source };
-            let physical = self.state.create_physical_plan(&compiled.plan).await.map_err(eval)?;
-            collect(physical, self.state.task_ctx()).await.map_err(eval)
+        let budget = self.budget;
+        let session = &self.state;
+        let runs = self.rules.iter().zip(&self.quarantined).map(|(compiled, quarantined)| {
+            let stop = self.stop.clone();
+            async move {
+                match quarantined {
+                    Some(_) => None,
+                    None => Some(run_rule(session, &compiled.plan, compiled.task.clone(), budget, stop).await),
+                }
+            }
         });
-        let outputs = futures::future::try_join_all(runs).await;
+        let outputs: Vec<Option<std::result::Result<Vec<RecordBatch>, String>>> = futures::future::join_all(runs).await;
         self.table.set(Vec::new())?;
         self.widened.set(Vec::new())?;
-        let outputs = outputs?;
+        let now = now_us();
+        let accepted_until = now.saturating_add(self.max_future_skew_us);
         let has_stateful = self.has_stateful();
         let newest_before = self.stream(stream).newest_us;
-        let arrivals = if has_stateful { Some(Arrivals::of(batches, newest_before)?) } else { None };
+        let arrivals = Arrivals::of(batches, newest_before, (now, accepted_until), has_stateful)?;
+        let origin = BatchOrigin::of(batches);
         let mut states = std::mem::take(&mut self.stream(stream).states);
         let mut all = Vec::new();
-        for ((compiled, output), state) in self.rules.iter().zip(outputs).zip(states.iter_mut()) {
-            let eval = |source| Error::Eval { rule: compiled.rule.id.clone(), source };
-            let mut alerts = Vec::new();
-            match (state, arrivals.as_ref()) {
-                (Some(state), Some(arrivals)) => {
+        let mut failed = Vec::new();
+        for (i, ((compiled, output), state)) in self.rules.iter().zip(outputs).zip(states.iter_mut()).enumerate() {
+            let Some(output) = output else { continue }; // quarantined earlier in the run
+            let alerts = output.and_then(|output| match state {
+                Some(state) => {
                     let mut signals = Vec::new();
                     for batch in &output {
-                        signals_from_batch(&compiled.rule, &compiled.shape, batch, &mut signals).map_err(eval)?;
+                        signals_from_batch(&compiled.rule, &compiled.shape, batch, &mut signals)
+                            .map_err(|e| first_line(&e))?;
                     }
                     let mut ordered: Vec<(usize, Signal)> = {
                         let mut seen: HashMap<String, usize> = HashMap::new();
                         signals
                             .into_iter()
+                            // a signal dated past the limit would sit pending until that date: not taken
+                            .filter(|s| s.time_us <= accepted_until)
                             .map(|s| {
                                 let n = seen.entry(s.event_id.clone()).or_default();
                                 *n += 1;
@@ -556,25 +649,53 @@ impl RuleEngine {
                     for (index, signal) in ordered {
                         state.push(signal, arrivals.newest_at(index));
                     }
-                    alerts = state.advance(&compiled.rule, arrivals.newest);
+                    Ok(state.advance(&compiled.rule, arrivals.newest))
                 }
-                _ => {
+                None => {
+                    let mut alerts = Vec::new();
                     for batch in &output {
-                        alerts_from_batch(&compiled.rule, &compiled.shape, batch, &mut alerts).map_err(eval)?;
+                        alerts_from_batch(&compiled.rule, &compiled.shape, batch, &mut alerts)
+                            .map_err(|e| first_line(&e))?;
                     }
+                    Ok(alerts)
+                }
+            });
+            match alerts {
+                Ok(mut alerts) => {
+                    alerts.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
+                    alerts.dedup_by(|a, b| a.alert_id == b.alert_id);
+                    all.extend(alerts);
+                }
+                Err(reason) => {
+                    tracing::error!(
+                        rule = %compiled.rule.id,
+                        reason = %reason,
+                        batch = %origin.describe(),
+                        "rule quarantined for the rest of the run: it is no longer evaluated"
+                    );
+                    all.push(rule_failed_alert(&compiled.rule, &reason, &origin, now_us()));
+                    failed.push((i, reason));
                 }
             }
-            alerts.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
-            alerts.dedup_by(|a, b| a.alert_id == b.alert_id);
-            all.extend(alerts);
         }
-        let newest = match arrivals {
-            Some(arrivals) => arrivals.newest,
-            None => batches.iter().filter_map(batch_newest).fold(newest_before, i64::max),
-        };
+        for (i, reason) in failed {
+            if let Some(q) = self.quarantined.get_mut(i) {
+                *q = Some(reason);
+            }
+        }
+        if !arrivals.future.is_empty() {
+            self.future_events += arrivals.future.len() as u64;
+            tracing::warn!(
+                batch = %origin.describe(),
+                events = arrivals.future.len(),
+                "events dated more than the future-skew limit ahead of the wall clock: archived, but event time \
+                 does not move to them"
+            );
+            all.push(future_events_alert(&origin, arrivals.future, arrivals.future_newest, accepted_until, now));
+        }
         let s = self.stream(stream);
         s.states = states;
-        s.newest_us = newest;
+        s.newest_us = arrivals.newest;
         Ok(all)
     }
 
@@ -635,12 +756,9 @@ pub fn add_counters(total: &mut BTreeMap<String, StateCounters>, more: &BTreeMap
     }
 }
 
-fn batch_newest(batch: &RecordBatch) -> Option<i64> {
-    let times = batch.column_by_name(vigil_schema::TIME)?.as_primitive_opt::<TimestampMicrosecondType>()?;
-    arrow::compute::max(times)
-}
-
-/// Where each event of a micro-batch arrived, and the newest event time seen up to it.
+/// Where each event of a micro-batch arrived, and the newest event time seen up to it. Event time never
+/// moves past the wall clock: an event dated a little ahead (within the skew limit) moves it to now, and
+/// one dated further is set apart as `future` and does not move it at all.
 struct Arrivals {
     /// Arrival indices of each event id, in order (an id repeats when a record does).
     index: HashMap<String, Vec<usize>>,
@@ -648,13 +766,19 @@ struct Arrivals {
     newest_at: Vec<i64>,
     /// Newest event time after the batch.
     newest: i64,
+    /// Ids of the events dated past the limit, and the newest of their times.
+    future: Vec<String>,
+    future_newest: i64,
 }
 
 impl Arrivals {
-    fn of(batches: &[RecordBatch], mut newest: i64) -> Result<Self> {
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    /// With `indexed` (stateful rules need it), also where each event arrived.
+    fn of(batches: &[RecordBatch], mut newest: i64, (now, accepted_until): (i64, i64), indexed: bool) -> Result<Self> {
+        let rows: usize = if indexed { batches.iter().map(RecordBatch::num_rows).sum() } else { 0 };
         let mut index: HashMap<String, Vec<usize>> = HashMap::with_capacity(rows);
         let mut newest_at = Vec::with_capacity(rows);
+        let mut future = Vec::new();
+        let mut future_newest = i64::MIN;
         let missing = || Error::Eval {
             rule: "(engine)".into(),
             source: DataFusionError::Internal("events batch without time or event_id".into()),
@@ -670,13 +794,21 @@ impl Arrivals {
                 .ok_or_else(missing)?;
             for row in 0..batch.num_rows() {
                 if times.is_valid(row) {
-                    newest = newest.max(times.value(row));
+                    let time = times.value(row);
+                    if time > accepted_until {
+                        future.push(ids.value(row).to_string());
+                        future_newest = future_newest.max(time);
+                    } else {
+                        newest = newest.max(time.min(now));
+                    }
                 }
-                index.entry(ids.value(row).to_string()).or_default().push(newest_at.len());
-                newest_at.push(newest);
+                if indexed {
+                    index.entry(ids.value(row).to_string()).or_default().push(newest_at.len());
+                    newest_at.push(newest);
+                }
             }
         }
-        Ok(Arrivals { index, newest_at, newest })
+        Ok(Arrivals { index, newest_at, newest, future, future_newest })
     }
 
     /// The arrival index of the `n`-th signal of `event_id` (a record that repeats arrives more than once).

@@ -24,6 +24,7 @@
 
 pub mod alert;
 mod attr_columns;
+pub mod budget;
 pub mod engine;
 mod error;
 pub mod rule;
@@ -31,6 +32,10 @@ pub mod stateful;
 pub mod validate;
 
 pub use alert::{Alert, alert_id, alerts_to_batch, format_time_us};
-pub use engine::{DEFAULT_STREAM, EngineOptions, EngineSnapshot, RuleEngine, RulePack, TABLES, load_rules, rule_files};
+pub use budget::{RuleBudget, RuleFailure};
+pub use engine::{
+    DEFAULT_MAX_FUTURE_SKEW, DEFAULT_STREAM, EngineOptions, EngineSnapshot, RuleEngine, RulePack, TABLES, load_rules,
+    rule_files,
+};
 pub use error::{Error, Result};
 pub use rule::{Rule, RuleKind, Severity, StatefulSpec};

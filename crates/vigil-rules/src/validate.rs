@@ -4,7 +4,11 @@
 //! (`events`, or names its own `WITH` clause defines). Refused with file and line: DDL and DML, `COPY`,
 //! `SET`, `EXPLAIN` (so `EXPLAIN ANALYZE`, which executes), `CREATE EXTERNAL TABLE`, table functions
 //! (`read_parquet('...')`, `generate_series`), quoted paths used as tables, and functions that read files.
-//! DataFusion itself is then asked to plan the query with DDL, DML and statements disallowed.
+//! Also refused, because they can only be mistakes in a rule that runs unattended on every micro-batch:
+//! `WITH RECURSIVE` (unbounded iteration), and `range`/`generate_series`/`repeat`/`lpad`/`rpad`/
+//! `array_repeat` whose size is not an integer literal within [`MAX_GENERATED`] (a series or string
+//! the size of memory). DataFusion itself is then asked to plan the query with DDL, DML and statements
+//! disallowed; at run time each rule is held to its budget (see [`crate::engine`]).
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -12,7 +16,8 @@ use std::path::Path;
 
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    Expr, ObjectName, Query, SetExpr, Spanned, Statement, TableFactor, Visit, Visitor,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Query, SetExpr, Spanned, Statement, TableFactor,
+    UnaryOperator, Value, Visit, Visitor,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
@@ -33,6 +38,65 @@ const FILE_FUNCTIONS: [&str; 12] = [
     "glob",
     "sniff_csv",
 ];
+
+/// Most elements a rule may generate with one call of a function in [`SIZED_FUNCTIONS`]: a series of
+/// `range`/`generate_series`, the characters of `repeat`/`lpad`/`rpad`, the elements of `array_repeat`.
+pub const MAX_GENERATED: i128 = 10_000;
+
+/// Functions whose output size is set by an argument, and which arguments set it (0-based).
+const SIZED_FUNCTIONS: [(&str, &[usize]); 6] = [
+    ("range", &[0, 1, 2]),
+    ("generate_series", &[0, 1, 2]),
+    ("repeat", &[1]),
+    ("lpad", &[1]),
+    ("rpad", &[1]),
+    ("array_repeat", &[1]),
+];
+
+/// The value of an integer literal (`42`, `-3`), else `None`.
+fn integer_literal(expr: &Expr) -> Option<i128> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => integer_literal(expr).map(|n| -n),
+        Expr::UnaryOp { op: UnaryOperator::Plus, expr } | Expr::Nested(expr) => integer_literal(expr),
+        _ => None,
+    }
+}
+
+/// Why a call of a sized function (`name`, its positional `args`) is refused, or `None` when its size
+/// is literal and within [`MAX_GENERATED`].
+fn oversized_call(name: &str, args: &[Option<&Expr>]) -> Option<String> {
+    let (_, size_args) = SIZED_FUNCTIONS.iter().find(|(f, _)| *f == name)?;
+    let values: Vec<Option<i128>> = args.iter().map(|a| a.and_then(integer_literal)).collect();
+    let unbounded = || {
+        Some(format!(
+            "`{name}` must be given integer literals that make at most {MAX_GENERATED} elements (a rule runs \
+             unattended on every batch; a size taken from data or a huge literal can exhaust memory)"
+        ))
+    };
+    if name == "range" || name == "generate_series" {
+        let (start, stop, step) = match values.as_slice() {
+            [Some(stop)] => (0, *stop, 1),
+            [Some(start), Some(stop)] => (*start, *stop, 1),
+            [Some(start), Some(stop), Some(step)] => (*start, *stop, *step),
+            _ => return unbounded(),
+        };
+        if step == 0 {
+            return Some(format!("`{name}` with step 0 never ends"));
+        }
+        let count = (stop - start) / step;
+        return (count > MAX_GENERATED).then(unbounded).flatten();
+    }
+    let ok = size_args.iter().all(|&i| match values.get(i) {
+        Some(Some(n)) => *n <= MAX_GENERATED,
+        Some(None) => false,
+        None => true, // not given: the function's default
+    });
+    if ok { None } else { unbounded() }
+}
 
 /// 1-based line of the first line that is not blank or a `--` comment: where the statement starts.
 fn statement_line(sql: &str) -> u64 {
@@ -80,6 +144,17 @@ impl Visitor for Checker<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with
+            && with.recursive
+        {
+            let line = self.line(with.with_token.0.span.start.line, "RECURSIVE");
+            return self.refuse(
+                line,
+                "WITH RECURSIVE is not allowed in a rule: its iterations have no bound; use a stateful rule \
+                 kind (threshold, sequence) for patterns over time"
+                    .into(),
+            );
+        }
         if let Some(with) = &query.with {
             for cte in &with.cte_tables {
                 self.ctes.insert(cte.alias.name.value.to_lowercase());
@@ -128,6 +203,22 @@ impl Visitor for Checker<'_> {
             if FILE_FUNCTIONS.contains(&name.as_str()) || name.starts_with("read_") {
                 let line = self.line(expr.span().start.line, &function.name.to_string());
                 return self.refuse(line, format!("function `{name}` reads files and is not allowed in a rule"));
+            }
+            let args: Vec<Option<&Expr>> = match &function.args {
+                FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                        FunctionArg::Named { arg: FunctionArgExpr::Expr(e), .. } => Some(e),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if let Some(reason) = oversized_call(&name, &args) {
+                let line = self.line(expr.span().start.line, &function.name.to_string());
+                return self.refuse(line, reason);
             }
         }
         ControlFlow::Continue(())
@@ -195,6 +286,8 @@ mod tests {
         check("-- id: x\nSELECT time, event_id FROM events WHERE outcome = 'failure'").unwrap();
         check("WITH f AS (SELECT * FROM events) SELECT time, event_id FROM f JOIN events USING (event_id)").unwrap();
         check("SELECT max(time) AS time, array_agg(event_id) AS event_ids FROM events GROUP BY src_ip HAVING count(*) > 3").unwrap();
+        check("SELECT time, event_id, lpad(actor_user, 20), range(1, 100) FROM events").unwrap();
+        check("SELECT time, event_id FROM events WHERE http_status IN (SELECT unnest(range(400, 500)))").unwrap();
     }
 
     #[test]
@@ -214,6 +307,18 @@ mod tests {
             ("SELECT read_text('/etc/passwd') FROM events", "reads files"),
             ("SELEC * FROM events", "does not parse"),
             ("\n\nSELECT * FROM events WHERE (", "r.sql:3"),
+            (
+                "-- h\nWITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT * FROM r",
+                "r.sql:2: WITH RECURSIVE",
+            ),
+            ("SELECT unnest(range(1, 3000000000)) FROM events", "`range` must be given integer literals"),
+            (
+                "SELECT time, event_id FROM events WHERE\n 3 IN (SELECT unnest(generate_series(1, length(raw))))",
+                "r.sql:2: `generate_series`",
+            ),
+            ("SELECT range(1, 10, 0) FROM events", "step 0"),
+            ("SELECT repeat(actor_user, 100000000) FROM events", "`repeat`"),
+            ("SELECT lpad(actor_user, length(raw) * 1000) FROM events", "`lpad`"),
         ];
         for (sql, expected) in cases {
             let err = check(sql).expect_err(sql);

@@ -88,7 +88,7 @@ fn alerts(options: EngineOptions) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn attribute_columns_give_what_the_json_functions_give() {
-    let (reference, all_per_call) = alerts(EngineOptions { attr_columns: false });
+    let (reference, all_per_call) = alerts(EngineOptions { attr_columns: false, ..EngineOptions::default() });
     assert_eq!(all_per_call, ["every_getter", "aliased_filter", "grouped", "derived"]);
     let (columns, per_call) = alerts(EngineOptions::default());
     // The derived table does not carry the columns: that rule keeps the function, with the same answer.
