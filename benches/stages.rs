@@ -99,6 +99,8 @@ fn bench(c: &mut Criterion) {
                     skipped: 0,
                     rule_pack_hash: "",
                     lost_reason: None,
+                    source_prefix: None,
+                    blobs: &[],
                 };
                 black_box(pool.install(|| prepare(&commit, 3)).expect("encode"))
             })
