@@ -42,6 +42,9 @@ enum Command {
     /// Manage an evidence archive's lifecycle.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Signing keys: the private key writers sign digests with, the public key auditors verify with.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Benchmark: run the real pipeline over one file with a rule directory, into a scratch evidence
     /// archive, and print one JSON line (events/s, MB/s, seconds per stage, matches per rule) in the
     /// format of the DuckDB comparison kit (../shared/bench).
@@ -55,6 +58,63 @@ enum EvidenceCommand {
     Expire(ExpireArgs),
 }
 
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a new Ed25519 signing key: writes the private key (PKCS#8 PEM, readable by you only) to
+    /// --out and prints the public key (SubjectPublicKeyInfo PEM) for auditors on stdout.
+    Generate {
+        /// Where to write the private key; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the public key (PEM) of a private key: what auditors pass to `vigil verify --public-key`.
+    Public {
+        /// The private key file (default: VIGIL_SIGNING_KEY_FILE, else the PEM in VIGIL_SIGNING_KEY).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+}
+
+fn keys(command: KeysCommand) -> Result<ExitCode> {
+    use vigil_evidence::keys::PrivateKey;
+    match command {
+        KeysCommand::Generate { out } => {
+            let key = PrivateKey::generate()?;
+            let pem = key.to_pem()?;
+            write_private(&out, pem.as_bytes())?;
+            print!("{}", key.public().to_pem()?);
+            eprintln!(
+                "wrote the private key {} to {} (keep it where only vigil reads it: a Kubernetes Secret, a file \
+                 of mode 0600); the public key above is what auditors keep",
+                key.id(),
+                out.display()
+            );
+        }
+        KeysCommand::Public { key } => {
+            let Some(key) = PrivateKey::from_file_or_env(key.as_deref())? else {
+                bail!("give --key FILE, or set VIGIL_SIGNING_KEY_FILE or VIGIL_SIGNING_KEY");
+            };
+            print!("{}", key.public().to_pem()?);
+            eprintln!("key id {}", key.id());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates `path` readable and writable by its owner only, refusing to replace an existing file.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| {
+        format!("cannot create {} (an existing key is never overwritten; choose another path)", path.display())
+    })?;
+    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 #[derive(Args, Debug)]
 struct ExpireArgs {
     /// Evidence archive: a local directory, file:// or s3://BUCKET/PREFIX URL (default: the config's).
@@ -66,6 +126,14 @@ struct ExpireArgs {
     /// Retention in days (default: the config's retention_days, else 400).
     #[arg(long, value_name = "DAYS")]
     retention_days: Option<u32>,
+    /// Dispose of evidence younger than the minimum retention (the config's min_retention_days, default
+    /// 365). Recorded in the disposal entry; `vigil verify` names every such disposal.
+    #[arg(long)]
+    allow_short_retention: bool,
+    /// The signing key (default: the config's signing_key_file, VIGIL_SIGNING_KEY_FILE or
+    /// VIGIL_SIGNING_KEY); a signed archive needs it to sign the disposals.
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     /// List what is past retention; write and delete nothing.
     #[arg(long)]
     dry_run: bool,
@@ -73,9 +141,6 @@ struct ExpireArgs {
     #[arg(long)]
     json: bool,
 }
-
-/// Periods shorter than this cannot cover a 12-month SOC 2 Type II audit period plus its fieldwork.
-const AUDIT_PERIOD_DAYS: u32 = 365;
 
 fn expire(args: ExpireArgs) -> Result<ExitCode> {
     use vigil_evidence::expire::{ExpireOptions, expire};
@@ -89,16 +154,24 @@ fn expire(args: ExpireArgs) -> Result<ExitCode> {
         .retention_days
         .or(config.as_ref().map(|c| c.evidence.retention_days))
         .unwrap_or(vigil_pipeline::config::DEFAULT_RETENTION_DAYS);
-    if retention_days < AUDIT_PERIOD_DAYS {
-        eprintln!(
-            "warning: a retention of {retention_days} days is shorter than a 12-month audit period; evidence an \
-             auditor may still ask for is deleted"
-        );
+    let mut evidence_config = config.map(|c| c.evidence).unwrap_or_else(|| EvidenceConfig::at(evidence.clone()));
+    if args.signing_key.is_some() {
+        evidence_config.signing_key_file = args.signing_key.clone();
     }
-    let options = ExpireOptions { retention_days, now_us: vigil_evidence::now_us(), dry_run: args.dry_run };
+    let options = ExpireOptions {
+        retention_days,
+        min_retention_days: evidence_config.min_retention_days,
+        allow_short_retention: args.allow_short_retention,
+        now_us: vigil_evidence::now_us(),
+        dry_run: args.dry_run,
+    };
+    let signer = evidence_config.signer()?;
     let rt = runtime(every_core())?;
     let report = rt.block_on(async {
-        let archive = vigil_evidence::Archive::open_existing(&evidence).await?;
+        let mut archive = vigil_evidence::Archive::open_existing(&evidence).await?;
+        if let Some(signer) = signer {
+            archive = archive.with_signer(signer);
+        }
         expire(&archive, &options).await
     })?;
     if args.json {
@@ -127,6 +200,9 @@ fn expire(args: ExpireArgs) -> Result<ExitCode> {
                     format!("{} deleted, disposal entries {}", report.deleted, report.disposals.join(", ")),
             }
         );
+    }
+    if let Some(seq) = report.digest {
+        println!("disposals signed in digest {seq}");
     }
     if !report.ok() {
         eprintln!(
@@ -259,10 +335,15 @@ struct VerifyArgs {
     /// Print the report as JSON (findings, warnings, chain heads, counts).
     #[arg(long)]
     json: bool,
-    /// A JSON report of an earlier verify: its chain heads must still be there, unchanged (catches a
-    /// chain whose newest entries were cut off with their files).
+    /// A JSON report of an earlier verify: its chain heads and newest digest must still be there,
+    /// unchanged (catches a tail cut off together with its digests).
     #[arg(long, value_name = "FILE")]
     since: Option<PathBuf>,
+    /// Public key file(s) (PEM, `vigil keys public`; a file may hold several keys, for rotations): every
+    /// digest must be signed by one of them and every entry covered by a signed digest. Without it only
+    /// internal consistency is checked. Repeatable.
+    #[arg(long = "public-key", value_name = "FILE")]
+    public_keys: Vec<PathBuf>,
 }
 
 /// Parses RFC 3339 or `YYYY-MM-DD` (midnight UTC) into microseconds since the epoch.
@@ -288,6 +369,10 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         let earlier: VerifyReport = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a `vigil verify --json` report", path.display()))?;
         options.expected_heads = earlier.heads;
+        options.expected_digest = earlier.newest_digest;
+    }
+    for path in &args.public_keys {
+        options.public_keys.extend(vigil_evidence::keys::PublicKey::all_from_file(path)?);
     }
     let rt = runtime(every_core())?;
     let report = rt.block_on(async {
@@ -302,6 +387,22 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         }
         for w in &report.warnings {
             println!("warn {:<20} {}: {}", w.kind, w.object, w.detail);
+        }
+        match &report.newest_digest {
+            Some(d) => println!(
+                "digests: {} signed, the newest {} ({}, key {}, SHA-256 {}): keep this line, or the --json report, to \
+                 pass back with --since",
+                report.digests, d.seq, d.written_at, d.key_id, d.sha256
+            ),
+            None => println!("digests: none"),
+        }
+        if args.public_keys.is_empty() {
+            println!(
+                "NOT AUTHENTICATED: no --public-key given, so only internal consistency was checked; anyone with \
+                 write access could have rewritten this archive consistently. Pass the writers' public key."
+            );
+        } else if report.authenticated {
+            println!("authenticated: every digest is signed by a key given");
         }
         let gb = report.bytes_checked as f64 / 1e9;
         println!(
@@ -352,9 +453,13 @@ struct PipelineArgs {
     /// Directory of .sql rules. Repeatable.
     #[arg(long = "rules", short = 'r', value_name = "DIR")]
     rules: Vec<PathBuf>,
-    /// Evidence archive: a local directory or file:// URL.
-    #[arg(long, value_name = "DIR")]
+    /// Evidence archive: a local directory, file:// or s3://BUCKET/PREFIX URL.
+    #[arg(long, value_name = "DIR|URL")]
     evidence: Option<String>,
+    /// The private key digests are signed with (default: the config's signing_key_file,
+    /// VIGIL_SIGNING_KEY_FILE, else the PEM in VIGIL_SIGNING_KEY).
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     /// Alerts: an NDJSON file (appended), - for stdout, or kafka://HOST:PORT/TOPIC (keyed by alert id).
     /// Give it twice for a file and a topic.
     #[arg(long, value_name = "PATH|-|URL")]
@@ -417,6 +522,9 @@ impl PipelineArgs {
         }
         if let Some(e) = &self.evidence {
             config.evidence.url = e.clone();
+        }
+        if let Some(key) = &self.signing_key {
+            config.evidence.signing_key_file = Some(key.clone());
         }
         for a in &self.alerts {
             config.alerts.set_from_flag(a, "alerts")?;
@@ -630,6 +738,7 @@ fn main() -> ExitCode {
         Command::Query(args) => query(args),
         Command::Sample(args) => sample(args),
         Command::Evidence(EvidenceCommand::Expire(args)) => expire(args),
+        Command::Keys(command) => keys(command),
     };
     match result {
         Ok(code) => code,

@@ -41,6 +41,28 @@ pub enum Error {
         /// The entry slot that was taken.
         seq: u64,
     },
+    /// A signing or public key could not be read or used.
+    #[error("signing key {origin}: {reason}")]
+    Key {
+        /// The file or environment variable it came from (never the key itself).
+        origin: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The archive is signed, but this writer has no key: what it wrote would fail verification.
+    #[error(
+        "the evidence archive `{location}` is signed (it holds digests) but no signing key is configured: set          [evidence] signing_key_file, VIGIL_SIGNING_KEY_FILE or VIGIL_SIGNING_KEY to the key its other writers use"
+    )]
+    SigningKeyMissing {
+        /// The archive.
+        location: String,
+    },
+    /// A retention that would delete evidence too early.
+    #[error("{reason}")]
+    Retention {
+        /// What is refused and what to do.
+        reason: String,
+    },
     /// A manifest entry could not be read as one.
     #[error("manifest entry `{path}` is not valid: {reason}")]
     Manifest {

@@ -2,7 +2,19 @@
 //! in the manifest chain the files belong to.
 //!
 //! A data file is past retention when the entry that lists it was written more than `retention_days`
-//! ago (`written_at`, the same clock S3 Object Lock counts from). Per chain, in this order:
+//! ago by both clocks: the writer's (`written_at`) and the store's (the entry object's Last-Modified, the
+//! clock S3 Object Lock counts from). "Now" is the store's clock too (read by storing a small object under
+//! `state/`), so a writer whose clock was set ahead deletes nothing early.
+//!
+//! **Floors.** A retention below the bucket's Object Lock period is refused outright; one below the
+//! minimum (`[evidence] min_retention_days`, default 365: a SOC 2 Type II period plus margin) is refused
+//! unless `allow_short_retention` is given, and the disposal entry records the override for `verify`
+//! (which flags every disposal below the floor as `disposal_below_floor`).
+//!
+//! A signed archive needs the signing key here too: the disposal entries are signed in a digest like
+//! any other.
+//!
+//! Per chain, in this order:
 //!
 //! 1. a **disposal entry** is appended: it names the retention, the entries and every file (path and
 //!    SHA-256) to be deleted, and is chained and hashed like any entry, so the chain says what was
@@ -32,11 +44,21 @@ use crate::{Archive, Error, Result, layout};
 /// Microseconds in a day.
 const DAY_US: i64 = 86_400_000_000;
 
+/// Default `[evidence] min_retention_days`: a 12-month SOC 2 Type II period plus its fieldwork.
+pub const DEFAULT_MIN_RETENTION_DAYS: u32 = 365;
+
+/// Where `expire` stores a small object to read the store's clock (not evidence; overwritten each time).
+const CLOCK_OBJECT: &str = "state/clock.json";
+
 /// What to expire.
 #[derive(Debug, Clone)]
 pub struct ExpireOptions {
     /// Files whose entry was written more than this many days before `now_us` are past retention.
     pub retention_days: u32,
+    /// Retention below this is refused unless `allow_short_retention`.
+    pub min_retention_days: u32,
+    /// Dispose of evidence below `min_retention_days` (recorded in the disposal entry).
+    pub allow_short_retention: bool,
     /// The time retention is measured at (microseconds since the epoch); normally now.
     pub now_us: i64,
     /// List only; write and delete nothing.
@@ -78,6 +100,12 @@ pub struct ExpireReport {
     pub retention_days: u32,
     /// Entries written before this time (RFC 3339) are past retention.
     pub cutoff: String,
+    /// The store's clock when expire ran (RFC 3339), when it could be read.
+    #[serde(default)]
+    pub store_time: Option<String>,
+    /// The signed digest that covers the disposals, when the archive signs.
+    #[serde(default)]
+    pub digest: Option<u64>,
     /// Nothing was written or deleted.
     pub dry_run: bool,
     /// Chains looked at.
@@ -140,14 +168,67 @@ async fn check_lock(archive: &Archive, retention_days: u32) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a retention below the minimum unless overridden.
+fn check_floor(options: &ExpireOptions) -> Result<()> {
+    if options.retention_days < options.min_retention_days && !options.allow_short_retention {
+        return Err(Error::Retention {
+            reason: format!(
+                "a retention of {} days is below the minimum of {} days ([evidence] min_retention_days): evidence an \
+                 auditor can still ask for would be deleted. Give --allow-short-retention to do it anyway (the \
+                 disposal records it, and `vigil verify` names it)",
+                options.retention_days, options.min_retention_days
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The store's clock: the Last-Modified of a small object stored now. `None` when it cannot be read.
+async fn store_time(archive: &Archive, writer_now_us: i64) -> Option<i64> {
+    let body = serde_json::json!({ "written_by": "vigil evidence expire", "writer_time": vigil_schema::format_time_us(writer_now_us) });
+    archive.put_object(CLOCK_OBJECT, body.to_string().into_bytes()).await.ok()?;
+    let path = archive.absolute(&Path::from(CLOCK_OBJECT));
+    archive.object_store().head(&path).await.ok().map(|m| m.last_modified.timestamp_micros())
+}
+
+/// When the store says each manifest entry of a chain was written, by path relative to the root.
+async fn stored_times(archive: &Archive, source: &str, partition: i32) -> Result<BTreeMap<String, i64>> {
+    let dir = layout::manifest_dir(archive.root(), source, partition);
+    let metas: Vec<_> = archive.object_store().list(Some(&dir)).try_collect().await.map_err(|source| Error::Store {
+        operation: "list",
+        path: dir.to_string(),
+        source,
+    })?;
+    Ok(metas
+        .into_iter()
+        .map(|m| (layout::relative(archive.root(), &m.location), m.last_modified.timestamp_micros()))
+        .collect())
+}
+
 /// Finds the data files past retention and, unless `dry_run`, records their disposal and deletes them.
 pub async fn expire(archive: &Archive, options: &ExpireOptions) -> Result<ExpireReport> {
+    check_floor(options)?;
     check_lock(archive, options.retention_days).await?;
-    let cutoff_us = options.now_us - i64::from(options.retention_days) * DAY_US;
+    if !options.dry_run && archive.signer().is_none() && archive.is_signed().await? {
+        return Err(Error::SigningKeyMissing { location: archive.location().to_string() });
+    }
+    // The earlier of the two clocks: a writer set ahead must not make evidence look older than it is.
+    let store_now = if options.dry_run { None } else { store_time(archive, options.now_us).await };
+    if let Some(store_now) = store_now
+        && options.now_us - store_now > 5 * 60 * 1_000_000
+    {
+        tracing::warn!(
+            ahead_secs = (options.now_us - store_now) / 1_000_000,
+            "this machine's clock is ahead of the evidence store's: retention is measured by the store's"
+        );
+    }
+    let now_us = store_now.map_or(options.now_us, |s| s.min(options.now_us));
+    let cutoff_us = now_us - i64::from(options.retention_days) * DAY_US;
     let mut report = ExpireReport {
         location: archive.location().to_string(),
         retention_days: options.retention_days,
         cutoff: vigil_schema::format_time_us(cutoff_us),
+        store_time: store_now.map(vigil_schema::format_time_us),
         dry_run: options.dry_run,
         ..ExpireReport::default()
     };
@@ -155,6 +236,7 @@ pub async fn expire(archive: &Archive, options: &ExpireOptions) -> Result<Expire
     for (source, partition) in archive.chains().await? {
         report.chains += 1;
         let entries = archive.chain(&source, partition).await?;
+        let stored = stored_times(archive, &source, partition).await?;
         let recorded: BTreeSet<&str> = entries
             .iter()
             .filter_map(|e| e.disposal.as_ref())
@@ -162,7 +244,10 @@ pub async fn expire(archive: &Archive, options: &ExpireOptions) -> Result<Expire
             .collect();
         let mut due: BTreeMap<u64, Vec<ExpiredFile>> = BTreeMap::new();
         for entry in entries.iter().filter(|e| e.has_data()) {
-            let past = parse_us(&entry.written_at).is_some_and(|w| w <= cutoff_us);
+            let path =
+                layout::relative(archive.root(), &layout::manifest_path(archive.root(), &source, partition, entry.seq));
+            let past = parse_us(&entry.written_at).is_some_and(|w| w <= cutoff_us)
+                && stored.get(&path).is_none_or(|s| *s <= cutoff_us);
             for file in &entry.files {
                 let already = recorded.contains(file.path.as_str());
                 if (past && !already) || (already && present.contains(&file.path)) {
@@ -196,6 +281,8 @@ pub async fn expire(archive: &Archive, options: &ExpireOptions) -> Result<Expire
                         .iter()
                         .map(|f| DisposedFile { path: f.path.clone(), sha256: f.sha256.clone() })
                         .collect(),
+                    min_retention_days: Some(options.min_retention_days),
+                    floor_overridden: options.retention_days < options.min_retention_days,
                 };
                 let head = entries.last().map(crate::ChainHead::from);
                 let written = archive.append(disposal_entry(&source, partition, disposal), head).await?;
@@ -211,10 +298,13 @@ pub async fn expire(archive: &Archive, options: &ExpireOptions) -> Result<Expire
         }
         report.files.extend(files);
     }
+    if !options.dry_run {
+        report.digest = archive.sign_digest(true).await?.map(|d| d.seq);
+    }
     Ok(report)
 }
 
-fn disposal_entry(source: &str, partition: i32, disposal: Disposal) -> ManifestEntry {
+pub(crate) fn disposal_entry(source: &str, partition: i32, disposal: Disposal) -> ManifestEntry {
     ManifestEntry {
         version: MANIFEST_VERSION,
         seq: 0,

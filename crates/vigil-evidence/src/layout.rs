@@ -80,6 +80,34 @@ pub fn pending_seq(name: &str) -> Option<u64> {
     entry_seq(name.strip_prefix("pending-")?)
 }
 
+/// Whether `file` (relative to the root) is a data file of source partition `ingest_source`/`partition`
+/// for offsets after `after` (any offsets when `None`): a file of the chain's unwritten range, which no
+/// committed entry can list. Parquet files are named for their range (`{stem}.parquet`, the range must
+/// start after `after`), blobs for their record's offset.
+pub fn names_unwritten_range(file: &str, ingest_source: &str, partition: i32, after: Option<i64>) -> bool {
+    let kind = file.split('/').next().unwrap_or("");
+    if !["events", "alerts", "dead_letters"].contains(&kind) || file.contains("..") {
+        return false;
+    }
+    let Some(name) = file.rsplit('/').next() else { return false };
+    let Some(rest) = name.strip_prefix(&format!("{ingest_source}-{partition}-")) else { return false };
+    let first = if let Some(range) = rest.strip_suffix(".parquet") {
+        let Some((first, last)) = range.split_once('-') else { return false };
+        match (first.parse::<i64>(), last.parse::<i64>()) {
+            (Ok(first), Ok(last)) if first <= last => first,
+            _ => return false,
+        }
+    } else if let Some(offset) = rest.strip_suffix(".bin").filter(|_| file.starts_with("dead_letters/blobs/")) {
+        match offset.parse::<i64>() {
+            Ok(offset) => offset,
+            Err(_) => return false,
+        }
+    } else {
+        return false;
+    };
+    after.is_none_or(|after| first > after)
+}
+
 /// The path relative to the archive root, as recorded in manifests.
 pub fn relative(root: &Path, path: &Path) -> String {
     let full = path.as_ref();
@@ -112,5 +140,21 @@ mod tests {
         assert_eq!(entry_seq("pending-000000000007.json"), None);
         assert_eq!(pending_seq("pending-000000000007.json"), Some(7));
         assert_eq!(pending_seq(pending_path(&root, "t", 3, 7).filename().unwrap_or("")), Some(7));
+    }
+
+    #[test]
+    fn only_files_of_the_unwritten_range_are_the_chains_to_remove() {
+        let own = "events/source=aws.cloudtrail/date=2024-08-02/hour=08/file-ab-0-11-20.parquet";
+        assert!(names_unwritten_range(own, "file-ab", 0, Some(10)));
+        assert!(names_unwritten_range(own, "file-ab", 0, None));
+        assert!(!names_unwritten_range(own, "file-ab", 0, Some(11)), "a committed range");
+        assert!(!names_unwritten_range(own, "file-ab", 1, Some(10)), "another partition");
+        assert!(!names_unwritten_range(own, "file-a", 0, Some(10)), "another source");
+        assert!(names_unwritten_range("dead_letters/blobs/t-3-12.bin", "t", 3, Some(11)));
+        assert!(!names_unwritten_range("dead_letters/blobs/t-3-12.bin", "t", 3, Some(12)));
+        assert!(!names_unwritten_range("manifests/t/3/000000000001.json", "t", 3, None));
+        assert!(!names_unwritten_range("state/t-3-12-20.parquet", "t", 3, None));
+        assert!(!names_unwritten_range("events/../manifests/t-3-12-20.parquet", "t", 3, None));
+        assert!(!names_unwritten_range("events/x/t-3-20-12.parquet", "t", 3, None));
     }
 }

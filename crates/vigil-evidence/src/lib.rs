@@ -25,14 +25,18 @@
 //! # });
 //! ```
 
+pub mod digest;
+mod digest_check;
 mod error;
 pub mod expire;
 pub mod failpoint;
+pub mod keys;
 pub mod layout;
 pub mod manifest;
 pub mod retry;
 pub mod store;
 pub mod verify;
+pub mod versions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +69,8 @@ pub struct Archive {
     bucket: Option<Arc<store::S3Bucket>>,
     /// How long its operations wait out a store that does not answer ([`retry`]).
     patience: retry::Patience,
+    /// Signs digests of what this process appends ([`digest`]); `None` for an unsigned writer or a reader.
+    signer: Option<Arc<digest::Signer>>,
 }
 
 impl Archive {
@@ -78,6 +84,7 @@ impl Archive {
             location: vigil_schema::redact::url(location).into_owned(),
             bucket: opened.bucket,
             patience: retry::Patience::UNTIL_STORED,
+            signer: None,
         })
     }
 
@@ -112,7 +119,7 @@ impl Archive {
     /// An archive on any object store under `root` (used for S3-compatible stores and tests).
     pub fn with_store(store: Arc<dyn ObjectStore>, root: Path, location: impl Into<String>) -> Self {
         let location = vigil_schema::redact::url(&location.into()).into_owned();
-        Archive { store, root, location, bucket: None, patience: retry::Patience::UNTIL_STORED }
+        Archive { store, root, location, bucket: None, patience: retry::Patience::UNTIL_STORED, signer: None }
     }
 
     /// How long operations wait out a store that does not answer: by default until it answers (the
@@ -258,6 +265,11 @@ impl Archive {
     /// Makes one source partition ready to continue: deletes the data files of a range whose writing was
     /// interrupted (a pending intent without its entry; see [`manifest`]) and returns the chain head.
     /// Call it when a partition is (re)opened, by the one writer that owns the partition.
+    ///
+    /// Only files of this chain's own unwritten range are deleted: a listed file must be named for this
+    /// source partition and for offsets after the head (so no committed entry can list it). An intent that
+    /// lists anything else (edited, or planted by someone with write access) is left in place for
+    /// `vigil verify` to name, and what it lists is not touched.
     pub async fn resume(&self, ingest_source: &str, partition: i32) -> Result<Resume> {
         let dir = layout::manifest_dir(&self.root, ingest_source, partition);
         let metas = self.list_dir(&dir).await?;
@@ -269,26 +281,42 @@ impl Archive {
                 if newest.as_ref().is_none_or(|(s, _)| seq > *s) {
                     newest = Some((seq, meta.location.clone()));
                 }
-            } else if let Some(seq) = layout::pending_seq(name) {
-                pending.push((seq, meta.location.clone()));
+            } else if layout::pending_seq(name).is_some() {
+                pending.push(meta.location.clone());
             }
         }
         let head = match &newest {
-            Some((_, path)) => Some(ChainHead::from(&self.read_entry(path).await?)),
+            Some((_, path)) => {
+                let entry = self.read_entry(path).await?;
+                self.note_signed(&entry);
+                Some(ChainHead::from(&entry))
+            }
             None => None,
         };
+        let after = head.as_ref().map(|h| h.last_offset);
         let mut removed = Vec::new();
-        for (seq, intent) in pending {
-            let listed: Vec<String> = serde_json::from_slice(&self.read_bytes(&intent).await?)
-                .map_err(|e| Error::Manifest { path: intent.to_string(), reason: e.to_string() })?;
-            if !self.committed(ingest_source, partition, seq, head.as_ref(), &listed).await? {
-                for file in listed {
-                    let path = self.absolute(&Path::from(file.as_str()));
-                    self.delete(&path).await?;
-                    removed.push(file);
-                }
+        for intent_path in pending {
+            let intent = manifest::Intent::parse(&self.read_bytes(&intent_path).await?)
+                .map_err(|reason| Error::Manifest { path: intent_path.to_string(), reason })?;
+            let (own, foreign): (Vec<String>, Vec<String>) = intent
+                .files
+                .into_iter()
+                .partition(|f| layout::names_unwritten_range(f, ingest_source, partition, after));
+            for file in own {
+                let path = self.absolute(&Path::from(file.as_str()));
+                self.delete(&path).await?;
+                removed.push(file);
             }
-            self.delete(&intent).await?;
+            if foreign.is_empty() {
+                self.delete(&intent_path).await?;
+            } else {
+                tracing::warn!(
+                    intent = %intent_path,
+                    files = ?foreign,
+                    "a pending intent lists files that are not this chain's unwritten range (edited or planted?): \
+                     they are left alone, and so is the intent, for `vigil verify` to name"
+                );
+            }
         }
         if !removed.is_empty() {
             tracing::warn!(
@@ -299,27 +327,6 @@ impl Archive {
             );
         }
         Ok(Resume { head, removed })
-    }
-
-    /// Whether the range a pending intent `seq` lists was committed: an entry from `seq` on (a disposal
-    /// may have taken slot `seq` first) lists its first file.
-    async fn committed(
-        &self,
-        ingest_source: &str,
-        partition: i32,
-        seq: u64,
-        head: Option<&ChainHead>,
-        listed: &[String],
-    ) -> Result<bool> {
-        let (Some(head), Some(first)) = (head, listed.first()) else { return Ok(head.is_some_and(|h| h.seq >= seq)) };
-        for candidate in seq..=head.seq {
-            let entry =
-                self.read_entry(&layout::manifest_path(&self.root, ingest_source, partition, candidate)).await?;
-            if entry.files.iter().any(|f| &f.path == first) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     async fn delete(&self, path: &Path) -> Result<()> {
@@ -338,13 +345,23 @@ impl Archive {
             None
         } else {
             let path = layout::pending_path(&self.root, &entry.ingest_source, entry.partition, seq);
-            let listed: Vec<String> = prepared
-                .files
-                .iter()
-                .map(|(p, _)| p.to_string())
-                .chain(prepared.blobs.iter().map(|(p, _)| p.to_string()))
-                .collect();
-            let bytes = serde_json::to_vec(&listed).map_err(|e| Error::Internal(e.to_string()))?;
+            let mut intent = manifest::Intent {
+                seq,
+                first_offset: entry.first_offset,
+                last_offset: entry.last_offset,
+                writer: self.signer.as_ref().map(|s| s.writer().to_string()).unwrap_or_default(),
+                files: prepared
+                    .files
+                    .iter()
+                    .map(|(p, _)| p.to_string())
+                    .chain(prepared.blobs.iter().map(|(p, _)| p.to_string()))
+                    .collect(),
+                ..manifest::Intent::default()
+            };
+            if let Some(signer) = &self.signer {
+                signer.sign_intent(&mut intent);
+            }
+            let bytes = serde_json::to_vec(&intent).map_err(|e| Error::Internal(e.to_string()))?;
             self.put_bytes(&path, Bytes::from(bytes)).await?;
             Some(path)
         };
@@ -441,6 +458,13 @@ impl Archive {
         writer.finish().await.map(|_| ()).map_err(store_err("put"))
     }
 
+    /// Remembers `entry` as its chain's head for the next signed digest (when this archive signs).
+    fn note_signed(&self, entry: &ManifestEntry) {
+        if let Some(signer) = &self.signer {
+            signer.note(entry);
+        }
+    }
+
     /// Chains `entry` after `head` and stores it (`PutMode::Create`, so an entry is never overwritten).
     ///
     /// If the slot is taken, someone appended first. A disposal entry (`vigil evidence expire`, run beside
@@ -468,12 +492,16 @@ impl Archive {
                 self.store.put_opts(&path, payload.clone(), options)
             };
             match retry::patiently(self.patience, "put", &path, put).await {
-                Ok(_) => return Ok(sealed),
+                Ok(_) => {
+                    self.note_signed(&sealed);
+                    return Ok(sealed);
+                }
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     let newer = self.read_entry(&path).await?;
                     if newer.entry_hash == sealed.entry_hash {
                         // An earlier attempt of this very put was stored but its answer was lost.
                         tracing::info!(entry = %path, "manifest entry was stored by an attempt whose answer was lost");
+                        self.note_signed(&sealed);
                         return Ok(sealed);
                     }
                     let chained = newer.prev_hash == sealed.prev_hash;
@@ -933,7 +961,7 @@ mod tests {
     }
 
     fn expire_options(retention_days: u32, now_us: i64, dry_run: bool) -> expire::ExpireOptions {
-        expire::ExpireOptions { retention_days, now_us, dry_run }
+        expire::ExpireOptions { retention_days, min_retention_days: 0, allow_short_retention: false, now_us, dry_run }
     }
 
     #[tokio::test]
@@ -965,11 +993,56 @@ mod tests {
         let next = archive.commit(prepare(&commit_of(&second, 11, 20), 3).unwrap(), Some(&stale_head)).await.unwrap();
         assert_eq!((next.seq, next.prev_hash.as_str()), (2, chain[1].entry_hash.as_str()));
         let verified = verify::verify(&archive, &verify::VerifyOptions::default()).await.unwrap();
-        assert!(verified.ok(), "{:?}", verified.findings);
-        assert!(verified.warnings.is_empty(), "{:?}", verified.warnings);
+        // A retention of 0 days is below what an audit needs: named, but the archive is otherwise whole.
+        let kinds: Vec<&str> = verified.findings.iter().map(|f| f.kind.as_str()).collect();
+        assert_eq!(kinds, ["disposal_below_floor"], "{:?}", verified.findings);
+        assert!(verified.warnings.iter().all(|w| w.kind == "archive_unsigned"), "{:?}", verified.warnings);
         // Expiring again disposes of the new range only.
         let again = expire::expire(&archive, &expire_options(0, now_us(), false)).await.unwrap();
         assert_eq!(again.files.iter().map(|f| f.entry.as_str()).collect::<Vec<_>>(), vec!["t/0#2"]);
+    }
+
+    #[tokio::test]
+    async fn expire_below_the_floor_is_refused_unless_overridden() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        let first = [events(1, 10)];
+        archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
+        let floor = |allow| expire::ExpireOptions {
+            retention_days: 30,
+            min_retention_days: 365,
+            allow_short_retention: allow,
+            now_us: now_us() + 31 * 86_400_000_000,
+            dry_run: false,
+        };
+        let err = expire::expire(&archive, &floor(false)).await.unwrap_err().to_string();
+        assert!(err.contains("below the minimum of 365 days") && err.contains("--allow-short-retention"), "{err}");
+        assert!(dir.path().join("events").read_dir().unwrap().next().is_some(), "nothing deleted");
+        // The store's clock (this disk's) says the entry is minutes old, not 31 days: nothing is due even
+        // with the override, whatever the writer's clock says.
+        let report = expire::expire(&archive, &floor(true)).await.unwrap();
+        assert!(report.files.is_empty() && report.store_time.is_some(), "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn resume_leaves_what_a_planted_intent_lists_of_other_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
+        let first = [events(1, 10)];
+        let victim = archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
+        let other = RangeCommit { ingest_source: "u", ..commit_of(&first, 1, 10) };
+        archive.commit(prepare(&other, 3).unwrap(), None).await.unwrap();
+        // Someone plants an intent in chain u's folder listing chain t's committed files.
+        let planted: Vec<String> = victim.files.iter().map(|f| f.path.clone()).collect();
+        let intent = layout::pending_path(archive.root(), "u", 0, 1);
+        archive.store.put(&intent, PutPayload::from(serde_json::to_vec(&planted).unwrap())).await.unwrap();
+        let resume = archive.resume("u", 0).await.unwrap();
+        assert!(resume.removed.is_empty(), "{:?}", resume.removed);
+        for file in &planted {
+            assert!(dir.path().join(file).exists(), "{file} was deleted");
+        }
+        let verified = verify::verify(&archive, &verify::VerifyOptions::default()).await.unwrap();
+        assert!(verified.findings.iter().any(|f| f.kind == "pending_invalid"), "{:?}", verified.findings);
     }
 
     #[tokio::test]
@@ -1082,10 +1155,25 @@ mod tests {
         let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
         let first = [events(1, 10)];
         archive.commit(prepare(&commit_of(&first, 1, 10), 3).unwrap(), None).await.unwrap();
-        // Pretend it is 401 days later: the disposal entry is written now, long before 400 days passed.
+        // A writer whose clock is 401 days ahead: the store's clock says nothing is due.
         let later = now_us() + 401 * 86_400_000_000;
         let report = expire::expire(&archive, &expire_options(400, later, false)).await.unwrap();
-        assert_eq!(report.deleted, 1);
+        assert_eq!((report.files.len(), report.deleted), (0, 0), "{report:?}");
+        // A disposal written anyway (by another tool, or an older vigil) is named by verify.
+        let entry = archive.chain("t", 0).await.unwrap().remove(0);
+        let disposal = Disposal {
+            retention_days: 400,
+            entries: vec![0],
+            files: entry
+                .files
+                .iter()
+                .map(|f| DisposedFile { path: f.path.clone(), sha256: f.sha256.clone() })
+                .collect(),
+            min_retention_days: Some(365),
+            floor_overridden: false,
+        };
+        let early = expire::disposal_entry("t", 0, disposal);
+        archive.append(early, Some(ChainHead::from(&entry))).await.unwrap();
         let verified = verify::verify(&archive, &verify::VerifyOptions::default()).await.unwrap();
         let kinds: Vec<&str> = verified.findings.iter().map(|f| f.kind.as_str()).collect();
         assert_eq!(kinds, vec!["disposal_early"], "{:?}", verified.findings);

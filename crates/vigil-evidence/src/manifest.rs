@@ -151,6 +151,12 @@ pub struct Disposal {
     pub entries: Vec<u64>,
     /// The deleted files (paths relative to the archive root), with the hashes they had.
     pub files: Vec<DisposedFile>,
+    /// The minimum retention in force when it was written (`[evidence] min_retention_days`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_retention_days: Option<u32>,
+    /// `vigil evidence expire --allow-short-retention` disposed of evidence below that minimum.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub floor_overridden: bool,
 }
 
 /// One deleted file.
@@ -166,6 +172,46 @@ impl ManifestEntry {
     /// An entry that records data (neither a disposal nor a lost range).
     pub fn has_data(&self) -> bool {
         self.disposal.is_none() && self.lost_reason.is_none()
+    }
+}
+
+/// A pending intent (`pending-{seq}.json`): the data files a range is about to write, stored before
+/// them and removed after its entry. Left behind, it tells the next writer what to remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// The entry slot the range will take.
+    pub seq: u64,
+    /// First offset of the range.
+    pub first_offset: i64,
+    /// Last offset of the range.
+    pub last_offset: i64,
+    /// The writer ([`crate::digest::Signer::writer`]); empty for an unsigned writer.
+    #[serde(default)]
+    pub writer: String,
+    /// The data files, relative to the archive root.
+    pub files: Vec<String>,
+    /// The key that signed it (a signing writer's); empty when unsigned.
+    #[serde(default)]
+    pub key_id: String,
+    /// Base64 Ed25519 signature of its compact JSON with this field empty; empty when unsigned.
+    #[serde(default)]
+    pub signature: String,
+}
+
+impl Intent {
+    /// Reads an intent; an intent written before this format is a bare list of files.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Intent, String> {
+        if let Ok(files) = serde_json::from_slice::<Vec<String>>(bytes) {
+            return Ok(Intent { files, ..Intent::default() });
+        }
+        serde_json::from_slice(bytes).map_err(|e| format!("not a pending intent: {e}"))
+    }
+
+    /// The bytes the signature is over: the compact JSON with `signature` empty.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.signature.clear();
+        serde_json::to_vec(&unsigned).unwrap_or_default()
     }
 }
 

@@ -40,6 +40,13 @@ use crate::{Archive, Error, Result, layout};
 /// What to verify.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
+    /// Public keys the digests must be signed with (`--public-key`); none: only internal consistency is
+    /// checked, and the report says so (`authenticated: false`).
+    pub public_keys: Vec<crate::keys::PublicKey>,
+    /// The time to judge overdue digests and abandoned intents at (microseconds); `None`: now.
+    pub now_us: Option<i64>,
+    /// The newest digest of an earlier report: it must still be there, unchanged.
+    pub expected_digest: Option<DigestRef>,
     /// Only check files of entries whose time range ends at or after this (microseconds since epoch).
     pub from_us: Option<i64>,
     /// Only check files of entries whose time range starts before this.
@@ -76,6 +83,19 @@ pub struct Head {
     pub last_offset: i64,
 }
 
+/// A digest as a report names it: keep the newest to prove later that nothing was cut from the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestRef {
+    /// Its sequence number.
+    pub seq: u64,
+    /// SHA-256 of its bytes.
+    pub sha256: String,
+    /// When it was signed.
+    pub written_at: String,
+    /// The key that signed it.
+    pub key_id: String,
+}
+
 /// The outcome of [`verify`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerifyReport {
@@ -97,6 +117,16 @@ pub struct VerifyReport {
     pub seconds: f64,
     /// The newest entry of every chain: keep them to detect a cut-off tail later.
     pub heads: Vec<Head>,
+    /// Digests were checked against the public keys given and every one is signed by one of them.
+    /// `false` without `--public-key`: then only internal consistency was checked.
+    #[serde(default)]
+    pub authenticated: bool,
+    /// Signed digests found.
+    #[serde(default)]
+    pub digests: usize,
+    /// The newest digest whose signature held (or, without keys, the newest digest).
+    #[serde(default)]
+    pub newest_digest: Option<DigestRef>,
     /// Problems: the archive fails verification when there is any.
     pub findings: Vec<Finding>,
     /// Things to know that are not failures.
@@ -109,17 +139,27 @@ impl VerifyReport {
         self.findings.is_empty()
     }
 
-    fn find(&mut self, kind: &str, object: impl Into<String>, detail: impl Into<String>) {
+    pub(crate) fn find(&mut self, kind: &str, object: impl Into<String>, detail: impl Into<String>) {
         self.findings.push(Finding { kind: kind.into(), object: object.into(), detail: detail.into() });
     }
 
-    fn warn(&mut self, kind: &str, object: impl Into<String>, detail: impl Into<String>) {
+    pub(crate) fn warn(&mut self, kind: &str, object: impl Into<String>, detail: impl Into<String>) {
         self.warnings.push(Finding { kind: kind.into(), object: object.into(), detail: detail.into() });
     }
 }
 
 /// Objects read at once when [`VerifyOptions::concurrency`] is 0.
 const DEFAULT_CONCURRENCY: usize = 32;
+
+/// An intent this much older than now belongs to no range being written (a commit takes seconds).
+const PENDING_GRACE_US: i64 = 15 * 60 * 1_000_000;
+
+/// One listed object: its size and when the store says it was written.
+#[derive(Debug, Clone, Copy)]
+struct Listed {
+    size: u64,
+    stored_us: i64,
+}
 
 /// Data kinds, each a top-level folder of data files.
 const DATA_KINDS: [&str; 3] = ["events", "alerts", "dead_letters"];
@@ -144,17 +184,30 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
     let mut report = VerifyReport { location: archive.location().to_string(), ..VerifyReport::default() };
     let store = archive.object_store();
     let root = archive.root().clone();
-    // One listing of everything: relative path -> size.
-    let mut listed: BTreeMap<String, u64> = BTreeMap::new();
+    let now_us = options.now_us.unwrap_or_else(crate::now_us);
+    // One listing of everything: relative path -> size and when the store says it was written.
+    let mut listed: BTreeMap<String, Listed> = BTreeMap::new();
     let mut stream = store.list(Some(&root));
     while let Some(meta) =
         stream.try_next().await.map_err(|source| Error::Store { operation: "list", path: root.to_string(), source })?
     {
-        listed.insert(layout::relative(&root, &meta.location), meta.size);
+        let listing = Listed { size: meta.size, stored_us: meta.last_modified.timestamp_micros() };
+        listed.insert(layout::relative(&root, &meta.location), listing);
+    }
+    // Digests: `digests/{seq}.json`, anything else there is planted.
+    let mut digest_paths: BTreeMap<u64, String> = BTreeMap::new();
+    for path in listed.keys() {
+        let Some(name) = path.strip_prefix("digests/") else { continue };
+        match crate::digest::digest_seq(name) {
+            Some(seq) => {
+                digest_paths.insert(seq, path.clone());
+            }
+            None => report.find("extra_file", path, "an object in digests/ that is no digest"),
+        }
     }
     // Manifest objects by chain.
     let mut chains: BTreeMap<(String, i32), BTreeMap<u64, String>> = BTreeMap::new();
-    let mut pending: Vec<String> = Vec::new();
+    let mut pending: Vec<(String, i32, String)> = Vec::new();
     for path in listed.keys() {
         let Some(rest) = path.strip_prefix("manifests/") else { continue };
         let parts: Vec<&str> = rest.split('/').collect();
@@ -169,25 +222,10 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
         if let Some(seq) = layout::entry_seq(name) {
             chains.entry((source.to_string(), partition)).or_default().insert(seq, path.clone());
         } else if layout::pending_seq(name).is_some() {
-            pending.push(path.clone());
+            pending.push((source.to_string(), partition, path.clone()));
         } else {
             report.find("extra_file", path, "an object in manifests/ that is no manifest entry");
         }
-    }
-    // Files of ranges being written are not evidence yet.
-    let mut in_progress: BTreeSet<String> = BTreeSet::new();
-    for intent in &pending {
-        let bytes = archive.read_bytes(&archive.absolute(&Path::from(intent.as_str()))).await?;
-        let files: Vec<String> = serde_json::from_slice(&bytes).unwrap_or_default();
-        report.warn(
-            "range_in_progress",
-            intent,
-            format!(
-                "a range is being written (or its writer stopped mid-way): {} file(s) not yet evidence",
-                files.len()
-            ),
-        );
-        in_progress.extend(files);
     }
     let mut referenced: HashSet<String> = HashSet::new();
     let mut to_check: Vec<FileCheck> = Vec::new();
@@ -195,7 +233,8 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
     let mut hashes: BTreeMap<(String, i32, u64), String> = BTreeMap::new();
     // Every entry is small: read them all at once (what dominates on a remote store is the round trips).
     let concurrency = if options.concurrency == 0 { DEFAULT_CONCURRENCY } else { options.concurrency };
-    let entry_paths: Vec<String> = chains.values().flat_map(|c| c.values().cloned()).collect();
+    let entry_paths: Vec<String> =
+        chains.values().flat_map(|c| c.values().cloned()).chain(digest_paths.values().cloned()).collect();
     let contents: BTreeMap<String, bytes::Bytes> =
         futures::stream::iter(entry_paths.into_iter().map(|path| async move {
             let bytes = archive.read_bytes(&archive.absolute(&Path::from(path.as_str()))).await?;
@@ -204,12 +243,104 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
         .buffer_unordered(concurrency)
         .try_collect()
         .await?;
+    let mut views = crate::digest_check::ChainViews::new();
+    let mut chain_heads: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for ((source, partition), entries) in &chains {
         report.chains += 1;
         let chain = check_chain(source, *partition, entries, &contents, options, &listed, &mut report)?;
         referenced.extend(chain.referenced);
         to_check.extend(chain.to_check);
         hashes.extend(chain.hashes.into_iter().map(|(seq, hash)| ((source.clone(), *partition, seq), hash)));
+        if let Some(last) = chain.last_offset {
+            chain_heads.insert((source.clone(), *partition), last);
+        }
+        views.insert((source.clone(), *partition), chain.views);
+    }
+    // Signed digests: signatures, their chain, and the heads they sign.
+    let digests: BTreeMap<u64, (String, bytes::Bytes, i64)> = digest_paths
+        .iter()
+        .map(|(seq, path)| {
+            let bytes = contents.get(path).cloned().unwrap_or_default();
+            let stored = listed.get(path).map_or(0, |l| l.stored_us);
+            (*seq, (path.clone(), bytes, stored))
+        })
+        .collect();
+    crate::digest_check::check(&digests, &views, &options.public_keys, now_us, &mut report);
+    if let Some(expected) = &options.expected_digest {
+        let object = format!("digests/{:012}.json", expected.seq);
+        match digests.get(&expected.seq) {
+            None => report.find("digest_missing", object, "the newest digest an earlier report saw is gone"),
+            Some((_, bytes, _)) if hex::encode(Sha256::digest(bytes)) != expected.sha256 => {
+                report.find("digest_chain_broken", object, "the digest an earlier report saw has other bytes now")
+            }
+            Some(_) => {}
+        }
+    }
+    // Ranges being written: their files are not evidence yet. An intent older than a commit takes was
+    // left by a writer that stopped (or planted); one that lists files of no unwritten range of its own
+    // chain was edited or planted.
+    let mut in_progress: BTreeSet<String> = BTreeSet::new();
+    for (source, partition, intent) in &pending {
+        let bytes = archive.read_bytes(&archive.absolute(&Path::from(intent.as_str()))).await?;
+        let parsed = crate::manifest::Intent::parse(&bytes);
+        let after = chain_heads.get(&(source.clone(), *partition)).copied();
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                report.find("pending_invalid", intent, reason);
+                continue;
+            }
+        };
+        // With keys, an intent must be signed like a digest: one that is not was planted or edited.
+        if !options.public_keys.is_empty() {
+            let signed = options
+                .public_keys
+                .iter()
+                .find(|k| k.id() == parsed.key_id)
+                .is_some_and(|k| k.verifies(&parsed.signed_bytes(), &parsed.signature));
+            if !signed {
+                report.find(
+                    "pending_invalid",
+                    intent,
+                    "not signed by a key given: no vigil writer wrote this intent (planted or edited)",
+                );
+                continue;
+            }
+        }
+        let files = parsed.files;
+        let foreign: Vec<&String> =
+            files.iter().filter(|f| !layout::names_unwritten_range(f, source, *partition, after)).collect();
+        if !foreign.is_empty() {
+            report.find(
+                "pending_invalid",
+                intent,
+                format!(
+                    "lists {} file(s) that are not this chain's unwritten range (such as {}): edited or planted;                      vigil leaves them alone",
+                    foreign.len(),
+                    foreign[0]
+                ),
+            );
+            continue;
+        }
+        let stored = listed.get(intent).map_or(now_us, |l| l.stored_us);
+        if now_us.saturating_sub(stored) <= PENDING_GRACE_US {
+            report.warn(
+                "range_in_progress",
+                intent,
+                format!("a range is being written: {} file(s) not yet evidence", files.len()),
+            );
+            in_progress.extend(files);
+        } else {
+            report.find(
+                "range_abandoned",
+                intent,
+                format!(
+                    "a range whose writing stopped {} min ago lists {} file(s) that are not evidence: its writer                      stopped mid-way (the next `vigil run` over the same input removes them) or it was planted",
+                    now_us.saturating_sub(stored) / 60_000_000,
+                    files.len()
+                ),
+            );
+        }
     }
     for expected in &options.expected_heads {
         let still = report
@@ -288,6 +419,11 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
             }
         }
     }
+    // S3 object versions (versions.rs): evidence deleted, overwritten or unlocked that the bucket remembers.
+    if archive.bucket().is_some() {
+        let scope = crate::versions::VersionScope::from_entries(&contents, concurrency);
+        crate::versions::check(archive, &scope, &mut report).await?;
+    }
     report.findings.sort_by(|a, b| (&a.object, &a.kind).cmp(&(&b.object, &b.kind)));
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -324,14 +460,37 @@ async fn hash_blob(store: Arc<dyn ObjectStore>, path: Path) -> HashOutcome {
 
 /// Each disposal must list files of earlier data entries, with their recorded hashes, that were past the
 /// retention it names when it was written; a disposed file still present is a warning (deletion pending).
-fn check_disposals(read: &[(u64, String, ManifestEntry)], listed: &BTreeMap<String, u64>, report: &mut VerifyReport) {
-    let by_seq: BTreeMap<u64, &ManifestEntry> = read.iter().map(|(_, _, e)| (e.seq, e)).collect();
+fn check_disposals(
+    read: &[(u64, String, ManifestEntry)],
+    listed: &BTreeMap<String, Listed>,
+    report: &mut VerifyReport,
+) {
+    let by_seq: BTreeMap<u64, (&String, &ManifestEntry)> = read.iter().map(|(_, p, e)| (e.seq, (p, e))).collect();
+    let stored = |path: &String| listed.get(path).map(|l| l.stored_us);
     for (_, path, entry) in read {
         let Some(disposal) = &entry.disposal else { continue };
         let written = parse_time(&Some(entry.written_at.clone()));
         let retention_us = i64::from(disposal.retention_days) * 86_400_000_000;
+        let floor = disposal.min_retention_days.unwrap_or(crate::expire::DEFAULT_MIN_RETENTION_DAYS);
+        if disposal.retention_days < floor.max(crate::expire::DEFAULT_MIN_RETENTION_DAYS) {
+            report.find(
+                "disposal_below_floor",
+                path,
+                format!(
+                    "disposed of evidence after {} days, below the {} days an audit period needs{}",
+                    disposal.retention_days,
+                    floor.max(crate::expire::DEFAULT_MIN_RETENTION_DAYS),
+                    if disposal.floor_overridden {
+                        " (`vigil evidence expire --allow-short-retention` was given)"
+                    } else {
+                        " (and no override is recorded: the entry was edited, or written by another tool)"
+                    }
+                ),
+            );
+        }
         for seq in &disposal.entries {
-            let Some(disposed) = by_seq.get(seq).filter(|d| d.has_data() && d.seq < entry.seq) else {
+            let Some((disposed_path, disposed)) = by_seq.get(seq).filter(|(_, d)| d.has_data() && d.seq < entry.seq)
+            else {
                 report.find("disposal_invalid", path, format!("names entry {seq}, which is no earlier data entry"));
                 continue;
             };
@@ -345,10 +504,25 @@ fn check_disposals(read: &[(u64, String, ManifestEntry)], listed: &BTreeMap<Stri
                         disposed.written_at, disposal.retention_days
                     ),
                 );
+            } else if let (Some(then), Some(now)) = (stored(disposed_path), stored(path))
+                && then + retention_us > now
+            {
+                // The writers' clocks agree it was due; the store's own clock says it was not.
+                report.find(
+                    "disposal_early",
+                    path,
+                    format!(
+                        "disposes of entry {seq} before its {} days of retention ended by the store's clock (stored \
+                         {} and {}): the clock of the writer that disposed of it was set ahead",
+                        disposal.retention_days,
+                        vigil_schema::format_time_us(then),
+                        vigil_schema::format_time_us(now)
+                    ),
+                );
             }
         }
         for file in &disposal.files {
-            let known = disposal.entries.iter().filter_map(|s| by_seq.get(s)).flat_map(|e| e.files.iter());
+            let known = disposal.entries.iter().filter_map(|s| by_seq.get(s)).flat_map(|(_, e)| e.files.iter());
             if !known.clone().any(|f| f.path == file.path && f.sha256 == file.sha256) {
                 report.find(
                     "disposal_invalid",
@@ -370,6 +544,10 @@ fn check_disposals(read: &[(u64, String, ManifestEntry)], listed: &BTreeMap<Stri
 struct ChainOutcome {
     referenced: Vec<String>,
     to_check: Vec<FileCheck>,
+    /// Each readable entry as the digest check needs it.
+    views: BTreeMap<u64, crate::digest_check::EntryView>,
+    /// The last offset of the newest readable entry.
+    last_offset: Option<i64>,
     /// `entry_hash` of each readable entry, by the sequence number of its object name.
     hashes: BTreeMap<u64, String>,
 }
@@ -380,7 +558,7 @@ fn check_chain(
     entries: &BTreeMap<u64, String>,
     contents: &BTreeMap<String, bytes::Bytes>,
     options: &VerifyOptions,
-    listed: &BTreeMap<String, u64>,
+    listed: &BTreeMap<String, Listed>,
     report: &mut VerifyReport,
 ) -> Result<ChainOutcome> {
     let name = |seq: u64| format!("{source}/{partition}#{seq}");
@@ -407,7 +585,13 @@ fn check_chain(
         .collect();
     check_disposals(&read, listed, report);
     let hashes = read.iter().map(|(seq, _, e)| (*seq, e.entry_hash.clone())).collect();
-    let mut out = ChainOutcome { referenced: Vec::new(), to_check: Vec::new(), hashes };
+    let mut out = ChainOutcome {
+        referenced: Vec::new(),
+        to_check: Vec::new(),
+        hashes,
+        views: BTreeMap::new(),
+        last_offset: read.last().map(|(_, _, e)| e.last_offset),
+    };
     let mut prev: Option<&ManifestEntry> = None;
     let mut prev_data_last: Option<i64> = None;
     for (seq, path, entry) in &read {
@@ -491,6 +675,18 @@ fn check_chain(
             options.from_us.is_none_or(|from| max.is_none_or(|m| m >= from))
                 && options.to_us.is_none_or(|to| min.is_none_or(|m| m < to))
         };
+        out.views.insert(
+            *seq,
+            crate::digest_check::EntryView {
+                entry_hash: entry.entry_hash.clone(),
+                stored_us: listed
+                    .get(path)
+                    .map(|l| l.stored_us)
+                    .or_else(|| parse_time(&Some(entry.written_at.clone())))
+                    .unwrap_or(0),
+                in_scope: entry.files.is_empty() || entry.files.iter().any(overlaps),
+            },
+        );
         for file in entry.files.iter().filter(|f| f.kind == crate::BLOB_KIND) {
             match file.offset {
                 Some(o) if (entry.first_offset..=entry.last_offset).contains(&o) && entry.counts.dead_letters > 0 => {}
@@ -513,10 +709,10 @@ fn check_chain(
                 None => {
                     report.find("file_missing", &file.path, format!("listed by {} but not in the archive", name(*seq)))
                 }
-                Some(&size) if size != file.size => report.find(
+                Some(l) if l.size != file.size => report.find(
                     "file_size_mismatch",
                     &file.path,
-                    format!("{size} bytes, the manifest says {}", file.size),
+                    format!("{} bytes, the manifest says {}", l.size, file.size),
                 ),
                 Some(_) if overlaps(file) => out.to_check.push(FileCheck {
                     path: file.path.clone(),

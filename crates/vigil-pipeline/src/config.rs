@@ -32,7 +32,11 @@
 //! max_future_skew_secs = 900   # events dated further ahead do not move the rules' event time
 //!
 //! [evidence]
-//! url = "../out/evidence"   # local directory or file:// URL
+//! url = "../out/evidence"   # local directory, file:// or s3://BUCKET/PREFIX URL
+//! signing_key_file = "/etc/vigil/signing.key"   # or VIGIL_SIGNING_KEY_FILE / VIGIL_SIGNING_KEY; see `vigil keys`
+//! digest_interval = "1h"    # a signed digest at least this often, and at shutdown
+//! retention_days = 400      # Object Lock default retention; `vigil evidence expire` disposes of what is older
+//! min_retention_days = 365  # expire refuses less (unless --allow-short-retention)
 //!
 //! [alerts]
 //! path = "../out/alerts.ndjson"     # or "-" for stdout
@@ -297,6 +301,60 @@ pub struct EvidenceConfig {
     /// (users with s3:BypassGovernanceRetention can).
     #[serde(default = "default_lock_mode")]
     pub object_lock_mode: String,
+    /// The private key digests are signed with (PKCS#8 PEM, `vigil keys generate`); else
+    /// `VIGIL_SIGNING_KEY_FILE` or `VIGIL_SIGNING_KEY`. Without one, the evidence is not signed and
+    /// `vigil verify --public-key` cannot prove it.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// A signed digest at least this often while running, and one at shutdown: `"1h"`, `"15m"`, `"90s"`
+    /// or seconds (default 1 h).
+    #[serde(default = "default_digest_interval", deserialize_with = "duration")]
+    pub digest_interval: std::time::Duration,
+    /// `vigil evidence expire` refuses a retention shorter than this (default 365: a SOC 2 Type II period
+    /// plus margin) unless `--allow-short-retention`.
+    #[serde(default = "default_min_retention_days")]
+    pub min_retention_days: u32,
+}
+
+fn default_digest_interval() -> std::time::Duration {
+    vigil_evidence::digest::DEFAULT_DIGEST_INTERVAL
+}
+
+fn default_min_retention_days() -> u32 {
+    vigil_evidence::expire::DEFAULT_MIN_RETENTION_DAYS
+}
+
+/// Reads a duration written as seconds or as `90s`, `15m`, `1h`, `1d`.
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<std::time::Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Seconds(u64),
+        Text(String),
+    }
+    match Written::deserialize(d)? {
+        Written::Seconds(s) => Ok(std::time::Duration::from_secs(s)),
+        Written::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `90s`, `15m`, `1h`, `1d` or plain seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}` is no duration: write 90s, 15m, 1h or 1d")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is no duration: write 90s, 15m, 1h or 1d"))
 }
 
 /// Default evidence retention in days.
@@ -311,12 +369,22 @@ fn default_lock_mode() -> String {
 }
 
 impl EvidenceConfig {
+    /// What signs this evidence: the key from `signing_key_file`, else `VIGIL_SIGNING_KEY_FILE` or
+    /// `VIGIL_SIGNING_KEY`; `None` when none is set.
+    pub fn signer(&self) -> Result<Option<std::sync::Arc<vigil_evidence::digest::Signer>>> {
+        let key = vigil_evidence::keys::PrivateKey::from_file_or_env(self.signing_key_file.as_deref())?;
+        Ok(key.map(|k| std::sync::Arc::new(vigil_evidence::digest::Signer::new(k, self.digest_interval))))
+    }
+
     /// Evidence at `url` with the default retention.
     pub fn at(url: impl Into<String>) -> EvidenceConfig {
         EvidenceConfig {
             url: url.into(),
             retention_days: DEFAULT_RETENTION_DAYS,
             object_lock_mode: default_lock_mode(),
+            signing_key_file: None,
+            digest_interval: default_digest_interval(),
+            min_retention_days: default_min_retention_days(),
         }
     }
 }
@@ -413,6 +481,9 @@ impl PipelineConfig {
             *dir = PathBuf::from(rebase(&base, &dir.to_string_lossy()));
         }
         config.evidence.url = rebase(&base, &config.evidence.url);
+        if let Some(key) = &mut config.evidence.signing_key_file {
+            *key = PathBuf::from(rebase(&base, &key.to_string_lossy()));
+        }
         for p in [&mut config.alerts.path, &mut config.dead_letters.path].into_iter().flatten() {
             *p = rebase(&base, p);
         }
@@ -433,8 +504,18 @@ impl PipelineConfig {
         if !(1..=22).contains(&self.pipeline.zstd_level) {
             problem(format!("pipeline.zstd_level {} is not between 1 and 22", self.pipeline.zstd_level));
         }
+        if self.evidence.retention_days < self.evidence.min_retention_days {
+            problem(format!(
+                "evidence.retention_days {} is below evidence.min_retention_days {} (default 365, a SOC 2 Type II \
+                 period plus margin): keep evidence at least that long, or lower the minimum knowingly",
+                self.evidence.retention_days, self.evidence.min_retention_days
+            ));
+        }
         if self.evidence.retention_days == 0 {
             problem("evidence.retention_days must be at least 1 (default 400)".into());
+        }
+        if self.evidence.digest_interval.as_secs() == 0 {
+            problem("evidence.digest_interval must be at least 1s (default 1h)".into());
         }
         if self.rules.memory_limit_mb == 0 {
             problem("rules.memory_limit_mb must be at least 1 (default 256)".into());

@@ -245,7 +245,22 @@ impl Pipeline {
         let (shutdown, stop) = watch::channel(false);
         // A shutdown cuts a rule that holds the batch up (after a short grace) instead of waiting for it.
         engine.set_stop_signal(stop);
-        let archive = Archive::open(&config.evidence.url)?;
+        let mut archive = Archive::open(&config.evidence.url)?;
+        match config.evidence.signer()? {
+            Some(signer) => archive = archive.with_signer(signer),
+            // A signed archive stays signed: entries without a digest would fail `verify --public-key`.
+            None if archive.is_signed().await? => {
+                return Err(
+                    vigil_evidence::Error::SigningKeyMissing { location: archive.location().to_string() }.into()
+                );
+            }
+            None => tracing::warn!(
+                evidence = %archive.location(),
+                "evidence is not signed: no signing key ([evidence] signing_key_file, VIGIL_SIGNING_KEY_FILE or \
+                 VIGIL_SIGNING_KEY; create one with `vigil keys generate`), so `vigil verify --public-key` cannot \
+                 prove who wrote it"
+            ),
+        }
         let interval = Duration::from_secs(config.rules.state_checkpoint_secs);
         let rule_state = RuleStateStore::new(&engine, interval, config.pipeline.batch_rows);
         if let Some(bucket) = archive.bucket() {
@@ -294,8 +309,45 @@ impl Pipeline {
     }
 
     /// Runs every file input to its end, then the Kafka inputs until shutdown or caught up; returns what
-    /// happened.
+    /// happened. A signing archive signs a digest every `digest_interval` meanwhile, and a closing one at
+    /// the end (also when the run fails: what was made durable is signed).
     pub async fn run(mut self) -> Result<RunSummary> {
+        let (stop_signing, signing) = self.sign_periodically();
+        let result = self.run_inputs().await;
+        let _ = stop_signing.send(());
+        if let Some(task) = signing {
+            let _ = task.await;
+        }
+        let closing = self.archive.sign_digest(true).await;
+        let mut summary = result?;
+        summary.digest = closing?.map(|d| crate::summary::SignedDigest { seq: d.seq, key_id: d.key_id });
+        Ok(summary)
+    }
+
+    /// Signs a digest every `digest_interval` until told to stop (never cut mid-write: a digest's heads
+    /// are taken when it is written).
+    fn sign_periodically(&self) -> (tokio::sync::oneshot::Sender<()>, Option<tokio::task::JoinHandle<()>>) {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let Some(interval) = self.archive.signer().map(|s| s.interval()) else { return (stop, None) };
+        let archive = self.archive.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = archive.sign_digest(false).await {
+                            tracing::warn!(error = %e, "signing a digest failed; its heads are signed with the next one");
+                        }
+                    }
+                }
+            }
+        });
+        (stop, Some(task))
+    }
+
+    async fn run_inputs(&mut self) -> Result<RunSummary> {
         let started = Instant::now();
         let mut summary = RunSummary {
             evidence: self.archive.location().to_string(),

@@ -83,6 +83,9 @@ pub struct RunSummary {
     pub quarantined: Vec<QuarantinedRule>,
     /// Evidence location.
     pub evidence: String,
+    /// The signed digest written at the end of the run (its seq and key id); `None`: not signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<SignedDigest>,
     /// A shutdown (SIGTERM) stopped the run; everything read was made durable.
     pub interrupted: bool,
     /// Kafka with `until_caught_up`: every partition reached its end offset seen at assignment.
@@ -94,6 +97,15 @@ pub struct RunSummary {
     pub stages: StageTimes,
     /// How long events took to reach an alert and the archive (see `vigil_metrics`).
     pub latency: Latency,
+}
+
+/// The digest that signs what a run wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SignedDigest {
+    /// Its sequence number in the archive's digest chain.
+    pub seq: u64,
+    /// The key id it is signed with.
+    pub key_id: String,
 }
 
 /// A rule that stopped being evaluated during the run.
@@ -294,6 +306,14 @@ impl fmt::Display for RunSummary {
             )?;
         }
         writeln!(f, "evidence: {}", self.evidence)?;
+        match &self.digest {
+            Some(d) => writeln!(f, "evidence signed: digest {} (key {})", d.seq, d.key_id)?,
+            None => writeln!(
+                f,
+                "evidence NOT signed: no signing key ([evidence] signing_key_file; `vigil keys generate`), so \
+                 `vigil verify --public-key` cannot prove it"
+            )?,
+        }
         write!(
             f,
             "{} records in {:.2}s ({:.0} records/s)",
