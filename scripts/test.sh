@@ -32,6 +32,11 @@ step "tests"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 
+step "fuzz (short)"
+# Every normalizer under libFuzzer for 20 s each (the corpus replay already ran in the tests above);
+# the fuzz build is cached in the tools cache, so only a cold machine pays its build (about 10 minutes).
+scripts/fuzz.sh --ci
+
 step "rule packs"
 # The binary the tests just built (cargo run -p would rebuild DataFusion with other feature flags).
 target/debug/vigil rules test

@@ -277,9 +277,16 @@ fn expire_respects_the_bucket_lock_and_records_disposals_on_s3() {
     let before = data(&server);
     assert!(before > 3, "the run wrote data files");
     let (code, out, err) = vigil(&["evidence", "expire", "--evidence", &plain, "--retention-days", "0"]);
+    assert_eq!(code, 2, "below the 365-day floor without the override: {out}{err}");
+    let args = ["evidence", "expire", "--evidence", &plain, "--retention-days", "0", "--allow-short-retention"];
+    let (code, out, err) = vigil(&args);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("{before} deleted")), "{out}");
     assert_eq!(data(&server), 0, "every data file is deleted");
+    // The disposals are recorded in the chains; verify names them as below the floor, and nothing else.
     let (code, report) = verify(&plain);
-    assert_eq!(code, 0, "disposals recorded in the chain verify: {report:#}");
+    assert_eq!(code, 1, "{report:#}");
+    let kinds: std::collections::BTreeSet<&str> =
+        report["findings"].as_array().expect("findings").iter().filter_map(|f| f["kind"].as_str()).collect();
+    assert_eq!(kinds, ["disposal_below_floor"].into(), "{report:#}");
 }

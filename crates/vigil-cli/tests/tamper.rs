@@ -391,3 +391,59 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_running_writer_signs_a_digest_every_interval_and_one_at_shutdown() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, public) = keypair(dir.path(), "writer");
+    let evidence = dir.path().join("evidence");
+    let config = dir.path().join("p.toml");
+    let rules = repo().join("pipelines/rules/soc2");
+    std::fs::write(
+        &config,
+        format!(
+            "[pipeline]\nbatch_ms = 300\n[[inputs]]\nformat = \"cloudtrail\"\npath = \"-\"\n[rules]\ndirs = [{:?}]\n\
+             [evidence]\nurl = {:?}\nsigning_key_file = {:?}\ndigest_interval = \"1s\"\n[alerts]\npath = {:?}\n",
+            s(&rules),
+            s(&evidence),
+            s(&key),
+            s(&dir.path().join("alerts.ndjson"))
+        ),
+    )
+    .expect("config");
+    let trace =
+        std::fs::read_to_string(repo().join("fixtures/cloudtrail/stratus-detonations.ndjson")).expect("fixture");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(repo())
+        .args(["run", "--no-progress", "--config", s(&config)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vigil runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Records trickle in for about 4 s: batches close on their 300 ms deadline, digests every second.
+    for chunk in trace.lines().collect::<Vec<_>>().chunks(40) {
+        for line in chunk {
+            writeln!(stdin, "{line}").expect("write record");
+        }
+        stdin.flush().expect("flush");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("vigil ends");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut digests: Vec<vigil_evidence::digest::Digest> = walk(&evidence.join("digests"))
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("digest"))
+        .collect();
+    digests.sort_by_key(|d| d.seq);
+    let periodic: Vec<_> = digests.iter().filter(|d| !d.closing).collect();
+    assert!(periodic.len() >= 2, "a digest every second while running: {digests:#?}");
+    assert!(periodic.iter().any(|d| !d.heads.is_empty()), "periodic digests sign the heads written meanwhile");
+    assert!(digests.last().is_some_and(|d| d.closing), "the last is the shutdown digest");
+    let (code, report) = verify(&evidence, &[&public], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["digests"].as_u64(), Some(digests.len() as u64));
+}

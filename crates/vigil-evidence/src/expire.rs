@@ -170,7 +170,8 @@ async fn check_lock(archive: &Archive, retention_days: u32) -> Result<()> {
 
 /// Refuses a retention below the minimum unless overridden.
 fn check_floor(options: &ExpireOptions) -> Result<()> {
-    if options.retention_days < options.min_retention_days && !options.allow_short_retention {
+    // A dry run changes nothing: it may list what a short retention would delete.
+    if options.retention_days < options.min_retention_days && !options.allow_short_retention && !options.dry_run {
         return Err(Error::Retention {
             reason: format!(
                 "a retention of {} days is below the minimum of {} days ([evidence] min_retention_days): evidence an \
@@ -207,8 +208,8 @@ async fn stored_times(archive: &Archive, source: &str, partition: i32) -> Result
 
 /// Finds the data files past retention and, unless `dry_run`, records their disposal and deletes them.
 pub async fn expire(archive: &Archive, options: &ExpireOptions) -> Result<ExpireReport> {
-    check_floor(options)?;
     check_lock(archive, options.retention_days).await?;
+    check_floor(options)?;
     if !options.dry_run && archive.signer().is_none() && archive.is_signed().await? {
         return Err(Error::SigningKeyMissing { location: archive.location().to_string() });
     }
