@@ -297,11 +297,6 @@ impl S3Settings {
         b
     }
 
-    /// URL of a bucket-level sub-resource such as `object-lock`.
-    fn bucket_url(&self, subresource: &str) -> String {
-        self.url("", &[(subresource, "")])
-    }
-
     /// URL of `key` (empty: the bucket itself) with `query` (a pair with an empty value is written bare, as
     /// in `?versions`). The key and query are percent-encoded as SigV4 expects (every byte but
     /// `A-Z a-z 0-9 - _ . ~`, and `/` in the key), so the signed path is the path sent.
@@ -750,13 +745,18 @@ impl S3Bucket {
         self.lock_status().await
     }
 
-    /// The bucket's versioning status (`GetBucketVersioning`): `Some("Enabled")`, `Some("Suspended")`, or
-    /// `None` for a bucket that was never versioned.
+    /// The bucket's versioning status (`GetBucketVersioning`): `Some("Enabled")`, `Some("Suspended")`,
+    /// `None` for a bucket that was never versioned, or `Some("unknown (...)")` from a store that does not
+    /// answer the call.
     pub async fn versioning(&self) -> Result<std::result::Result<Option<String>, Denied>> {
         let answer = self.send(http::Method::GET, "", &[("versioning", "")], Vec::new()).await?;
         match answer.status {
             200 => Ok(Ok(tag(&answer.body, "Status").map(str::to_string))),
             403 => Ok(Err(Denied { permission: "s3:GetBucketVersioning", answer: answer.says() })),
+            // A store without the call (501 NotImplemented, 400, 405): it keeps no versions vigil can read.
+            status @ (400..=499 | 501) if !answer.body.contains("NoSuchBucket") => {
+                Ok(Ok(Some(format!("unknown (the store answered {status}: {})", answer.says()))))
+            }
             status => Err(self.error(format!("reading its versioning status answered {status}: {}", answer.says()))),
         }
     }
@@ -809,7 +809,7 @@ impl S3Bucket {
         match head.status {
             200 => {}
             404 => return Ok(Ok(None)),
-            403 => return Ok(Err(Denied { permission: "s3:GetObject", answer: format!("HEAD {key}") })),
+            403 => return Ok(Err(Denied { permission: "s3:GetObjectVersion", answer: format!("HEAD {key}") })),
             status => return Err(self.error(format!("HEAD {key} answered {status}"))),
         }
         let mut retention = ObjectRetention {
@@ -888,7 +888,7 @@ mod tests {
             [("endpoint".to_string(), "http://127.0.0.1:9".to_string())].into_iter().collect();
         let s = S3Settings::resolve("b", &url, &env);
         assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:9"));
-        assert_eq!(s.bucket_url("object-lock"), "http://127.0.0.1:9/b?object-lock");
+        assert_eq!(s.url("", &[("object-lock", "")]), "http://127.0.0.1:9/b?object-lock");
         assert!(!format!("{s:?}").contains("audsecret"));
     }
 
@@ -958,7 +958,7 @@ mod tests {
         let aws = S3Settings { endpoint: None, region: "eu-west-1".into(), ..s.clone() };
         assert_eq!(aws.url("k", &[]), "https://b.s3.eu-west-1.amazonaws.com/k");
         let hosted = S3Settings { virtual_hosted_style: true, ..s };
-        assert_eq!(hosted.bucket_url("versioning"), "http://b.127.0.0.1:9/?versioning");
+        assert_eq!(hosted.url("", &[("versioning", "")]), "http://b.127.0.0.1:9/?versioning");
     }
 
     #[test]
