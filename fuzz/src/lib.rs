@@ -13,7 +13,7 @@ const MAX_RECORDS: usize = 16;
 /// `internal_error` (a normalizer panic the second wall caught), and that each keeps its bytes whole.
 pub fn normalize(format: Format, data: &[u8]) {
     // linux_auth: a fixed reference date, so the year (and a roll-back to the year before) is reproducible
-    let options = FormatOptions { file_date: Some((2024, 1)), ..FormatOptions::default() };
+    let options = FormatOptions { file_date: Some((2024, 1, 31)), ..FormatOptions::default() };
     let Ok(normalizer) = format.build(&options) else { panic!("{format} does not build") };
     let mut records = RawRecords::default();
     let mut inputs: Vec<&[u8]> = data.split(|&b| b == b'\n').take(MAX_RECORDS).collect();

@@ -339,8 +339,17 @@ fn oversized_records_on_s3_are_stored_whole_in_parts() {
     }
     let mut cmd = vigil();
     with_credentials(&mut cmd);
-    let out = cmd.args(["verify", "--evidence", &url]).output().expect("verify runs");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd.args(["verify", "--json", "--evidence", &url]).output().expect("verify runs");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify --json");
+    // moto (5.2) does not apply a bucket's default retention to multipart uploads (S3 does): the large
+    // blob, stored in parts, is named `retention_missing` there, and nothing else may be found.
+    let findings = report["findings"].as_array().expect("findings");
+    for f in findings {
+        let multipart_blob = f["kind"] == "retention_missing"
+            && f["object"].as_str().is_some_and(|o| o.starts_with("dead_letters/blobs/"));
+        assert!(multipart_blob, "{report:#}");
+    }
+    assert!(findings.len() <= 1, "{report:#}");
     let again = run_once();
     assert_eq!(
         (again["inputs"][0]["records_read"].as_u64(), again["inputs"][0]["already_archived"].as_u64()),

@@ -198,10 +198,10 @@ fn a_signed_archive_names_every_edit_made_without_the_key() {
         serde_json::from_slice(&std::fs::read(&digest_path).expect("digest")).expect("digest json");
     let now = chains(&rewritten);
     for head in &mut digest.heads {
-        if let Some((_, entries)) = now.iter().find(|(d, _)| d == &chain_dir) {
-            if head.ingest_source == entries[0].ingest_source {
-                head.entry_hash = entries[head.seq as usize].entry_hash.clone();
-            }
+        if let Some((_, entries)) = now.iter().find(|(d, _)| d == &chain_dir)
+            && head.ingest_source == entries[0].ingest_source
+        {
+            head.entry_hash = entries[head.seq as usize].entry_hash.clone();
         }
     }
     let attacker = vigil_evidence::keys::PrivateKey::generate().expect("key");

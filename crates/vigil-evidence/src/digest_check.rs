@@ -253,9 +253,21 @@ pub(crate) fn check(
             entries.iter().filter(|(seq, e)| e.in_scope && covered.is_none_or(|c| **seq > c)).collect();
         let (Some((first, _)), Some((last, _))) = (unsigned.first(), unsigned.last()) else { continue };
         let oldest = unsigned.iter().map(|(_, e)| e.stored_us).min().unwrap_or(now_us);
+        let newest = unsigned.iter().map(|(_, e)| e.stored_us).max().unwrap_or(now_us);
         let what = if first == last { format!("entry {first}") } else { format!("entries {first}..={last}") };
         let object = format!("{source}/{partition}#{first}");
-        if now_us.saturating_sub(oldest) > interval_us.saturating_add(GRACE_US) {
+        if newest > now_us.saturating_add(GRACE_US) {
+            // Stored "in the future": a modification time set by hand (a local disk) to look unsigned-yet.
+            report.find(
+                "entry_unsigned",
+                object,
+                format!(
+                    "{what} of this chain are in no signed digest and dated {} ahead of now by the store: their \
+                     time was set by hand",
+                    age(newest, now_us)
+                ),
+            );
+        } else if now_us.saturating_sub(oldest) > interval_us.saturating_add(GRACE_US) {
             report.find(
                 "entry_unsigned",
                 object,

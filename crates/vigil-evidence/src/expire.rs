@@ -153,6 +153,7 @@ fn parse_us(text: &str) -> Option<i64> {
 async fn check_lock(archive: &Archive, retention_days: u32) -> Result<()> {
     let Some(bucket) = archive.bucket() else { return Ok(()) };
     let status = bucket.lock_status().await?;
+    tracing::debug!(?status, "object lock of the evidence bucket");
     if let (true, Some(days)) = (status.enabled, status.days)
         && retention_days < days
     {

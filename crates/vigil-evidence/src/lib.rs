@@ -298,10 +298,21 @@ impl Archive {
         for intent_path in pending {
             let intent = manifest::Intent::parse(&self.read_bytes(&intent_path).await?)
                 .map_err(|reason| Error::Manifest { path: intent_path.to_string(), reason })?;
-            let (own, foreign): (Vec<String>, Vec<String>) = intent
+            let (own, mut foreign): (Vec<String>, Vec<String>) = intent
                 .files
                 .into_iter()
                 .partition(|f| layout::names_unwritten_range(f, ingest_source, partition, after));
+            // Files of a range that was committed (only the intent's removal failed) are evidence: kept.
+            if let (false, Some(head), Some(seq)) =
+                (foreign.is_empty(), &head, intent_path.filename().and_then(layout::pending_seq))
+            {
+                let mut listed = std::collections::HashSet::new();
+                for candidate in seq..=head.seq {
+                    let path = layout::manifest_path(&self.root, ingest_source, partition, candidate);
+                    listed.extend(self.read_entry(&path).await?.files.into_iter().map(|f| f.path));
+                }
+                foreign.retain(|f| !listed.contains(f));
+            }
             for file in own {
                 let path = self.absolute(&Path::from(file.as_str()));
                 self.delete(&path).await?;

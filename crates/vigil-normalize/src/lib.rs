@@ -132,15 +132,14 @@ impl Format {
             Format::ApacheCombined => Arc::new(web_access::ApacheCombined),
             Format::LinuxAuth => {
                 use chrono::Datelike;
-                let (year, month) = match (options.year, options.file_date) {
-                    (Some(year), _) => (year, 12), // the given year, no roll-back
-                    (None, Some(date)) => date,
+                Arc::new(match (options.year, options.file_date) {
+                    (Some(year), _) => linux_auth::LinuxAuth::new(year, 12), // the given year, no roll-back
+                    (None, Some((year, month, day))) => linux_auth::LinuxAuth::for_file_dated(year, month, day),
                     (None, None) => {
                         let now = chrono::Utc::now();
-                        (now.year(), now.month())
+                        linux_auth::LinuxAuth::for_file_dated(now.year(), now.month(), now.day())
                     }
-                };
-                Arc::new(linux_auth::LinuxAuth::new(year, month))
+                })
             }
             Format::WebAccessJson => {
                 Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::web_access(), options)?)
@@ -184,9 +183,9 @@ pub struct FormatOptions {
     pub fields: BTreeMap<String, String>,
     /// `linux_auth`: the year of syslog times that carry none (default: from the file's date).
     pub year: Option<i32>,
-    /// `linux_auth`: the (year, month) of the file being read, set by the pipeline per file.
+    /// `linux_auth`: the (year, month, day) the file being read was last modified, set by the pipeline.
     #[serde(skip)]
-    pub file_date: Option<(i32, u32)>,
+    pub file_date: Option<(i32, u32, u32)>,
 }
 
 /// How a format's records are cut out of a byte stream.

@@ -41,13 +41,22 @@ pub struct LinuxAuth {
     pub year: i32,
     /// Month (1-12) of the reference date: a later month than this plus one is the year before.
     pub month: u32,
+    /// Day of the reference date, when it is a file's modification date: a time after that day (plus one,
+    /// for clocks and time zones) is the year before, since a log line is never written after its file.
+    pub day: Option<u32>,
 }
 
 impl LinuxAuth {
     /// A normalizer whose BSD syslog times fall in the year before (and up to one month after) the
     /// reference `year`-`month`.
     pub fn new(year: i32, month: u32) -> Self {
-        LinuxAuth { year, month: month.clamp(1, 12) }
+        LinuxAuth { year, month: month.clamp(1, 12), day: None }
+    }
+
+    /// A normalizer for a file last modified on `year`-`month`-`day`: its lines are dated on or before
+    /// that day (a day later at most), so a later month and day is the year before.
+    pub fn for_file_dated(year: i32, month: u32, day: u32) -> Self {
+        LinuxAuth { year, month: month.clamp(1, 12), day: Some(day.clamp(1, 31)) }
     }
 
     fn bsd_time_us(&self, text: &str) -> Option<i64> {
@@ -58,7 +67,11 @@ impl LinuxAuth {
         }
         let month = month_number(b.get(..3)?)?;
         let day: u32 = text.get(4..6)?.trim().parse().ok()?;
-        let year = if month > i64::from(self.month) + 1 { self.year.checked_sub(1)? } else { self.year };
+        let later = match self.day {
+            Some(ref_day) => (month, day) > (i64::from(self.month), ref_day + 1),
+            None => month > i64::from(self.month) + 1,
+        };
+        let year = if later { self.year.checked_sub(1)? } else { self.year };
         // a year outside 0-9999 (from config) does not print as four digits and so does not parse
         let iso = format!("{year:04}-{month:02}-{day:02}T{}Z", text.get(7..15)?);
         parse_rfc3339_us(&iso)
@@ -419,5 +432,12 @@ mod tests {
         assert_eq!(out.dead_letters[3].code.as_str(), "invalid_time");
         // a configured year with no year before it does not overflow
         assert_eq!(LinuxAuth::new(i32::MIN, 1).bsd_time_us("Dec 31 23:59:59"), None);
+        // A file last modified on 3 December: a line of 10 December is from the year before, one of
+        // 4 December (a day of slack) from this year.
+        let file = LinuxAuth::for_file_dated(2026, 12, 3);
+        let year_of = |t: &str| file.bsd_time_us(t).map(|us| vigil_schema::format_time_us(us)[..4].to_string());
+        assert_eq!(year_of("Dec 10 06:55:46").as_deref(), Some("2025"));
+        assert_eq!(year_of("Dec  4 23:00:00").as_deref(), Some("2026"));
+        assert_eq!(year_of("Jan  1 00:00:00").as_deref(), Some("2026"));
     }
 }

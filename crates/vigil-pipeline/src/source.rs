@@ -80,12 +80,12 @@ pub struct InputFile {
 }
 
 impl InputFile {
-    /// The (year, month) of the file's modification time (UTC); `None` for stdin or when unknown.
-    pub fn modified_date(&self) -> Option<(i32, u32)> {
+    /// The (year, month, day) of the file's modification time (UTC); `None` for stdin or when unknown.
+    pub fn modified_date(&self) -> Option<(i32, u32, u32)> {
         use chrono::Datelike;
         let modified = std::fs::metadata(self.path.as_ref()?).ok()?.modified().ok()?;
         let date = chrono::DateTime::<chrono::Utc>::from(modified);
-        Some((date.year(), date.month()))
+        Some((date.year(), date.month(), date.day()))
     }
 }
 

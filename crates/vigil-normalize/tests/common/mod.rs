@@ -8,7 +8,7 @@ use vigil_normalize::{Format, FormatOptions, NormalizedBatch, RawRecords, Reason
 /// The normalizer of `format` as the tests run it: `linux_auth` with a fixed reference date (January 2024),
 /// so its years are reproducible.
 pub fn normalizer(format: Format) -> std::sync::Arc<dyn vigil_normalize::Normalizer> {
-    let options = FormatOptions { file_date: Some((2024, 1)), ..FormatOptions::default() };
+    let options = FormatOptions { file_date: Some((2024, 1, 31)), ..FormatOptions::default() };
     format.build(&options).expect("the format builds")
 }
 
