@@ -279,3 +279,73 @@ fn a_bucket_lock_weaker_than_the_config_is_refused_and_never_changed() {
     assert_eq!(code, 0, "a stronger lock is kept and used: {out}{err}");
     assert_eq!(lock_of("strong"), ("COMPLIANCE".to_string(), 800), "the bucket's lock is left as it was");
 }
+
+#[test]
+fn signed_evidence_on_s3_names_a_cut_tail_and_an_edited_digest() {
+    let Some(server) = S3Server::start() else { return };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let key = scratch.path().join("signing.key");
+    let key_path = key.to_str().expect("utf-8");
+    let (code, public_pem, err) = vigil(&["keys", "generate", "--out", key_path]);
+    assert_eq!(code, 0, "{err}");
+    let public = scratch.path().join("signing.pub");
+    std::fs::write(&public, public_pem).expect("write public key");
+    let public = public.to_str().expect("utf-8");
+    let url = server.url("signed");
+    let (code, out, err) = vigil(&[
+        "run",
+        "--input",
+        "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson",
+        "--rules",
+        "pipelines/rules/soc2",
+        "--evidence",
+        &url,
+        "--batch-rows",
+        "40",
+        "--signing-key",
+        key_path,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("evidence signed: digest 0"), "{out}");
+    let signed = |url: &str| {
+        let (code, out, err) = vigil(&["verify", "--evidence", url, "--json", "--public-key", public]);
+        let json: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("verify --json: {e}: {out}{err}"));
+        (code, json)
+    };
+    let (code, report) = signed(&url);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["authenticated"], true, "{report:#}");
+    let keys = server.keys("signed/");
+    assert!(!keys.iter().any(|k| k.contains("signing")), "no key material in the bucket: {keys:?}");
+
+    // The newest manifest entry deleted with a plain DELETE: the signed head names the cut, the bucket
+    // still holds the entry beneath a delete marker.
+    let mut entries: Vec<&String> =
+        keys.iter().filter(|k| k.starts_with("signed/manifests/") && !k.contains("pending")).collect();
+    entries.sort();
+    let newest = entries.last().expect("entries").to_string();
+    server.aws_ok(&["s3api", "delete-object", "--bucket", BUCKET, "--key", &newest]);
+    // The digest overwritten with an edited copy (a new version).
+    let digest = "signed/digests/000000000000.json";
+    let body = server.aws_ok(&["s3", "cp", &format!("s3://{BUCKET}/{digest}"), "-"]);
+    let edited = scratch.path().join("digest.json");
+    std::fs::write(&edited, body.replacen("\"closing\": true", "\"closing\": false", 1)).expect("write");
+    server.aws_ok(&["s3", "cp", edited.to_str().expect("utf-8"), &format!("s3://{BUCKET}/{digest}")]);
+    let (code, report) = signed(&url);
+    assert_eq!(code, 1, "{report:#}");
+    let kinds: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap_or("").to_string(), f["object"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let rel = |k: &str| k.strip_prefix("signed/").expect("prefix").to_string();
+    for (kind, object) in [
+        ("file_deleted_recoverable", rel(&newest)),
+        ("digest_signature_invalid", rel(digest)),
+        ("file_overwritten", rel(digest)),
+    ] {
+        assert!(kinds.iter().any(|(k, o)| k == kind && o == &object), "{kind} {object}: {report:#}");
+    }
+}
