@@ -1,7 +1,9 @@
 //! `vigil query`: read-only SQL over an archive's `events`, `alerts` and `dead_letters`.
 //!
 //! Only queries run: DDL, DML and statements (`COPY`, `SET`, `CREATE`, ...) are refused before planning,
-//! and the only tables are the archive's three, so a query cannot read or write other files.
+//! and the only tables are the archive's three, so a query cannot read or write other files. The tables
+//! read through a [`ChainedStore`], which holds only the data files the archive's manifest chains list
+//! (not disposed of) and refuses writes: a Parquet file added to a data folder is not counted.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use vigil_evidence::Archive;
 
+use crate::chained_store::{ChainedFiles, ChainedStore, chained_files};
 use crate::{Error, Result};
 
 /// One table of the archive: its folder, partition columns and full schema.
@@ -32,14 +35,25 @@ fn tables() -> [TableSpec; 3] {
     ]
 }
 
-/// The base URL of the archive for DataFusion, with the store registered when it is not local.
-fn base_url(ctx: &SessionContext, archive: &Archive) -> Result<String> {
+/// An archive's tables, read through a [`ChainedStore`]: only the data files its manifest chains list.
+pub struct ArchiveSession {
+    /// The session, with `events`, `alerts` and `dead_letters` registered.
+    pub ctx: SessionContext,
+    /// Parquet files in the data folders that no manifest entry lists, left out of every query (relative to
+    /// the archive root, sorted): planted, or of a range still being written.
+    pub left_out: Vec<String>,
+}
+
+/// Registers a [`ChainedStore`] over the archive for DataFusion and returns the archive root's URL.
+fn register_store(ctx: &SessionContext, archive: &Archive, files: &ChainedFiles) -> Result<String> {
     match archive.bucket() {
         Some(bucket) => {
             let name = &bucket.settings().bucket;
             let url = datafusion::execution::object_store::ObjectStoreUrl::parse(format!("s3://{name}"))?;
-            ctx.register_object_store(url.as_ref(), archive.object_store());
-            let root = archive.root().as_ref();
+            // The archive's store is the bucket's, with the archive at its root prefix.
+            let root = archive.root();
+            ctx.register_object_store(url.as_ref(), Arc::new(ChainedStore::new(archive.object_store(), root, files)));
+            let root = root.as_ref();
             Ok(if root.is_empty() { format!("s3://{name}/") } else { format!("s3://{name}/{root}/") })
         }
         None => {
@@ -49,18 +63,35 @@ fn base_url(ctx: &SessionContext, archive: &Archive) -> Result<String> {
             };
             let abs = std::fs::canonicalize(&dir)
                 .map_err(|e| Error::Invalid(format!("evidence directory {}: {e}", dir.display())))?;
+            // DataFusion reads local files as `file://` URLs, by absolute path.
+            let base = object_store::path::Path::from_absolute_path(&abs)
+                .map_err(|e| Error::Invalid(format!("evidence directory {}: {e}", abs.display())))?;
+            let local = Arc::new(object_store::local::LocalFileSystem::new());
+            let url = datafusion::execution::object_store::ObjectStoreUrl::local_filesystem();
+            ctx.register_object_store(url.as_ref(), Arc::new(ChainedStore::new(local, &base, files)));
             Ok(format!("{}/", abs.display()))
         }
     }
 }
 
-/// A session with the archive's three tables registered (Hive partitions, JSON functions).
-pub async fn archive_context(archive: &Archive) -> Result<SessionContext> {
+/// A session over the archive's three tables (Hive partitions, JSON functions) that reads only the data
+/// files its manifest chains list ([`crate::chained_store`]). The caller tells people about the files left
+/// out ([`ArchiveSession::left_out`]); [`archive_context`] logs them.
+pub async fn archive_session(archive: &Archive) -> Result<ArchiveSession> {
+    let files = chained_files(archive).await?;
+    if !files.broken_entries.is_empty() {
+        tracing::warn!(
+            entries = files.broken_entries.len(),
+            first = %files.broken_entries[0],
+            "manifest entries that are unreadable or not sealed by their own hash are ignored, with the files they \
+             list (`vigil verify` names them)"
+        );
+    }
     let config = SessionConfig::new().with_information_schema(true);
     let mut state = SessionStateBuilder::new().with_config(config).with_default_features().build();
     datafusion_functions_json::register_all(&mut state)?;
     let ctx = SessionContext::new_with_state(state);
-    let base = base_url(&ctx, archive)?;
+    let base = register_store(&ctx, archive, &files)?;
     for spec in tables() {
         // Partition values come from the folder names; the files' own copy of a column is not read.
         let file_fields: Vec<Field> = spec
@@ -74,16 +105,26 @@ pub async fn archive_context(archive: &Archive) -> Result<SessionContext> {
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(spec.partitions.iter().map(|p| (p.to_string(), DataType::Utf8)).collect());
-        let folder = format!("{base}{}/", spec.name);
-        if archive.bucket().is_none() {
-            // A local archive without this kind yet: an empty folder lists as an empty table.
-            std::fs::create_dir_all(&folder).ok();
-        }
-        let url = ListingTableUrl::parse(&folder)?;
+        // A kind the archive has no files of yet lists as an empty table (the store lists, not the disk).
+        let url = ListingTableUrl::parse(format!("{base}{}/", spec.name))?;
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(file_schema);
         ctx.register_table(spec.name, Arc::new(ListingTable::try_new(config)?))?;
     }
-    Ok(ctx)
+    Ok(ArchiveSession { ctx, left_out: files.unlisted })
+}
+
+/// [`archive_session`]'s session, with a warning logged when data files that no manifest entry lists were
+/// left out.
+pub async fn archive_context(archive: &Archive) -> Result<SessionContext> {
+    let session = archive_session(archive).await?;
+    if let Some(first) = session.left_out.first() {
+        tracing::warn!(
+            files = session.left_out.len(),
+            first = %first,
+            "data files that no manifest entry lists are left out of queries (`vigil verify` names them)"
+        );
+    }
+    Ok(session.ctx)
 }
 
 /// Runs one read-only query.

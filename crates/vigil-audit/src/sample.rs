@@ -2,9 +2,10 @@
 //!
 //! The population is every record of the period that matches the definition: alerts of one rule
 //! (`--rule`), alerts serving one criterion (`--criterion`), or events matching a SQL predicate
-//! (`--where`). Each record is ranked by SHA-256(`seed` `:` record id) and the `size` lowest ranks are
-//! drawn, so the same archive, seed and population always give the same records, and anyone can recompute
-//! the draw from `population.json`. The package written to the output folder:
+//! (`--where`), read from the data files the archive's manifest chains list (a file added to the data
+//! folders is left out, see [`crate::chained_store`]). Each record is ranked by SHA-256(`seed` `:` record
+//! id) and the `size` lowest ranks are drawn, so the same archive, seed and population always give the same
+//! records, and anyone can recompute the draw from `population.json`. The package written to the output folder:
 //!
 //! ```text
 //! SUMMARY.txt          what was sampled, how, and how to check it
