@@ -165,6 +165,14 @@ fn expire(args: ExpireArgs) -> Result<ExitCode> {
         now_us: vigil_evidence::now_us(),
         dry_run: args.dry_run,
     };
+    if retention_days < options.min_retention_days {
+        eprintln!(
+            "warning: a retention of {retention_days} days is below the minimum of {} days: evidence an auditor may \
+             still ask for is deleted{}",
+            options.min_retention_days,
+            if args.allow_short_retention { " (--allow-short-retention given: recorded)" } else { "" }
+        );
+    }
     let signer = evidence_config.signer()?;
     let rt = runtime(every_core())?;
     let report = rt.block_on(async {
@@ -270,11 +278,20 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
     use std::io::Write;
     let format: vigil_audit::query::OutputFormat = args.format.parse()?;
     let rt = runtime(every_core())?;
-    let batches = rt.block_on(async {
+    let (batches, left_out) = rt.block_on(async {
         let archive = vigil_evidence::Archive::open_existing(&args.evidence).await?;
-        let ctx = vigil_audit::query::archive_context(&archive).await?;
-        vigil_audit::query::query(&ctx, &args.sql).await
+        let session = vigil_audit::query::archive_session(&archive).await?;
+        let batches = vigil_audit::query::query(&session.ctx, &args.sql).await?;
+        Ok::<_, vigil_audit::Error>((batches, session.left_out))
     })?;
+    if !left_out.is_empty() {
+        eprintln!(
+            "note: {} data file(s) that no manifest entry lists (such as {}) were left out: only chained evidence \
+             is queried; `vigil verify` names them",
+            left_out.len(),
+            left_out[0]
+        );
+    }
     let mut buf = Vec::new();
     vigil_audit::query::write_output(&batches, format, &mut buf)?;
     match &args.out {
@@ -657,6 +674,14 @@ fn validate(args: PipelineArgs) -> Result<ExitCode> {
             }
         },
     };
+    match config.evidence.signer() {
+        Err(e) => problems.push(format!("{origin}: {e}")),
+        Ok(None) => eprintln!(
+            "warning: {origin}: no signing key ([evidence] signing_key_file, VIGIL_SIGNING_KEY_FILE or \
+             VIGIL_SIGNING_KEY): the evidence will not be signed, and `vigil verify --public-key` cannot prove it"
+        ),
+        Ok(Some(signer)) => eprintln!("{origin}: digests signed with key {}", signer.key_id()),
+    }
     let location = vigil_evidence::store::Location::parse(&config.evidence.url);
     match location.and_then(|l| match l {
         vigil_evidence::store::Location::S3 { .. } => vigil_evidence::Archive::open(&config.evidence.url).map(Some),

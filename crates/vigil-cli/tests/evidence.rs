@@ -300,12 +300,20 @@ fn expire_lists_then_disposes_past_retention_and_the_archive_still_verifies() {
     // For real: every data file goes, one disposal entry per chain records it, and verify still passes.
     let chains = report["chains"].as_u64().expect("chains") as usize;
     let (code, text) = vigil(&["evidence", "expire", "--evidence", ev, "--retention-days", "0"]);
+    assert_eq!(code, 2, "below the 365-day floor without the override: {text}");
+    assert_eq!(parquet_files(&evidence).len(), data_files, "nothing deleted");
+    let (code, text) =
+        vigil(&["evidence", "expire", "--evidence", ev, "--retention-days", "0", "--allow-short-retention"]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains(&format!("{data_files} deleted")), "{text}");
     assert!(parquet_files(&evidence).is_empty(), "every data file is deleted");
     assert_eq!(files_below(&evidence.join("manifests")).len(), entries + chains, "one disposal entry per chain");
+    // Every disposal is recorded: verify names each as below the floor, and nothing else.
     let (code, report) = verify_json(&evidence);
-    assert_eq!(code, 0, "an archive whose disposals are recorded verifies: {report:#}");
+    assert_eq!(code, 1, "{report:#}");
+    let kinds: std::collections::BTreeSet<&str> =
+        report["findings"].as_array().expect("findings").iter().filter_map(|f| f["kind"].as_str()).collect();
+    assert_eq!(kinds, ["disposal_below_floor"].into(), "{report:#}");
     // A disposal entry removed from the chain is caught: the files it excused are missing again.
     let chain = longest_chain(&evidence);
     let disposal = chain.last().expect("disposal entry");
@@ -336,4 +344,103 @@ fn archive_commands_refuse_a_location_without_an_archive() {
     let (code, text) = vigil(&["verify", "--evidence", empty.to_str().expect("utf-8")]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("holds no evidence archive"), "{text}");
+}
+
+/// `vigil query --format csv "SELECT count(*) AS n FROM {table}"` on `evidence`: the count and stderr.
+fn count_rows(evidence: &Path, table: &str) -> (usize, String) {
+    let sql = format!("SELECT count(*) AS n FROM {table}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(repo())
+        .args(["query", "--evidence", evidence.to_str().expect("utf-8"), "--format", "csv", &sql])
+        .output()
+        .expect("vigil runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert_eq!(out.status.code(), Some(0), "{sql}: {stdout}{stderr}");
+    let n = stdout.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or_else(|| panic!("{sql}: {stdout}{stderr}"));
+    (n, stderr)
+}
+
+#[test]
+fn queries_and_samples_leave_out_data_files_no_manifest_entry_lists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = archive(dir.path());
+    let ev = evidence.to_str().expect("utf-8");
+    let rows = vigil_tests::read_kind(&evidence, "events").expect("events").num_rows();
+    let alerts = vigil_tests::read_kind(&evidence, "alerts").expect("alerts").num_rows();
+    let (n, stderr) = count_rows(&evidence, "events");
+    assert_eq!(n, rows);
+    assert!(!stderr.contains("left out"), "nothing is left out of a clean archive: {stderr}");
+    let sample = |out: &Path| {
+        let args = ["sample", "--evidence", ev, "--criterion", "CC6.1", "--from", "2015-01-01", "--to", "2030-01-01"];
+        let out = out.to_str().expect("utf-8");
+        let (code, text) = vigil(&[&args[..], &["--size", "4", "--seed", "s", "--out", out]].concat());
+        assert_eq!(code, 0, "{text}");
+        std::fs::read(Path::new(out).join("population.json")).expect("population")
+    };
+    let clean_sample = sample(&dir.path().join("clean-sample"));
+    // A copy of an events file and of an alerts file under new names beside them, and a whole partition
+    // folder of its own: Parquet files that read like evidence but that no entry lists.
+    let events_file = parquet_files(&evidence.join("events")).into_iter().next().expect("an events file");
+    let planted = events_file.with_file_name("planted-copy.parquet");
+    std::fs::copy(&events_file, &planted).expect("plant");
+    let (n, stderr) = count_rows(&evidence, "events");
+    assert_eq!(n, rows, "the planted copy is not counted");
+    assert!(stderr.contains("note: 1 data file(s) that no manifest entry lists"), "{stderr}");
+    assert!(stderr.contains(&rel(&evidence, &planted)), "{stderr}");
+    let folder = evidence.join("events/source=planted/date=2024-01-01/hour=00");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::copy(&events_file, folder.join("planted.parquet")).expect("plant");
+    let alerts_file = parquet_files(&evidence.join("alerts")).into_iter().next().expect("an alerts file");
+    std::fs::copy(&alerts_file, alerts_file.with_file_name("planted-copy.parquet")).expect("plant");
+    let (n, stderr) = count_rows(&evidence, "events");
+    assert_eq!(n, rows);
+    assert!(stderr.contains("note: 3 data file(s)"), "{stderr}");
+    assert_eq!(count_rows(&evidence, "alerts").0, alerts);
+    let (code, text) = vigil(&["query", "--evidence", ev, "SELECT count(*) FROM events WHERE source = 'planted'"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("| 0 "), "the planted partition is not there: {text}");
+    // `vigil sample` reads through the same tables: the same population, the same draw.
+    assert_eq!(sample(&dir.path().join("planted-sample")), clean_sample);
+    // The planted files are still there (queries write nothing), and verify names them.
+    assert!(planted.exists());
+    let (code, report) = verify_json(&evidence);
+    assert_eq!(code, 1, "{report:#}");
+    let extra = report["findings"].as_array().expect("findings").iter().filter(|f| f["kind"] == "extra_file").count();
+    assert_eq!(extra, 3, "{report:#}");
+}
+
+#[test]
+fn queries_answer_after_expire_and_leave_out_a_disposed_file_put_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evidence = archive(dir.path());
+    let ev = evidence.to_str().expect("utf-8");
+    let events_file = parquet_files(&evidence.join("events")).into_iter().next().expect("an events file");
+    let kept = std::fs::read(&events_file).expect("read");
+    let (code, text) =
+        vigil(&["evidence", "expire", "--evidence", ev, "--retention-days", "0", "--allow-short-retention"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(parquet_files(&evidence).is_empty(), "every data file is disposed of: {text}");
+    for table in ["events", "alerts", "dead_letters"] {
+        let (n, stderr) = count_rows(&evidence, table);
+        assert_eq!(n, 0, "{table}: {stderr}");
+        assert!(!stderr.contains("left out"), "{stderr}");
+    }
+    // A disposed file put back: its entry still lists it, but a later disposal of its chain disposed of it.
+    std::fs::create_dir_all(events_file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&events_file, &kept).expect("put back");
+    let (n, stderr) = count_rows(&evidence, "events");
+    assert_eq!(n, 0);
+    assert!(stderr.contains("note: 1 data file(s)") && stderr.contains(&rel(&evidence, &events_file)), "{stderr}");
+    // New evidence after the disposals is queried as usual.
+    let web = repo().join("fixtures/web_access/yauaa-hackers-head500.ndjson");
+    vigil_tests::run(config(&[("web_access_json", web)], dir.path(), 100, 2));
+    let alone = dir.path().join("put-back");
+    std::fs::create_dir_all(alone.join("events")).expect("mkdir");
+    std::fs::write(alone.join("events/f.parquet"), &kept).expect("copy");
+    let put_back = vigil_tests::read_kind(&alone, "events").expect("rows").num_rows();
+    let fresh = vigil_tests::read_kind(&evidence, "events").expect("events").num_rows() - put_back;
+    assert!(fresh > 100, "the web fixture archived events");
+    let (n, stderr) = count_rows(&evidence, "events");
+    assert_eq!(n, fresh, "{stderr}");
+    assert!(stderr.contains("note: 1 data file(s)"), "{stderr}");
 }

@@ -290,3 +290,47 @@ fn expire_respects_the_bucket_lock_and_records_disposals_on_s3() {
         report["findings"].as_array().expect("findings").iter().filter_map(|f| f["kind"].as_str()).collect();
     assert_eq!(kinds, ["disposal_below_floor"].into(), "{report:#}");
 }
+
+#[test]
+fn queries_on_s3_read_only_the_data_files_a_manifest_entry_lists() {
+    let Some(server) = S3Server::start() else { return };
+    server.aws_ok(&["s3api", "create-bucket", "--bucket", "rooted", "--object-lock-enabled-for-bucket"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let count = |url: &str| -> (String, String) {
+        let (code, out, err) =
+            vigil(&["query", "--evidence", url, "--format", "csv", "SELECT count(*) AS n FROM events"]);
+        assert_eq!(code, 0, "{out}{err}");
+        (out.lines().nth(1).expect("a count").to_string(), err)
+    };
+    // Under a prefix of more than one level, and at the root of a bucket.
+    let rooted = format!("s3://rooted?endpoint={}", server.endpoint);
+    for (bucket, prefix, url) in [(BUCKET, "nested/archive/", server.url("nested/archive")), ("rooted", "", rooted)] {
+        let args = ["run", "--input", "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson", "--rules"];
+        let (code, out, err) = vigil(&[&args[..], &["pipelines/rules/soc2", "--evidence", &url]].concat());
+        assert_eq!(code, 0, "run to S3 failed: {out}{err}");
+        let (n, err) = count(&url);
+        assert!(n.parse::<u64>().expect("a number") > 100 && !err.contains("left out"), "{n} {err}");
+        // A copy of an events file under a new name beside it (uploaded from a download).
+        let listing = server.aws_ok(&[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            bucket,
+            "--prefix",
+            &format!("{prefix}events/"),
+            "--output",
+            "json",
+        ]);
+        let listing: serde_json::Value = serde_json::from_str(&listing).expect("json");
+        let key = listing["Contents"][0]["Key"].as_str().expect("an events file").to_string();
+        let local = dir.path().join("events.parquet");
+        let local = local.to_str().expect("utf-8");
+        server.aws_ok(&["s3", "cp", "--quiet", &format!("s3://{bucket}/{key}"), local]);
+        let planted = key.replace(".parquet", "-planted.parquet");
+        server.aws_ok(&["s3", "cp", "--quiet", local, &format!("s3://{bucket}/{planted}")]);
+        let (again, err) = count(&url);
+        assert_eq!(again, n, "the planted copy is not counted: {err}");
+        let relative = planted.strip_prefix(prefix).expect("below the prefix");
+        assert!(err.contains("note: 1 data file(s)") && err.contains(relative), "{err}");
+    }
+}
