@@ -28,6 +28,7 @@ pub mod rule_tests;
 mod run;
 pub mod sink;
 pub mod source;
+mod stages;
 pub mod summary;
 
 pub use error::{Error, Result};

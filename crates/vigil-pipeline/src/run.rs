@@ -1,4 +1,6 @@
 //! The runtime: micro-batches of each source partition through normalize, detect, emit and archive.
+//! This file holds the [`Pipeline`] and the loops that feed it (files, then Kafka); the batch path itself
+//! is `crate::stages`, one stage a file.
 //!
 //! ```text
 //!  file reader thread ─┐
@@ -23,23 +25,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
 use tokio::sync::watch;
-use vigil_evidence::{Archive, ChainHead, DeadLetterBlob, RangeCommit};
+use vigil_evidence::Archive;
 use vigil_kafka::{Checkpoints, KafkaEndpoint, KafkaSource, SourceControl, SourceEvent, SourceOptions};
 use vigil_metrics::Metrics;
-use vigil_normalize::{
-    DeadLetter, NormalizedBatch, Normalizer, RawRecords, ReasonCode, dead_letters_to_batch, normalize_records,
-};
-use vigil_rules::{Alert, RuleEngine, alerts_to_batch, format_time_us, load_rules};
+use vigil_normalize::Normalizer;
+use vigil_rules::{RuleEngine, load_rules};
 
 use crate::config::{InputConfig, PipelineConfig};
 use crate::rule_state::{RuleStateStore, stream_name};
-use crate::sink::{DeadLetterOrigin, Output};
-use crate::source::{
-    ChainLookup, DEAD_LETTER_PREFIX, InputFile, Oversized, PrefixMark, ReadEvent, ReaderSettings, expand_input,
-    spawn_reader,
-};
+use crate::sink::Output;
+use crate::source::{ChainLookup, InputFile, Oversized, ReadEvent, ReaderSettings, expand_input, spawn_reader};
+use crate::stages::batch::Partition;
+use crate::stages::commit::{ArchiveCheckpoints, report_durable};
 use crate::summary::{InputSummary, Latency, Quantiles, RunSummary, StageTimes};
 use crate::{Error, Result};
 
@@ -56,163 +54,20 @@ impl ShutdownHandle {
 
 /// A pipeline ready to run: rules compiled, outputs open.
 pub struct Pipeline {
-    config: PipelineConfig,
-    engine: RuleEngine,
-    rule_state: RuleStateStore,
-    archive: Archive,
-    alerts: Output,
-    dead_letters: Output,
-    shutdown: Arc<watch::Sender<bool>>,
-    stages: StageTimes,
-    metrics: Metrics,
+    pub(crate) config: PipelineConfig,
+    pub(crate) engine: RuleEngine,
+    pub(crate) rule_state: RuleStateStore,
+    pub(crate) archive: Archive,
+    pub(crate) alerts: Output,
+    pub(crate) dead_letters: Output,
+    pub(crate) shutdown: Arc<watch::Sender<bool>>,
+    pub(crate) stages: StageTimes,
+    pub(crate) metrics: Metrics,
 }
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline").field("engine", &self.engine).field("archive", &self.archive.location()).finish()
-    }
-}
-
-/// One source partition being read: its identity, its chain head, and the micro-batch being filled.
-struct Partition {
-    input: String,
-    normalizer: Arc<dyn Normalizer>,
-    ingest_source: Arc<str>,
-    partition: i32,
-    /// The newest manifest entry of this partition's chain.
-    head: Option<ChainHead>,
-    /// Records at or before this offset are already archived.
-    resume_after: i64,
-    /// First offset of the next committed range; `None` until the first record of a new chain.
-    next_first: Option<i64>,
-    /// Records of the open micro-batch.
-    records: RawRecords,
-    /// Over-size records of the open micro-batch, already dead letters (their rows keep a prefix)...
-    too_large: Vec<DeadLetter>,
-    /// ... and their whole bytes, one blob each.
-    blobs: Vec<DeadLetterBlob>,
-    /// File inputs: the content through the end of the last record added to the open batch.
-    prefix: Option<PrefixMark>,
-    /// Last offset read into the open micro-batch.
-    last_offset: i64,
-    /// When the open batch must close (`batch_ms` after its first record).
-    deadline: Option<tokio::time::Instant>,
-    /// When the open batch's first record was read: where its events' latency starts.
-    opened_at: Option<Instant>,
-    /// Kafka: the next offset last reported durable to the source.
-    reported: Option<i64>,
-    /// The open batch ends the run's input: stateful rules release what they hold when it closes.
-    end_of_input: bool,
-    /// Kafka: when the partition last received records (or was assigned); silence rules' idle clock.
-    last_records_at: tokio::time::Instant,
-    /// Silence alerts raised while the partition was idle: already sent to the outputs, archived with
-    /// the partition's next range.
-    idle_alerts: Vec<Alert>,
-    /// The archive write of the last closed batch, still running (see [`Pipeline::settle`]).
-    in_flight: Option<InFlight>,
-    /// Let a batch's archive write run while the next batch is read and normalized (file inputs with
-    /// two or more threads; Kafka partitions settle each write at once, so offsets commit promptly).
-    overlap_archive: bool,
-    summary: InputSummary,
-}
-
-/// A closed batch being encoded and written to the archive in the background.
-struct InFlight {
-    /// Last offset of its range.
-    last: i64,
-    events: u64,
-    dead_letters: u64,
-    /// Raw bytes of its events, and of its dead-letter rows that have no blob (blobs are counted from
-    /// the manifest entry once it is written).
-    event_bytes: u64,
-    dead_letter_row_bytes: u64,
-    /// When the batch's first record was read, and when its write started.
-    opened_at: Instant,
-    started: Instant,
-    task: tokio::task::JoinHandle<Result<vigil_evidence::ManifestEntry>>,
-}
-
-impl Partition {
-    /// Opens a partition at its chain head, removing what an interrupted write left. File offsets
-    /// count from 1, Kafka offsets from 0.
-    async fn open(
-        archive: &Archive,
-        input: String,
-        normalizer: Arc<dyn Normalizer>,
-        ingest_source: Arc<str>,
-        partition: i32,
-        first_offset: i64,
-    ) -> Result<Self> {
-        let head = archive.resume(&ingest_source, partition).await?.head;
-        let resume_after = head.as_ref().map_or(first_offset - 1, |h| h.last_offset);
-        let next_first = match &head {
-            Some(h) => Some(h.last_offset + 1),
-            None if first_offset > 0 => Some(first_offset), // files: a chain covers every line from 1
-            None => None,                                   // Kafka: from the first record read
-        };
-        Ok(Partition {
-            summary: InputSummary {
-                input: input.clone(),
-                format: normalizer.format().to_string(),
-                ingest_source: ingest_source.to_string(),
-                partition,
-                ..InputSummary::default()
-            },
-            input,
-            normalizer,
-            ingest_source,
-            partition,
-            head,
-            resume_after,
-            next_first,
-            records: RawRecords::default(),
-            too_large: Vec::new(),
-            blobs: Vec::new(),
-            prefix: None,
-            last_offset: resume_after,
-            deadline: None,
-            opened_at: None,
-            reported: None,
-            end_of_input: false,
-            last_records_at: tokio::time::Instant::now(),
-            idle_alerts: Vec::new(),
-            in_flight: None,
-            overlap_archive: false,
-        })
-    }
-
-    fn batch_is_empty(&self) -> bool {
-        self.records.is_empty() && self.too_large.is_empty()
-    }
-
-    fn buffered_bytes(&self) -> usize {
-        let in_memory = |b: &DeadLetterBlob| match b.data {
-            vigil_evidence::BlobData::Memory(_) => b.size as usize,
-            vigil_evidence::BlobData::File(_) => 0,
-        };
-        self.records.byte_len()
-            + self.too_large.iter().map(|d| d.raw.len()).sum::<usize>()
-            + self.blobs.iter().map(in_memory).sum::<usize>()
-    }
-
-    /// Bytes of the open batch's records as read, oversized ones whole.
-    fn read_bytes(&self) -> u64 {
-        self.records.byte_len() as u64 + self.blobs.iter().map(|b| b.size).sum::<u64>()
-    }
-}
-
-/// The archive as the Kafka source's checkpoint store.
-struct ArchiveCheckpoints {
-    archive: Archive,
-    runtime: tokio::runtime::Handle,
-}
-
-impl Checkpoints for ArchiveCheckpoints {
-    fn resume_after(&self, topic: &str, partition: i32) -> std::result::Result<Option<i64>, String> {
-        self.runtime
-            .block_on(self.archive.resume(topic, partition))
-            .map(|r| r.head.map(|h| h.last_offset))
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -493,347 +348,6 @@ impl Pipeline {
         Ok(part.summary)
     }
 
-    /// Adds one record to the open batch of `part` (closing the batch when full).
-    async fn accept(
-        &mut self,
-        part: &mut Partition,
-        offset: i64,
-        bytes: &[u8],
-        alerts_by_rule: &mut BTreeMap<String, u64>,
-    ) -> Result<()> {
-        if offset <= part.resume_after {
-            part.summary.already_archived += 1;
-            return Ok(());
-        }
-        let max = self.config.pipeline.max_record_bytes;
-        if bytes.len() > max {
-            // A Kafka message is in memory already (bounded by the broker's maximum message size): kept whole.
-            let reason = format!("record of {} bytes is larger than max_record_bytes ({max}); kept whole", bytes.len());
-            let prefix = bytes[..bytes.len().min(DEAD_LETTER_PREFIX)].to_vec();
-            let blob = DeadLetterBlob::in_memory(offset, bytes.to_vec());
-            return self
-                .accept_too_large(part, offset, ReasonCode::TooLarge, reason, prefix, blob, alerts_by_rule)
-                .await;
-        }
-        // A full batch closes when the next record comes, so the last batch of an input is never empty
-        // and its end (stateful rules releasing what they hold) always has a range to be archived in.
-        // ... and so does one whose bytes would pass max_buffered_bytes: memory stays bounded whatever the
-        // records' sizes (Kafka inputs also bound the sum over partitions, in `bound_memory`).
-        let settings = &self.config.pipeline;
-        if part.records.len() + part.too_large.len() >= settings.batch_rows
-            || (!part.batch_is_empty() && part.buffered_bytes() + bytes.len() > settings.max_buffered_bytes)
-        {
-            self.close_batch(part, alerts_by_rule).await?;
-        }
-        self.start_batch(part, offset);
-        part.records.push(offset, bytes);
-        part.last_offset = offset;
-        Ok(())
-    }
-
-    fn start_batch(&self, part: &mut Partition, offset: i64) {
-        if part.batch_is_empty() {
-            let batch_ms = Duration::from_millis(self.config.pipeline.batch_ms);
-            part.deadline = Some(tokio::time::Instant::now() + batch_ms);
-            part.opened_at = Some(Instant::now());
-            part.next_first.get_or_insert(offset);
-        }
-    }
-
-    /// Adds an oversized record to the open batch: a dead-letter row with its first bytes and a blob that
-    /// the archive stores whole. Counted like any record towards the batch's limits.
-    #[allow(clippy::too_many_arguments)]
-    async fn accept_too_large(
-        &mut self,
-        part: &mut Partition,
-        offset: i64,
-        code: ReasonCode,
-        reason: String,
-        prefix: Vec<u8>,
-        blob: DeadLetterBlob,
-        alerts_by_rule: &mut BTreeMap<String, u64>,
-    ) -> Result<()> {
-        if offset <= part.resume_after {
-            part.summary.already_archived += 1;
-            return Ok(());
-        }
-        let settings = &self.config.pipeline;
-        if part.records.len() + part.too_large.len() >= settings.batch_rows
-            || (!part.batch_is_empty() && part.buffered_bytes() + prefix.len() > settings.max_buffered_bytes)
-        {
-            self.close_batch(part, alerts_by_rule).await?;
-        }
-        self.start_batch(part, offset);
-        let path = vigil_evidence::layout::dead_letter_blob_relative(&part.ingest_source, part.partition, offset);
-        let reason = format!(
-            "{reason}: {path} ({} bytes, SHA-256 {}); raw holds its first {} bytes",
-            blob.size,
-            blob.sha256,
-            prefix.len()
-        );
-        part.too_large.push(DeadLetter { offset, code, reason, raw: prefix });
-        part.blobs.push(blob);
-        part.last_offset = offset;
-        Ok(())
-    }
-
-    /// Normalizes, detects, emits and archives the open micro-batch of `part`, then advances its chain.
-    async fn close_batch(&mut self, part: &mut Partition, alerts_by_rule: &mut BTreeMap<String, u64>) -> Result<()> {
-        part.deadline = None;
-        if part.batch_is_empty() {
-            return Ok(()); // nothing but blank lines: the next range starts at the same place
-        }
-        let (threads, zstd) = (self.config.pipeline.effective_threads(), self.config.pipeline.zstd_level);
-        let opened_at = part.opened_at.take().unwrap_or_else(Instant::now);
-        let bytes_read = part.read_bytes();
-        let records = std::mem::take(&mut part.records);
-        let too_large = std::mem::take(&mut part.too_large);
-        let blobs = std::mem::take(&mut part.blobs);
-        let source_prefix = part.prefix.map(|m| m.to_prefix());
-        let last = part.last_offset;
-        let first = part.next_first.unwrap_or(last);
-        let normalizer = part.normalizer.clone();
-        let ingest_time_us = vigil_evidence::now_us();
-        let read = records.len() + too_large.len();
-        self.metrics.read(&part.ingest_source, part.partition, read as u64, bytes_read);
-
-        // normalize: on rayon, off the async workers
-        let stage = Instant::now();
-        let chunk_rows = records.len().div_ceil(threads * 2).clamp(256, 8192);
-        let n = normalizer.clone();
-        let src = part.ingest_source.clone();
-        let partition = part.partition;
-        let mut normalized: NormalizedBatch = tokio::task::spawn_blocking(move || {
-            normalize_records(n.as_ref(), records, &src, partition, ingest_time_us, chunk_rows)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("normalize task failed: {e}")))?;
-        normalized.dead_letters.extend(too_large);
-        normalized.dead_letters.sort_by_key(|d| d.offset);
-        self.stages.normalize += stage.elapsed();
-        self.metrics.stage("normalize", stage.elapsed());
-        // The previous batch's write runs beside this normalization and, unless the rule state is due to
-        // be stored, beside these rules too. When it is due, the write must be durable first, so the
-        // state is stored as of that batch, before these events change it.
-        if !part.overlap_archive || self.rule_state.save_due(&part.ingest_source, partition) {
-            self.settle(part, true).await?;
-        }
-
-        // detect
-        let stage = Instant::now();
-        let stream = stream_name(&part.ingest_source, partition);
-        let mut alerts: Vec<Alert> = self.engine.evaluate_in(&stream, &normalized.batches).await?;
-        if part.end_of_input {
-            alerts.extend(self.engine.finish_in(&stream));
-        }
-        // The engine's own findings: a rule quarantined on this batch, events dated too far ahead.
-        for alert in &alerts {
-            match alert.rule_id.as_str() {
-                vigil_rules::budget::RULE_FAILED => {
-                    let rule = alert.fields.get("rule").and_then(|v| v.as_str()).unwrap_or_default();
-                    self.metrics.rule_quarantined(rule);
-                }
-                vigil_rules::budget::EVENT_TIME_IN_FUTURE => {
-                    let n = alert.fields.get("count").and_then(|v| v.as_u64()).unwrap_or_default();
-                    part.summary.future_dated += n;
-                    self.metrics.future_dated(&part.ingest_source, partition, n);
-                }
-                _ => {}
-            }
-        }
-
-        self.stages.rules += stage.elapsed();
-        self.metrics.stage("rules", stage.elapsed());
-
-        // emit: alerts and dead letters reach their outputs before the checkpoint
-        let stage = Instant::now();
-        let ingest_time = format_time_us(ingest_time_us);
-        self.alerts.alerts(&alerts).await?;
-        let origin = DeadLetterOrigin {
-            normalizer: normalizer.as_ref(),
-            ingest_source: &part.ingest_source,
-            partition,
-            input: &part.input,
-            ingest_time: &ingest_time,
-        };
-        self.dead_letters.dead_letters(&normalized.dead_letters, &origin).await?;
-        self.stages.emit += stage.elapsed();
-        self.metrics.stage("emit", stage.elapsed());
-        for alert in &alerts {
-            self.metrics.alert(&alert.rule_id, opened_at.elapsed());
-        }
-        let stage = Instant::now();
-
-        // archive: data files, then the manifest entry
-        let dead_batch = dead_letters_to_batch(
-            &normalized.dead_letters,
-            normalizer.as_ref(),
-            &part.ingest_source,
-            partition,
-            ingest_time_us,
-        );
-        let alert_batch = if part.idle_alerts.is_empty() {
-            alerts_to_batch(&alerts, &part.ingest_source, partition)
-        } else {
-            let mut archived = std::mem::take(&mut part.idle_alerts);
-            archived.extend(alerts.iter().cloned());
-            alerts_to_batch(&archived, &part.ingest_source, partition)
-        };
-        let events: Vec<RecordBatch> = normalized.batches;
-        let rows = events.iter().map(RecordBatch::num_rows).sum::<usize>();
-        // What the archive keeps of the records' bytes, for the byte reconciliation (blobs: at `settle`).
-        let event_bytes = raw_bytes(&events);
-        let dead_letter_row_bytes: u64 = normalized
-            .dead_letters
-            .iter()
-            .filter(|d| !blobs.iter().any(|b| b.offset == d.offset))
-            .map(|d| d.raw.len() as u64)
-            .sum();
-        let skipped = (last - first + 1) as u64 - read as u64;
-        let format = normalizer.format().to_string();
-        let input = part.input.clone();
-        let pack_hash = self.engine.pack_hash().to_string();
-        let src = part.ingest_source.clone();
-        // One write at a time per partition: the next entry chains after the previous one. The rules have
-        // seen this batch already, so the state is not stored as of the previous one here.
-        self.settle(part, false).await?;
-        let archive = self.archive.clone();
-        let head = part.head.clone();
-        let task = tokio::spawn(async move {
-            let prepared = tokio::task::spawn_blocking(move || {
-                let commit = RangeCommit {
-                    ingest_source: &src,
-                    partition,
-                    first_offset: first,
-                    last_offset: last,
-                    format: &format,
-                    input: &input,
-                    events: &events,
-                    dead_letters: Some(&dead_batch),
-                    alerts: Some(&alert_batch),
-                    skipped,
-                    rule_pack_hash: &pack_hash,
-                    lost_reason: None,
-                    source_prefix,
-                    blobs: &blobs,
-                };
-                vigil_evidence::prepare(&commit, zstd)
-            })
-            .await
-            .map_err(|e| Error::Internal(format!("encode task failed: {e}")))??;
-            vigil_evidence::failpoint::hit("before_archive");
-            Ok(archive.commit(prepared, head.as_ref()).await?)
-        });
-        let dead_letters = normalized.dead_letters.len() as u64;
-        part.in_flight = Some(InFlight {
-            last,
-            events: rows as u64,
-            dead_letters,
-            event_bytes,
-            dead_letter_row_bytes,
-            opened_at,
-            started: stage,
-            task,
-        });
-        part.next_first = Some(last + 1);
-        self.stages.archive += stage.elapsed();
-        if !part.overlap_archive {
-            self.settle(part, true).await?;
-        }
-        let summary = &mut part.summary;
-
-        summary.records_read += read as u64;
-        summary.bytes_read += bytes_read;
-        summary.events += rows as u64;
-        summary.dead_letters += normalized.dead_letters.len() as u64;
-        summary.skipped_blank += skipped;
-        summary.batches += 1;
-        summary.alerts += alerts.len() as u64;
-        for alert in &alerts {
-            *alerts_by_rule.entry(alert.rule_id.clone()).or_default() += 1;
-        }
-        tracing::debug!(
-            ingest_source = %part.ingest_source,
-            partition,
-            first,
-            last,
-            rows,
-            dead = normalized.dead_letters.len(),
-            alerts = alerts.len(),
-            "batch archived"
-        );
-        Ok(())
-    }
-
-    /// Waits for the archive write of `part`'s last closed batch: then its range is durable and the chain
-    /// head moves to it. Only after this do the range's offsets count as archived (and, for Kafka, get
-    /// committed). With `may_store_state`, the rules have seen nothing after that batch, so the rule
-    /// state may be stored as of it (when its interval has passed).
-    async fn settle(&mut self, part: &mut Partition, may_store_state: bool) -> Result<()> {
-        let Some(in_flight) = part.in_flight.take() else { return Ok(()) };
-        let stage = Instant::now();
-        let entry = in_flight.task.await.map_err(|e| Error::Internal(format!("archive task failed: {e}")))??;
-        vigil_evidence::failpoint::hit("before_commit");
-        self.rule_state.covered(&part.ingest_source, part.partition, in_flight.last);
-        if may_store_state {
-            self.rule_state.save(&self.archive, &self.engine, &part.ingest_source, part.partition, false).await?;
-        }
-        part.head = Some(ChainHead::from(&entry));
-        part.resume_after = in_flight.last;
-        part.summary.event_bytes += in_flight.event_bytes;
-        let blob_bytes: u64 = entry.files.iter().filter(|f| f.kind == vigil_evidence::BLOB_KIND).map(|f| f.size).sum();
-        part.summary.dead_letter_bytes += in_flight.dead_letter_row_bytes + blob_bytes;
-        self.stages.archive += stage.elapsed();
-        self.metrics.stage("archive", in_flight.started.elapsed());
-        let since_read = in_flight.opened_at.elapsed();
-        self.metrics.archived(
-            &part.ingest_source,
-            part.partition,
-            in_flight.events,
-            in_flight.dead_letters,
-            since_read,
-        );
-        Ok(())
-    }
-
-    /// Records offsets `first..=last` of `part` as lost (a completeness break in its chain).
-    async fn commit_lost(
-        &mut self,
-        part: &mut Partition,
-        first: i64,
-        last: i64,
-        reason: &str,
-        alerts_by_rule: &mut BTreeMap<String, u64>,
-    ) -> Result<()> {
-        self.close_batch(part, alerts_by_rule).await?;
-        self.settle(part, true).await?;
-        let first = part.next_first.map_or(first, |n| n.max(first));
-        if first > last {
-            return Ok(());
-        }
-        let format = part.normalizer.format().to_string();
-        let commit = RangeCommit {
-            ingest_source: &part.ingest_source,
-            partition: part.partition,
-            first_offset: first,
-            last_offset: last,
-            format: &format,
-            input: &part.input,
-            rule_pack_hash: self.engine.pack_hash(),
-            lost_reason: Some(reason),
-            ..RangeCommit::default()
-        };
-        let prepared = vigil_evidence::prepare(&commit, self.config.pipeline.zstd_level)?;
-        let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
-        self.rule_state.covered(&part.ingest_source, part.partition, last);
-        part.head = Some(ChainHead::from(&entry));
-        part.next_first = Some(last + 1);
-        part.resume_after = last;
-        part.last_offset = last;
-        part.summary.lost += (last - first + 1) as u64;
-        Ok(())
-    }
-
     /// Reads every Kafka input through one consumer-group member until shutdown or caught up.
     async fn run_kafka(&mut self, inputs: &[InputConfig], summary: &mut RunSummary) -> Result<()> {
         // One endpoint for all inputs (problems() checked that brokers, group and properties agree).
@@ -1076,36 +590,6 @@ impl Pipeline {
         }
         Ok(())
     }
-}
-
-/// Tells the source that `part` is durable up to its next range, once per new position (each report is
-/// an offset commit).
-fn report_durable(control: &SourceControl, part: &mut Partition) {
-    if part.head.is_some()
-        && let Some(next) = part.next_first
-        && part.reported != Some(next)
-    {
-        control.durable(&part.ingest_source, part.partition, next);
-        part.reported = Some(next);
-    }
-}
-
-/// Bytes of the `raw` column of event batches: the records' original bytes as archived.
-fn raw_bytes(batches: &[RecordBatch]) -> u64 {
-    use arrow::array::{Array, AsArray};
-    batches
-        .iter()
-        .filter_map(|b| b.column_by_name(vigil_schema::RAW)?.as_binary_opt::<i32>().map(|a| (a, b.num_rows())))
-        .map(|(raw, rows)| {
-            let offsets = raw.value_offsets();
-            let (first, last) = (offsets.first().copied().unwrap_or(0), offsets.get(rows).copied().unwrap_or(0));
-            if raw.null_count() > 0 {
-                (0..rows).filter(|&i| raw.is_valid(i)).map(|i| raw.value_length(i) as u64).sum()
-            } else {
-                (last - first).max(0) as u64
-            }
-        })
-        .sum()
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

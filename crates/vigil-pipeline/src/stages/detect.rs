@@ -1,0 +1,44 @@
+//! Stage 3, **detect**: the rule engine runs the pack over the batch's events in the partition's own
+//! stream (its stateful rules' state), releasing what it holds when the batch ends the input. The
+//! engine's own findings are counted here: a rule quarantined on this batch (`rule_failed`) and events
+//! dated too far ahead (`event_time_in_future`).
+
+use std::time::Instant;
+
+use vigil_normalize::NormalizedBatch;
+use vigil_rules::Alert;
+
+use super::batch::Partition;
+use crate::Result;
+use crate::rule_state::stream_name;
+use crate::run::Pipeline;
+
+impl Pipeline {
+    /// The alerts of `normalized`.
+    pub(crate) async fn detect(&mut self, part: &mut Partition, normalized: &NormalizedBatch) -> Result<Vec<Alert>> {
+        let stage = Instant::now();
+        let partition = part.partition;
+        let stream = stream_name(&part.ingest_source, partition);
+        let mut alerts: Vec<Alert> = self.engine.evaluate_in(&stream, &normalized.batches).await?;
+        if part.end_of_input {
+            alerts.extend(self.engine.finish_in(&stream));
+        }
+        for alert in &alerts {
+            match alert.rule_id.as_str() {
+                vigil_rules::budget::RULE_FAILED => {
+                    let rule = alert.fields.get("rule").and_then(|v| v.as_str()).unwrap_or_default();
+                    self.metrics.rule_quarantined(rule);
+                }
+                vigil_rules::budget::EVENT_TIME_IN_FUTURE => {
+                    let n = alert.fields.get("count").and_then(|v| v.as_u64()).unwrap_or_default();
+                    part.summary.future_dated += n;
+                    self.metrics.future_dated(&part.ingest_source, partition, n);
+                }
+                _ => {}
+            }
+        }
+        self.stages.rules += stage.elapsed();
+        self.metrics.stage("rules", stage.elapsed());
+        Ok(alerts)
+    }
+}
