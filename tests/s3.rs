@@ -85,3 +85,50 @@ impl Drop for S3Server {
         let _ = self.command("stop").output();
     }
 }
+
+/// Runs `vigil` (the binary at `bin`, from the repository root) with the test credentials: (exit code,
+/// stdout, stderr).
+pub fn run_vigil(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(repo()).args(args);
+    for (k, v) in CREDENTIALS {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("vigil runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Archives the CloudTrail and Kubernetes audit fixtures with the SOC 2 pack under `prefix` (40 records a
+/// batch, so chains have several entries); returns the archive's URL.
+pub fn archive_fixtures(bin: &str, server: &S3Server, prefix: &str) -> String {
+    let url = server.url(prefix);
+    let (code, out, err) = run_vigil(
+        bin,
+        &[
+            "run",
+            "--input",
+            "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson",
+            "--input",
+            "k8s_audit:fixtures/k8s_audit",
+            "--rules",
+            "pipelines/rules/soc2",
+            "--evidence",
+            &url,
+            "--batch-rows",
+            "40",
+        ],
+    );
+    assert_eq!(code, 0, "run to S3 failed: {out}{err}");
+    url
+}
+
+/// `vigil verify --json` of `url`: (exit code, report).
+pub fn verify_json(bin: &str, url: &str) -> (i32, serde_json::Value) {
+    let (code, out, err) = run_vigil(bin, &["verify", "--evidence", url, "--json"]);
+    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("verify --json: {e}: {out}{err}"));
+    (code, json)
+}

@@ -3,48 +3,18 @@
 //! deleted, and tampering done with an ordinary S3 client (the AWS CLI) is caught and named. The archive also
 //! reads in DuckDB (through pyarrow's S3 filesystem), and `vigil evidence expire` keeps to the bucket's lock.
 
-use std::process::Command;
-
-use vigil_tests::repo;
 use vigil_tests::s3::{BUCKET, CREDENTIALS, S3Server};
 
 fn vigil(args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.current_dir(repo()).args(args);
-    for (k, v) in CREDENTIALS {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("vigil runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    vigil_tests::s3::run_vigil(env!("CARGO_BIN_EXE_vigil"), args)
 }
 
 fn archive_fixtures(server: &S3Server, prefix: &str) -> String {
-    let url = server.url(prefix);
-    let (code, out, err) = vigil(&[
-        "run",
-        "--input",
-        "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson",
-        "--input",
-        "k8s_audit:fixtures/k8s_audit",
-        "--rules",
-        "pipelines/rules/soc2",
-        "--evidence",
-        &url,
-        "--batch-rows",
-        "40",
-    ]);
-    assert_eq!(code, 0, "run to S3 failed: {out}{err}");
-    url
+    vigil_tests::s3::archive_fixtures(env!("CARGO_BIN_EXE_vigil"), server, prefix)
 }
 
 fn verify(url: &str) -> (i32, serde_json::Value) {
-    let (code, out, err) = vigil(&["verify", "--evidence", url, "--json"]);
-    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("verify --json: {e}: {out}{err}"));
-    (code, json)
+    vigil_tests::s3::verify_json(env!("CARGO_BIN_EXE_vigil"), url)
 }
 
 fn has_finding(report: &serde_json::Value, kind: &str, object: &str) -> bool {
