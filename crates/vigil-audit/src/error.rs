@@ -24,3 +24,15 @@ pub enum Error {
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// What kind of failure this is ([`vigil_schema::ErrorClass`]).
+    pub fn class(&self) -> vigil_schema::ErrorClass {
+        use vigil_schema::ErrorClass::{External, User};
+        match self {
+            Error::Evidence(e) => e.class(),
+            Error::Query(_) | Error::Invalid(_) => User,
+            Error::Output { .. } => External,
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! `vigil`: the command line. Glue only: every job lives in a library crate.
 //!
 //! Exit codes: 0 success, 1 a finding (failed rule tests, config problems found by `validate`, counts
-//! that do not reconcile), 2 an error that stopped the command.
+//! that do not reconcile, a `verify` that found problems), 2 an error that stopped the command (the user's
+//! to fix, or a service that failed: see `vigil_schema::failure`), 70 a bug in vigil.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, PipelineConfig, RulesConfig, Settings};
 use vigil_pipeline::{Pipeline, ShutdownHandle, rule_tests};
-use vigil_schema::redact;
+use vigil_schema::{ErrorClass, redact};
 
 #[derive(Parser, Debug)]
 #[command(name = "vigil", version, about = "Access logs in, SQL detections and SOC 2 evidence out.")]
@@ -768,9 +769,41 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
+            let class = class_of(&err);
             // Every message is built to hold no secret; this is the net under them.
             eprintln!("error: {}", redact::text(&format!("{err:#}")));
-            ExitCode::from(2)
+            if class != ErrorClass::User {
+                // A user error names its fix itself; the others get told what kind of failure it was.
+                eprintln!("({})", class.advice());
+            }
+            ExitCode::from(class.exit_code())
         }
     }
+}
+
+/// The class of the first vigil error in `err`'s chain; the CLI's own refusals (arguments) are the
+/// user's.
+fn class_of(err: &anyhow::Error) -> ErrorClass {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<vigil_pipeline::Error>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<vigil_evidence::Error>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<vigil_audit::Error>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<vigil_rules::Error>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            // A path that is not there or not ours is the user's; a full disk or a closed pipe is not.
+            return match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => ErrorClass::User,
+                _ => ErrorClass::External,
+            };
+        }
+    }
+    ErrorClass::User
 }

@@ -498,3 +498,33 @@ fn query_writes_list_columns_as_csv_and_an_output_failure_exits_non_zero() {
         assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
     }
 }
+
+#[test]
+fn errors_say_what_kind_of_failure_they_are() {
+    // An output that cannot be written (a full disk) is a failure outside vigil: exit 2 and the advice to
+    // run again once it is fixed. A wrong argument is the user's: exit 2 with its own fix and no such advice.
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ev = dir.path().join("ev");
+    let run = vigil()
+        .args(["run", "--input", "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson"])
+        .args(["--rules", "pipelines/rules/soc2", "--alerts", "-", "--evidence"])
+        .arg(&ev)
+        .output()
+        .expect("runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let output = vigil()
+        .args(["query", "--format", "csv", "--evidence"])
+        .arg(&ev)
+        .arg("SELECT count(*) FROM events")
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("a service vigil depends on failed"), "{stderr}");
+    let wrong = vigil().args(["verify", "--evidence", "gs://bucket"]).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("s3://BUCKET") && !stderr.contains("a service vigil depends on"), "{stderr}");
+}

@@ -63,6 +63,15 @@ pub enum Error {
         /// What is refused and what to do.
         reason: String,
     },
+    /// A stored manifest entry is not JSON of an entry.
+    #[error("manifest entry `{path}` is not valid: {source}")]
+    ManifestJson {
+        /// Object path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A manifest entry could not be read as one.
     #[error("manifest entry `{path}` is not valid: {reason}")]
     Manifest {
@@ -86,6 +95,24 @@ pub enum Error {
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// What kind of failure this is ([`vigil_schema::ErrorClass`]).
+    pub fn class(&self) -> vigil_schema::ErrorClass {
+        use vigil_schema::ErrorClass::{External, Internal, User};
+        match self {
+            Error::Location { .. }
+            | Error::Key { .. }
+            | Error::SigningKeyMissing { .. }
+            | Error::Retention { .. }
+            | Error::SecondWriter { .. } => User,
+            Error::Store { .. } | Error::Bucket { .. } | Error::Manifest { .. } | Error::ManifestJson { .. } => {
+                External
+            }
+            Error::Encode { .. } | Error::Internal(_) => Internal,
+        }
+    }
+}
 
 impl From<arrow::error::ArrowError> for Error {
     fn from(e: arrow::error::ArrowError) -> Self {

@@ -184,7 +184,7 @@ impl Archive {
 
     async fn read_entry(&self, path: &Path) -> Result<ManifestEntry> {
         let bytes = self.read_bytes(path).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Manifest { path: path.to_string(), reason: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|source| Error::ManifestJson { path: path.to_string(), source })
     }
 
     /// Every chain of the archive, as `(ingest_source, partition)`, sorted.

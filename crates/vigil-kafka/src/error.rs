@@ -68,3 +68,16 @@ pub enum Error {
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// What kind of failure this is ([`vigil_schema::ErrorClass`]).
+    pub fn class(&self) -> vigil_schema::ErrorClass {
+        use vigil_schema::ErrorClass::{External, User};
+        match self {
+            Error::Config { .. } | Error::Login { .. } | Error::MissingTopic { .. } => User,
+            Error::Unreachable { .. } | Error::Broker { .. } | Error::Checkpoint { .. } | Error::Produce { .. } => {
+                External
+            }
+        }
+    }
+}

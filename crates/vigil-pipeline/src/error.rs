@@ -19,6 +19,24 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// An input could not be read from disk.
+    #[error("input `{input}`: {source}")]
+    InputIo {
+        /// The input path.
+        input: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output file could not be opened or written.
+    #[error("output `{output}`: {source}")]
+    OutputIo {
+        /// The output path, or `-`.
+        output: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// An output could not be written.
     #[error("output `{output}`: {reason}")]
     Output {
@@ -52,3 +70,19 @@ impl From<arrow::error::ArrowError> for Error {
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// What kind of failure this is ([`vigil_schema::ErrorClass`]); the CLI maps it to the exit code and
+    /// the advice at the end of the message.
+    pub fn class(&self) -> vigil_schema::ErrorClass {
+        use vigil_schema::ErrorClass::{External, Internal, User};
+        match self {
+            Error::Config { .. } | Error::Input { .. } | Error::InputIo { .. } | Error::Rules(_) => User,
+            Error::Output { .. } | Error::OutputIo { .. } => External,
+            Error::Eval(e) => e.class(),
+            Error::Kafka(e) => e.class(),
+            Error::Evidence(e) => e.class(),
+            Error::Internal(_) => Internal,
+        }
+    }
+}

@@ -129,7 +129,7 @@ enum Target {
 impl NdjsonSink {
     /// Opens `path` for appending (creating its directory), or stdout for `-`.
     pub fn open(path: &str) -> Result<Self> {
-        let err = |e: std::io::Error| Error::Output { output: path.to_string(), reason: e.to_string() };
+        let err = |source: std::io::Error| Error::OutputIo { output: path.to_string(), source };
         if path == "-" {
             return Ok(NdjsonSink { name: "-".into(), target: Target::Stdout });
         }
@@ -142,7 +142,7 @@ impl NdjsonSink {
 
     /// Writes lines and makes them durable (flush, and fsync for files).
     pub fn write_lines(&mut self, lines: impl Iterator<Item = String>) -> Result<()> {
-        let err = |e: std::io::Error| Error::Output { output: self.name.clone(), reason: e.to_string() };
+        let err = |source: std::io::Error| Error::OutputIo { output: self.name.clone(), source };
         match &mut self.target {
             Target::Stdout => {
                 let mut out = std::io::stdout().lock();

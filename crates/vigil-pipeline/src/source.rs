@@ -121,7 +121,7 @@ pub fn expand_input(path: &str) -> Result<Vec<InputFile>> {
         return Ok(vec![InputFile { display: "-".into(), path: None }]);
     }
     let p = Path::new(path);
-    let io = |e: std::io::Error| Error::Input { input: path.to_string(), reason: e.to_string() };
+    let io = |source: std::io::Error| Error::InputIo { input: path.to_string(), source };
     if p.is_dir() {
         let mut files = Vec::new();
         walk(p, &mut files).map_err(io)?;

@@ -37,6 +37,16 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// What kind of failure this is ([`vigil_schema::ErrorClass`]): a rule's text or file is the user's
+    /// to fix; a rule failing on data at run time is quarantined before it ever reaches here.
+    pub fn class(&self) -> vigil_schema::ErrorClass {
+        match self {
+            Error::Rule { .. } | Error::Io { .. } | Error::Eval { .. } => vigil_schema::ErrorClass::User,
+        }
+    }
+}
+
+impl Error {
     pub(crate) fn rule(path: &std::path::Path, line: u64, reason: impl Into<String>) -> Self {
         Error::Rule { path: path.to_path_buf(), line: line.max(1), reason: reason.into() }
     }

@@ -24,11 +24,13 @@
 
 mod builder;
 mod columns;
+pub mod failure;
 pub mod redact;
 pub mod time;
 
 pub use builder::{EventBatchBuilder, EventRow, Provenance, event_id};
 pub use columns::*;
+pub use failure::ErrorClass;
 pub use time::{date_hour, format_time_us};
 
 use std::sync::{Arc, OnceLock};
