@@ -35,7 +35,8 @@ mod fields;
 pub mod json;
 pub mod k8s_audit;
 pub mod linux_auth;
-pub mod scan;
+/// The JSON structural scanner, from `vigil_schema::json_scan` (below the normalizers and the rules).
+pub use vigil_schema::json_scan as scan;
 pub mod time;
 pub mod web_access;
 

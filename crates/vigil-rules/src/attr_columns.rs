@@ -31,7 +31,7 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScanBuilder, TableSource};
 use jiter::{Jiter, Peek};
-use vigil_normalize::scan::members;
+use vigil_schema::json_scan::members;
 use vigil_schema::{ATTRS, event_schema};
 
 /// Prefix of the attribute columns' names; rules never see them (`SELECT *` lists the base columns).

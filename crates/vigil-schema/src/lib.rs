@@ -25,6 +25,7 @@
 mod builder;
 mod columns;
 pub mod failure;
+pub mod json_scan;
 pub mod redact;
 pub mod time;
 

@@ -5,6 +5,9 @@
 //! exact original bytes, and copying a record's unmapped top-level members into `attrs` verbatim, in their
 //! original order, without re-serializing. The scanner trusts nothing: on malformed text it returns
 //! [`ScanError`] with the byte offset, never panics.
+//!
+//! It lives here, below the normalizers (envelopes, `attrs`), the rules (attribute columns read from
+//! `attrs`) and the file reader (document splitting), which all use it.
 
 use std::ops::Range;
 
