@@ -7,16 +7,23 @@
 //! | `before_archive` | alerts and dead letters are emitted, nothing of the batch is in the archive |
 //! | `before_manifest` | the batch's data files are stored, its manifest entry is not |
 //! | `before_commit` | the manifest entry is stored, the source has not been told (no offset commit) |
+//!
+//! Only builds with the `failpoints` feature have them (the test builds: `vigil-cli`'s dev-dependencies
+//! turn it on); in any other build [`hit`] is empty and `VIGIL_FAILPOINT` does nothing.
 
+#[cfg(feature = "failpoints")]
 use std::sync::OnceLock;
+#[cfg(feature = "failpoints")]
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(feature = "failpoints")]
 struct Armed {
     name: String,
     at: u64,
     hits: AtomicU64,
 }
 
+#[cfg(feature = "failpoints")]
 fn armed() -> Option<&'static Armed> {
     static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
     ARMED
@@ -29,6 +36,7 @@ fn armed() -> Option<&'static Armed> {
 }
 
 /// Aborts the process if `VIGIL_FAILPOINT` names this point and this is the hit it names.
+#[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
     if let Some(armed) = armed()
         && armed.name == name
@@ -38,3 +46,8 @@ pub fn hit(name: &str) {
         std::process::abort();
     }
 }
+
+/// Without the `failpoints` feature: nothing.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}
