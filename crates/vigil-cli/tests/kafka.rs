@@ -11,15 +11,12 @@ use std::time::{Duration, Instant};
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
 use vigil_tests::kafka::Broker;
+use vigil_tests::repo;
 use vigil_tests::{files_below, read_kind};
 
 const PARTITIONS: i32 = 3;
 /// Generous bound on how long any one step may take before the test is declared hung (not a speed check).
 const HUNG: Duration = Duration::from_secs(300);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// `n` real CloudTrail records, each made unique (a `vigilTestSeq` field is added): one in ten from the
 /// Stratus Red Team detonations (they raise alerts), the rest benign (OTRF and Invictus traces), as alerts

@@ -3,12 +3,9 @@
 //! one a run without them raises.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use vigil_tests::repo;
 
 /// Runs `vigil run` with the TOML `config` written into `dir`; returns its output.
 fn run(dir: &Path, config: &str) -> Output {

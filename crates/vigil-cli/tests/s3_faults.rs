@@ -11,14 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigil_tests::fault_proxy::{Fault, FaultPlan, FaultProxy};
+use vigil_tests::repo;
 use vigil_tests::s3::{BUCKET, CREDENTIALS, S3Server};
 
 /// Generous bound on how long a run may take before the test is declared hung (not a speed check).
 const HUNG: Duration = Duration::from_secs(300);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// `n` real CloudTrail records, each made unique by an added `vigilTestSeq` field: one in ten from the
 /// Stratus Red Team detonations (they raise alerts), the rest benign (OTRF); every 100th one is cut short
