@@ -63,7 +63,9 @@ impl std::str::FromStr for StartPosition {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaEndpoint {
-    /// Bootstrap brokers, `HOST:PORT`.
+    /// Bootstrap brokers, `HOST:PORT`: a list, or one string of them separated by commas (as
+    /// `bootstrap.servers` and managed services write it, and as a `${VAR}` in a config file gives it).
+    #[serde(deserialize_with = "list_or_commas")]
     pub brokers: Vec<String>,
     /// Inputs: topics to read; an entry starting with `^` is a regular expression.
     #[serde(default)]
@@ -83,6 +85,31 @@ pub struct KafkaEndpoint {
     /// Secret librdkafka properties: `env:VARIABLE` or `file:PATH`.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+}
+
+/// A list of strings, or one string of comma-separated items.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    struct ListOrCommas;
+    impl<'de> serde::de::Visitor<'de> for ListOrCommas {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of \"HOST:PORT\" strings, or one string of them separated by commas")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> std::result::Result<Vec<String>, E> {
+            Ok(text.split(',').map(str::trim).filter(|b| !b.is_empty()).map(str::to_string).collect())
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<String>()? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(ListOrCommas)
 }
 
 /// librdkafka properties whose names look like secrets ([`vigil_schema::redact::is_secret_key`]) but hold

@@ -53,6 +53,34 @@
 //!
 //! Relative paths in a config file are relative to the file's directory, so a pipeline runs the same
 //! from any working directory. Relative paths given as flags are relative to the working directory.
+//!
+//! # Environment variables in a config file
+//!
+//! `${NAME}` is replaced by the environment variable `NAME`, and `${NAME:-default}` by it or, when it is
+//! unset or empty (as in the shell), by `default` (the text up to the first `}`, as written). `$${` writes
+//! a literal `${`. This happens before the TOML is parsed, so a reference can stand anywhere in a value:
+//!
+//! ```toml
+//! [inputs.kafka]
+//! brokers = "${KAFKA_BROKERS}"                       # "b-1:9096,b-2:9096": a list, or one string of HOST:PORTs
+//! group = "${VIGIL_GROUP:-vigil}"
+//! [evidence]
+//! url = "s3://${EVIDENCE_BUCKET}/vigil?region=${AWS_REGION:-us-east-1}"
+//! [pipeline]
+//! threads = ${VIGIL_WORKERS:-2}                      # outside a string: the value as it is
+//! ```
+//!
+//! - Inside a `"..."` string a value is escaped (a `"`, `\` or line break in it stays part of the string);
+//!   outside strings it is written as it is; a `'...'` string cannot hold a value with a `'` or a control
+//!   character (an error says so: use `"..."`). A default is written as it is, in every place.
+//! - Comments are left alone: `# ${NOT_SET}` is no error.
+//! - An unset variable without a default is an error naming the variable, the file and the line (every
+//!   unset variable, when there are several). NAME is letters, digits and `_`, not starting with a digit;
+//!   anything else between `${` and `}` is an error, and so is a `${` without its `}` on the same line.
+//! - No error shows a variable's value: a TOML error about a line that got one names the line and gives
+//!   TOML's message with each value replaced by its `${NAME}`. The config that results is checked like any
+//!   other, so a problem with a value (a broker that is not HOST:PORT) shows that value: keep secrets in
+//!   `env:`/`file:` secret references (`[inputs.kafka.secrets]`), never in `${}`.
 
 use std::path::{Path, PathBuf};
 
@@ -445,17 +473,20 @@ fn rebase(base: &Path, value: &str) -> String {
 }
 
 impl PipelineConfig {
-    /// Reads a config file; relative paths in it become relative to its directory.
+    /// Reads a config file, with its `${VAR}` references replaced from the environment (module docs);
+    /// relative paths in it become relative to its directory.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-            origin: path.display().to_string(),
-            reason: format!("cannot read the file: {e}"),
-        })?;
-        let mut config: PipelineConfig = toml::from_str(&text).map_err(|e| Error::Config {
-            origin: path.display().to_string(),
-            // A TOML error quotes the line it is about: secrets in it are masked.
-            reason: vigil_schema::redact::text(e.to_string().trim_end()).into_owned(),
-        })?;
+        Self::load_with(path, |name| std::env::var_os(name))
+    }
+
+    /// [`PipelineConfig::load`] with the variables from `lookup`.
+    fn load_with(path: &Path, lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Self> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config { origin: origin.clone(), reason: format!("cannot read the file: {e}") })?;
+        let expanded = interpolate(&text, &origin, lookup)?;
+        let mut config: PipelineConfig =
+            toml::from_str(&expanded.text).map_err(|e| expanded.toml_error(&origin, &e))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         // Each input's `path = "..."` line, in order, so that problems can name it.
         let mut in_inputs = false;
@@ -607,6 +638,196 @@ impl PipelineConfig {
     }
 }
 
+/// What [`interpolate`] made of a config file's text.
+struct Interpolated {
+    /// The text with every reference replaced.
+    text: String,
+    /// Each value taken from the environment: (line of its reference, variable name, value).
+    values: Vec<(usize, String, String)>,
+    /// Byte offset in `text` where each line of the file after the first starts.
+    line_starts: Vec<usize>,
+}
+
+/// Where a `${...}` reference stands, which decides how a value is written there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Context {
+    /// Outside strings: as it is.
+    Bare,
+    /// `"..."` and `"""..."""`: escaped.
+    Basic,
+    MultiBasic,
+    /// `'...'` and `'''...'''`: as it is; a value these cannot hold is an error.
+    Literal,
+    MultiLiteral,
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` in a config file's text by environment values (`lookup`), and
+/// `$${` by `${` (see the module docs). Comments are left as written. Errors name `origin` and the line,
+/// and never a variable's value.
+fn interpolate(text: &str, origin: &str, lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Interpolated> {
+    let bytes = text.as_bytes();
+    let error = |line: usize, reason: String| Error::Config { origin: format!("{origin}:{line}"), reason };
+    let mut out = Interpolated { text: String::with_capacity(text.len()), values: Vec::new(), line_starts: Vec::new() };
+    let mut unset: Vec<(usize, String)> = Vec::new();
+    let (mut context, mut line, mut i, mut copied) = (Context::Bare, 1, 0, 0);
+    while i < bytes.len() {
+        let rest = &bytes[i..];
+        let quotes = rest.iter().take_while(|&&c| c == rest[0]).count();
+        match (context, bytes[i]) {
+            (_, b'\n') => {
+                line += 1;
+                out.line_starts.push(out.text.len() + (i + 1 - copied));
+                if matches!(context, Context::Basic | Context::Literal) {
+                    context = Context::Bare; // an unclosed string: TOML says so
+                }
+                i += 1;
+            }
+            (Context::Bare, b'#') => i += rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len()),
+            (Context::Bare, b'"') if quotes >= 3 => (context, i) = (Context::MultiBasic, i + 3),
+            (Context::Bare, b'"') => (context, i) = (Context::Basic, i + 1),
+            (Context::Bare, b'\'') if quotes >= 3 => (context, i) = (Context::MultiLiteral, i + 3),
+            (Context::Bare, b'\'') => (context, i) = (Context::Literal, i + 1),
+            // An escape: the next character is the string's (a line break after it is counted above).
+            (Context::Basic | Context::MultiBasic, b'\\') => i += if rest.get(1) == Some(&b'\n') { 1 } else { 2 },
+            (Context::Basic, b'"') | (Context::Literal, b'\'') => (context, i) = (Context::Bare, i + 1),
+            // `""""` closes with one quote of content before it (TOML allows up to two).
+            (Context::MultiBasic, b'"') | (Context::MultiLiteral, b'\'') if quotes >= 3 => {
+                (context, i) = (Context::Bare, i + quotes.min(5));
+            }
+            (_, b'$') if rest.starts_with(b"$${") => {
+                out.text.push_str(&text[copied..i]);
+                out.text.push_str("${");
+                i += 3;
+                copied = i;
+            }
+            (_, b'$') if rest.starts_with(b"${") => {
+                let Some(end) = rest.iter().position(|&c| c == b'}' || c == b'\n').filter(|&e| rest[e] == b'}') else {
+                    return Err(error(
+                        line,
+                        "`${` without its closing `}` on the same line (write `$${` for a literal `${`)".into(),
+                    ));
+                };
+                let inner = &text[i + 2..i + end];
+                let (name, default) = match inner.split_once(":-") {
+                    Some((name, default)) => (name, Some(default)),
+                    None => (inner, None),
+                };
+                let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(error(
+                        line,
+                        format!(
+                            "`${{{}}}` is not a variable reference: write ${{NAME}} or ${{NAME:-default}} (NAME of \
+                             letters, digits and _), or `$${{` for a literal `${{`",
+                            vigil_schema::redact::text(inner)
+                        ),
+                    ));
+                }
+                out.text.push_str(&text[copied..i]);
+                i += end + 1;
+                copied = i;
+                let value = lookup(name)
+                    .map(|v| {
+                        v.into_string()
+                            .map_err(|_| error(line, format!("the environment variable `{name}` is not valid UTF-8")))
+                    })
+                    .transpose()?;
+                match (value, default) {
+                    // As in the shell, an empty variable takes the default too.
+                    (None, Some(default)) => out.text.push_str(default),
+                    (Some(value), Some(default)) if value.is_empty() => out.text.push_str(default),
+                    (None, None) => unset.push((line, name.to_string())),
+                    (Some(value), _) => {
+                        write_value(&mut out.text, &value, context).map_err(|why| {
+                            error(line, format!("the value of `{name}` {why}: write the reference in a \"...\" string"))
+                        })?;
+                        out.values.push((line, name.to_string(), value));
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out.text.push_str(&text[copied..]);
+    match unset.as_slice() {
+        [] => Ok(out),
+        [(line, name)] => Err(error(
+            *line,
+            format!("the environment variable `{name}` is not set: set it, or give a default: ${{{name}:-value}}"),
+        )),
+        several => Err(Error::Config {
+            origin: origin.to_string(),
+            reason: format!(
+                "environment variables not set: {}; set them, or give defaults: ${{NAME:-value}}",
+                several.iter().map(|(line, name)| format!("`{name}` (line {line})")).collect::<Vec<_>>().join(", ")
+            ),
+        }),
+    }
+}
+
+/// Writes an environment value where its reference stood: escaped inside `"..."` strings, as it is
+/// elsewhere. `Err` says why a `'...'` string cannot hold it.
+fn write_value(out: &mut String, value: &str, context: Context) -> std::result::Result<(), &'static str> {
+    use std::fmt::Write;
+    match context {
+        Context::Bare => out.push_str(value),
+        Context::Basic | Context::MultiBasic => {
+            for c in value.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\t' => out.push_str("\\t"),
+                    '\r' => out.push_str("\\r"),
+                    c if c.is_control() => {
+                        let _ = write!(out, "\\u{:04X}", u32::from(c));
+                    }
+                    c => out.push(c),
+                }
+            }
+        }
+        Context::Literal if value.contains(|c: char| c == '\'' || (c.is_control() && c != '\t')) => {
+            return Err("holds a ' or a control character, which a '...' string cannot");
+        }
+        Context::MultiLiteral
+            if value.contains("'''") || value.contains(|c: char| c.is_control() && !matches!(c, '\t' | '\n')) =>
+        {
+            return Err("holds ''' or a control character, which a '''...''' string cannot");
+        }
+        Context::Literal | Context::MultiLiteral => out.push_str(value),
+    }
+    Ok(())
+}
+
+impl Interpolated {
+    /// The file's line at byte `offset` of the interpolated text.
+    fn line_at(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&start| start <= offset) + 1
+    }
+
+    /// A TOML error about the interpolated text, as told about the file: TOML's own message with the line
+    /// quoted when no value was put into that line, else its line and message without the line, and every
+    /// environment value in the message replaced by its `${NAME}`.
+    fn toml_error(&self, origin: &str, error: &toml::de::Error) -> Error {
+        let line = error.span().map(|span| self.line_at(span.start));
+        let quoted = !self.values.iter().any(|(l, _, value)| Some(*l) == line || value.contains('\n'));
+        let (origin, reason) = if quoted {
+            (origin.to_string(), error.to_string().trim_end().to_string())
+        } else {
+            let mut values: Vec<&(usize, String, String)> = self.values.iter().filter(|v| !v.2.is_empty()).collect();
+            values.sort_by_key(|v| std::cmp::Reverse(v.2.len()));
+            let mut message = error.message().trim_end().to_string();
+            for (_, name, value) in values {
+                message = message.replace(value.as_str(), &format!("${{{name}}}"));
+            }
+            (line.map_or_else(|| origin.to_string(), |l| format!("{origin}:{l}")), message)
+        };
+        // A TOML error quotes the line it is about: secrets in it are masked.
+        Error::Config { origin, reason: vigil_schema::redact::text(&reason).into_owned() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,5 +854,99 @@ mod tests {
         assert!(err.contains("line 2") && err.contains("batch_rowz"), "{err}");
         let flag = InputConfig::from_flag("cloudtrail").unwrap_err().to_string();
         assert!(flag.contains("FORMAT:PATH"));
+    }
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| std::ffi::OsString::from(*v))
+    }
+
+    #[test]
+    fn variables_and_defaults_are_replaced_before_parsing() {
+        let text = "# ${NOT_SET} in a comment stays\n\
+                    a = \"${HOST}:${PORT:-9092}\"\n\
+                    b = ${N}\n\
+                    c = \"${EMPTY:-fallback} ${EMPTY}|\"\n\
+                    d = \"$${HOST} stays\"\n\
+                    e = '${HOST}'\n\
+                    f = \"${QUOTED}\"\n\
+                    g = \"\"\"\n${QUOTED}\"\"\"\n\
+                    h = \"a\\\"${QUOTED}\" # ${NOT_SET}\n";
+        let vars = [("HOST", "kafka-1"), ("N", "42"), ("EMPTY", ""), ("QUOTED", "say \"hi\"\\\n")];
+        let out = interpolate(text, "p.toml", env(&vars)).unwrap();
+        let value: toml::Table = toml::from_str(&out.text).unwrap();
+        assert_eq!(value["a"].as_str(), Some("kafka-1:9092"));
+        assert_eq!(value["b"].as_integer(), Some(42));
+        assert_eq!(value["c"].as_str(), Some("fallback |"));
+        assert_eq!(value["d"].as_str(), Some("${HOST} stays"));
+        assert_eq!(value["e"].as_str(), Some("kafka-1"));
+        assert_eq!(value["f"].as_str(), Some("say \"hi\"\\\n"), "{}", out.text);
+        assert_eq!(value["g"].as_str(), Some("say \"hi\"\\\n"));
+        assert_eq!(value["h"].as_str(), Some("a\"say \"hi\"\\\n"));
+        assert!(out.text.starts_with("# ${NOT_SET} in a comment stays\n"));
+        assert!(out.text.ends_with("# ${NOT_SET}\n"));
+    }
+
+    #[test]
+    fn an_unset_variable_is_an_error_naming_it_the_file_and_the_line() {
+        let text = "a = 1\nb = \"${SET}\"\nc = \"${MISSING}\"\n";
+        let err = interpolate(text, "p.toml", env(&[("SET", "s3cr3t-value")])).err().unwrap().to_string();
+        assert!(err.starts_with("p.toml:3: ") && err.contains("`MISSING` is not set"), "{err}");
+        assert!(!err.contains("s3cr3t-value"), "{err}");
+        let err = interpolate("a = \"${A}\"\n\n b = \"${B}\"", "p.toml", env(&[])).err().unwrap().to_string();
+        assert!(err.contains("`A` (line 1), `B` (line 3)"), "{err}");
+        // A variable set to nothing is set.
+        let out = interpolate("a = \"${A}\"", "p.toml", env(&[("A", "")])).unwrap();
+        assert_eq!(out.text, "a = \"\"");
+    }
+
+    #[test]
+    fn malformed_references_are_errors_with_the_line() {
+        for (text, expect) in [
+            ("a = 1\nb = \"${}\"", "p.toml:2: `${}` is not a variable reference"),
+            ("b = \"${A-b}\"", "p.toml:1: `${A-b}` is not a variable reference"),
+            ("b = \"${1A}\"", "p.toml:1: `${1A}` is not a variable reference"),
+            ("b = \"${A\"\nc = 1}", "p.toml:1: `${` without its closing `}`"),
+        ] {
+            let err = interpolate(text, "p.toml", env(&[("A", "x")])).err().unwrap().to_string();
+            assert!(err.starts_with(expect), "{text}: {err}");
+        }
+        let err = interpolate("a = '${Q}'", "p.toml", env(&[("Q", "it's-secret")])).err().unwrap().to_string();
+        assert!(err.starts_with("p.toml:1: the value of `Q` holds a '") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn a_toml_error_on_a_line_with_a_value_does_not_show_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[pipeline]\nthreads = \"${THREADS}\"\n[evidence]\nurl = \"e\"\n").unwrap();
+        let err = PipelineConfig::load_with(&path, env(&[("THREADS", "hunter2")])).unwrap_err().to_string();
+        assert!(err.contains("p.toml:2: ") && err.contains("${THREADS}") && !err.contains("hunter2"), "{err}");
+        // Other lines keep TOML's own message, which quotes the line.
+        std::fs::write(&path, "[pipeline]\nthreads = ${THREADS}\nbatch_rowz = 1\n[evidence]\nurl = \"e\"\n").unwrap();
+        let err = PipelineConfig::load_with(&path, env(&[("THREADS", "2")])).unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("batch_rowz"), "{err}");
+    }
+
+    #[test]
+    fn a_config_file_takes_brokers_and_bucket_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "[pipeline]\nthreads = ${THREADS:-3}\n[[inputs]]\nformat = \"cloudtrail\"\n[inputs.kafka]\n\
+             brokers = \"${BROKERS}\"\ntopics = [\"${TOPIC:-cloudtrail}\"]\ngroup = \"vigil\"\n\
+             [evidence]\nurl = \"s3://${BUCKET}/vigil?region=${REGION:-us-east-1}\"\n",
+        )
+        .unwrap();
+        let vars = [("BROKERS", "b-1:9096, b-2:9096"), ("BUCKET", "evidence-bucket")];
+        let config = PipelineConfig::load_with(&path, env(&vars)).unwrap();
+        assert_eq!(config.pipeline.threads, 3);
+        let kafka = config.inputs[0].kafka.as_ref().unwrap();
+        assert_eq!(kafka.brokers, ["b-1:9096", "b-2:9096"]);
+        assert_eq!(kafka.topics, ["cloudtrail"]);
+        assert_eq!(config.evidence.url, "s3://evidence-bucket/vigil?region=us-east-1");
+        assert_eq!(config.inputs[0].line, 5);
+        let err = PipelineConfig::load_with(&path, env(&vars[..1])).unwrap_err().to_string();
+        assert!(err.contains("p.toml:10: ") && err.contains("`BUCKET` is not set"), "{err}");
     }
 }
