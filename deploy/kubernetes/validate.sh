@@ -139,14 +139,20 @@ PY
 }
 
 # vigil validate on the rendered pipeline.toml, laid out as in the pod (/etc/vigil/pipeline.toml,
-# /etc/vigil/rules/soc2/), with the evidence on a scratch folder (validate would ask an S3 bucket for its
-# lock) and a dummy SASL password in the environment.
+# /etc/vigil/rules/soc2/), with the rendered vigil-settings ConfigMap (the ${VAR}s of pipeline.toml) in the
+# environment as the pod's envFrom gives it, the evidence on a scratch folder (validate would ask an S3
+# bucket for its lock) and a dummy SASL password.
 vigil_validate() {
-  local name="$1" dir="$2" etc="$2/etc-vigil"
+  local name="$1" dir="$2" etc="$2/etc-vigil" f
+  local -a settings=()
   mkdir -p "$etc/rules"
   cp "$dir/configmaps/vigil-pipeline/pipeline.toml" "$etc/pipeline.toml"
   cp -r "$dir/configmaps/vigil-rules" "$etc/rules/soc2"
-  VIGIL_KAFKA_PASSWORD=dummy "$VIGIL_BIN" validate --config "$etc/pipeline.toml" --evidence "$dir/evidence" \
+  if [ -d "$dir/configmaps/vigil-settings" ]; then
+    for f in "$dir/configmaps/vigil-settings"/*; do settings+=("$(basename "$f")=$(cat "$f")"); done
+  fi
+  env -u VIGIL_CONFIG -u VIGIL_EVIDENCE -u VIGIL_INPUT "${settings[@]}" VIGIL_KAFKA_PASSWORD=dummy \
+    "$VIGIL_BIN" validate --config "$etc/pipeline.toml" --evidence "$dir/evidence" \
     >"$dir/vigil-validate.log" 2>&1 || { cat "$dir/vigil-validate.log" >&2; die "$name: vigil validate of its pipeline.toml failed"; }
 }
 

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod logs;
 mod progress;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, PipelineConfig, RulesConfig, Settings};
 use vigil_pipeline::{Pipeline, ShutdownHandle, rule_tests};
 use vigil_schema::{ErrorClass, redact};
@@ -19,6 +20,10 @@ use vigil_schema::{ErrorClass, redact};
 #[derive(Parser, Debug)]
 #[command(name = "vigil", version, about = "Access logs in, SQL detections and SOC 2 evidence out.")]
 struct Cli {
+    /// stderr as text, or one JSON object per line (timestamp, level, target, message, fields). VIGIL_LOG
+    /// filters the logs (default warn; info, debug).
+    #[arg(long, global = true, value_enum, default_value_t, env = "VIGIL_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: logs::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,7 +33,7 @@ enum Command {
     /// Run a pipeline: read inputs, normalize, run rules, write alerts, dead letters and evidence.
     Run(PipelineArgs),
     /// Check a pipeline's config and every rule without running; names each problem with file and line.
-    Validate(PipelineArgs),
+    Validate(ValidateArgs),
     /// Work with rule packs.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -71,7 +76,7 @@ enum KeysCommand {
     /// Print the public key (PEM) of a private key: what auditors pass to `vigil verify --public-key`.
     Public {
         /// The private key file (default: VIGIL_SIGNING_KEY_FILE, else the PEM in VIGIL_SIGNING_KEY).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "VIGIL_SIGNING_KEY_FILE")]
         key: Option<PathBuf>,
     },
 }
@@ -84,11 +89,14 @@ fn keys(command: KeysCommand) -> Result<ExitCode> {
             let pem = key.to_pem()?;
             write_private(&out, pem.as_bytes())?;
             print!("{}", key.public().to_pem()?);
-            eprintln!(
-                "wrote the private key {} to {} (keep it where only vigil reads it: a Kubernetes Secret, a file \
-                 of mode 0600); the public key above is what auditors keep",
-                key.id(),
-                out.display()
+            logs::say(
+                tracing::Level::INFO,
+                &format!(
+                    "wrote the private key {} to {} (keep it where only vigil reads it: a Kubernetes Secret, a file \
+                     of mode 0600); the public key above is what auditors keep",
+                    key.id(),
+                    out.display()
+                ),
             );
         }
         KeysCommand::Public { key } => {
@@ -96,7 +104,7 @@ fn keys(command: KeysCommand) -> Result<ExitCode> {
                 bail!("give --key FILE, or set VIGIL_SIGNING_KEY_FILE or VIGIL_SIGNING_KEY");
             };
             print!("{}", key.public().to_pem()?);
-            eprintln!("key id {}", key.id());
+            logs::say(tracing::Level::INFO, &format!("key id {}", key.id()));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -119,10 +127,10 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 #[derive(Args, Debug)]
 struct ExpireArgs {
     /// Evidence archive: a local directory, file:// or s3://BUCKET/PREFIX URL (default: the config's).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "VIGIL_EVIDENCE", hide_env_values = true)]
     evidence: Option<String>,
     /// Pipeline config whose [evidence] url and retention_days apply.
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', env = "VIGIL_CONFIG")]
     config: Option<PathBuf>,
     /// Retention in days (default: the config's retention_days, else 400).
     #[arg(long, value_name = "DAYS")]
@@ -133,7 +141,7 @@ struct ExpireArgs {
     allow_short_retention: bool,
     /// The signing key (default: the config's signing_key_file, VIGIL_SIGNING_KEY_FILE or
     /// VIGIL_SIGNING_KEY); a signed archive needs it to sign the disposals.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "VIGIL_SIGNING_KEY_FILE")]
     signing_key: Option<PathBuf>,
     /// List what is past retention; write and delete nothing.
     #[arg(long)]
@@ -167,11 +175,14 @@ fn expire(args: ExpireArgs) -> Result<ExitCode> {
         dry_run: args.dry_run,
     };
     if retention_days < options.min_retention_days {
-        eprintln!(
-            "warning: a retention of {retention_days} days is below the minimum of {} days: evidence an auditor may \
-             still ask for is deleted{}",
-            options.min_retention_days,
-            if args.allow_short_retention { " (--allow-short-retention given: recorded)" } else { "" }
+        logs::say(
+            tracing::Level::WARN,
+            &format!(
+                "warning: a retention of {retention_days} days is below the minimum of {} days: evidence an auditor \
+                 may still ask for is deleted{}",
+                options.min_retention_days,
+                if args.allow_short_retention { " (--allow-short-retention given: recorded)" } else { "" }
+            ),
         );
     }
     let signer = evidence_config.signer()?;
@@ -214,9 +225,12 @@ fn expire(args: ExpireArgs) -> Result<ExitCode> {
         println!("disposals signed in digest {seq}");
     }
     if !report.ok() {
-        eprintln!(
-            "error: {} file(s) could not be deleted; their disposal is recorded, run expire again",
-            report.failed.len()
+        logs::say(
+            tracing::Level::ERROR,
+            &format!(
+                "error: {} file(s) could not be deleted; their disposal is recorded, run expire again",
+                report.failed.len()
+            ),
         );
     }
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -225,7 +239,7 @@ fn expire(args: ExpireArgs) -> Result<ExitCode> {
 #[derive(Args, Debug)]
 struct QueryArgs {
     /// Evidence archive: a local directory, file:// or s3://BUCKET/PREFIX URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "VIGIL_EVIDENCE", hide_env_values = true)]
     evidence: String,
     /// Output format: table, csv, json (one object per line) or parquet.
     #[arg(long, default_value = "table")]
@@ -241,7 +255,7 @@ struct QueryArgs {
 #[command(group(clap::ArgGroup::new("population").required(true).args(["rule", "criterion", "where_sql"])))]
 struct SampleArgs {
     /// Evidence archive: a local directory, file:// or s3://BUCKET/PREFIX URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "VIGIL_EVIDENCE", hide_env_values = true)]
     evidence: String,
     /// Population: alerts of this rule id.
     #[arg(long, value_name = "ID")]
@@ -286,11 +300,14 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
         Ok::<_, vigil_audit::Error>((batches, session.left_out))
     })?;
     if !left_out.is_empty() {
-        eprintln!(
-            "note: {} data file(s) that no manifest entry lists (such as {}) were left out: only chained evidence \
-             is queried; `vigil verify` names them",
-            left_out.len(),
-            left_out[0]
+        logs::say(
+            tracing::Level::INFO,
+            &format!(
+                "note: {} data file(s) that no manifest entry lists (such as {}) were left out: only chained \
+                 evidence is queried; `vigil verify` names them",
+                left_out.len(),
+                left_out[0]
+            ),
         );
     }
     let mut buf = Vec::new();
@@ -342,7 +359,7 @@ fn sample(args: SampleArgs) -> Result<ExitCode> {
 #[derive(Args, Debug)]
 struct VerifyArgs {
     /// Evidence archive: a local directory, file:// or s3://BUCKET/PREFIX URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "VIGIL_EVIDENCE", hide_env_values = true)]
     evidence: String,
     /// Only hash files with events at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
     #[arg(long, value_name = "TIME")]
@@ -457,57 +474,90 @@ enum RulesCommand {
     },
 }
 
+/// Every flag of `run` and `validate` can also be set by the environment variable its help names (a flag
+/// given wins). Repeatable flags take one value per line from their variable (paths and `kafka://` URLs
+/// can hold commas and colons, never line breaks); a flag without a value (`--until-caught-up`) takes
+/// true/false, yes/no, on/off or 1/0.
 #[derive(Args, Debug, Default)]
 struct PipelineArgs {
-    /// Pipeline config file (TOML); flags below override its values.
-    #[arg(long, short = 'c')]
+    /// Pipeline config file (TOML, `${VAR}` references replaced); flags below override its values.
+    #[arg(long, short = 'c', env = "VIGIL_CONFIG")]
     config: Option<PathBuf>,
     /// FORMAT:PATH; PATH is a file, a directory (all files, sorted), a .gz file, - for stdin, or
     /// kafka://HOST:PORT/TOPIC?group=NAME (more keys: start, isolation_level, client_id, security_protocol,
     /// sasl_mechanism, sasl_username, sasl_password_env, sasl_password_file, ssl_ca_location, or any
-    /// librdkafka property). Formats: cloudtrail, k8s_audit, web_access_json, apache_combined, linux_auth, okta, github_audit, json. Repeatable.
-    #[arg(long = "input", short = 'i', value_name = "FORMAT:PATH")]
+    /// librdkafka property). Formats: cloudtrail, k8s_audit, web_access_json, apache_combined, linux_auth, okta, github_audit, json. Repeatable
+    /// (in VIGIL_INPUT: one per line).
+    #[arg(long = "input", short = 'i', value_name = "FORMAT:PATH", env = "VIGIL_INPUT", hide_env_values = true)]
     inputs: Vec<String>,
-    /// Directory of .sql rules. Repeatable.
-    #[arg(long = "rules", short = 'r', value_name = "DIR")]
+    /// Directory of .sql rules. Repeatable (in VIGIL_RULES: one per line).
+    #[arg(long = "rules", short = 'r', value_name = "DIR", env = "VIGIL_RULES")]
     rules: Vec<PathBuf>,
     /// Evidence archive: a local directory, file:// or s3://BUCKET/PREFIX URL.
-    #[arg(long, value_name = "DIR|URL")]
+    #[arg(long, value_name = "DIR|URL", env = "VIGIL_EVIDENCE", hide_env_values = true)]
     evidence: Option<String>,
     /// The private key digests are signed with (default: the config's signing_key_file,
-    /// VIGIL_SIGNING_KEY_FILE, else the PEM in VIGIL_SIGNING_KEY).
-    #[arg(long, value_name = "FILE")]
+    /// VIGIL_SIGNING_KEY_FILE, else the PEM in VIGIL_SIGNING_KEY). Unlike the other variables,
+    /// VIGIL_SIGNING_KEY_FILE does not override the config's signing_key_file.
+    #[arg(long, value_name = "FILE", env = "VIGIL_SIGNING_KEY_FILE")]
     signing_key: Option<PathBuf>,
     /// Alerts: an NDJSON file (appended), - for stdout, or kafka://HOST:PORT/TOPIC (keyed by alert id).
-    /// Give it twice for a file and a topic.
-    #[arg(long, value_name = "PATH|-|URL")]
+    /// Give it twice for a file and a topic (in VIGIL_ALERTS: one per line).
+    #[arg(long, value_name = "PATH|-|URL", env = "VIGIL_ALERTS", hide_env_values = true)]
     alerts: Vec<String>,
     /// Dead letters: an NDJSON file (appended), - for stdout, or kafka://HOST:PORT/TOPIC (original bytes,
-    /// reason and source position as headers). Give it twice for a file and a topic.
-    #[arg(long, value_name = "PATH|-|URL")]
+    /// reason and source position as headers). Give it twice for a file and a topic (in VIGIL_DLQ: one per
+    /// line).
+    #[arg(long, value_name = "PATH|-|URL", env = "VIGIL_DLQ", hide_env_values = true)]
     dlq: Vec<String>,
     /// Kafka: stop once the end offsets seen at start are consumed (backfills, tests).
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_UNTIL_CAUGHT_UP", value_parser = clap::builder::BoolishValueParser::new())]
     until_caught_up: bool,
     /// Close a micro-batch at this many records.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "VIGIL_BATCH_ROWS")]
     batch_rows: Option<usize>,
     /// Close a micro-batch this many milliseconds after its first record.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "VIGIL_BATCH_MS")]
     batch_ms: Option<u64>,
     /// Worker threads for parsing, rules and encoding (default: every core).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "VIGIL_THREADS")]
     threads: Option<usize>,
     /// Also write the run summary as JSON to this file.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "VIGIL_SUMMARY_JSON")]
     summary_json: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics while running (e.g. 127.0.0.1:9464; port 0 picks
     /// a free one, logged at start).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "VIGIL_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
     /// No progress line on the terminal when replaying files.
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_NO_PROGRESS", value_parser = clap::builder::BoolishValueParser::new())]
     no_progress: bool,
+}
+
+#[derive(Args, Debug)]
+struct ValidateArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print a JSON report on stdout: ok, problems (origin, reason), inputs, rules, evidence, signing key
+    /// id, warnings. The exit code is the same.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Values of a repeatable flag: each given value, and a value from its variable split into lines.
+fn one_per_line(values: &[String]) -> Vec<String> {
+    values.iter().flat_map(|v| v.lines()).filter(|v| !v.trim().is_empty()).map(str::to_string).collect()
+}
+
+/// [`one_per_line`] for paths (a path that is not UTF-8 is kept as it is).
+fn paths_per_line(values: &[PathBuf]) -> Vec<PathBuf> {
+    values
+        .iter()
+        .flat_map(|p| match p.to_str() {
+            Some(text) => text.lines().filter(|v| !v.trim().is_empty()).map(PathBuf::from).collect(),
+            None => vec![p.clone()],
+        })
+        .collect()
 }
 
 impl PipelineArgs {
@@ -532,11 +582,13 @@ impl PipelineArgs {
                 }
             }
         };
-        if !self.inputs.is_empty() {
-            config.inputs = self.inputs.iter().map(|i| InputConfig::from_flag(i)).collect::<Result<_, _>>()?;
+        let inputs = one_per_line(&self.inputs);
+        if !inputs.is_empty() {
+            config.inputs = inputs.iter().map(|i| InputConfig::from_flag(i)).collect::<Result<_, _>>()?;
         }
-        if !self.rules.is_empty() {
-            config.rules.dirs = self.rules.clone();
+        let rules = paths_per_line(&self.rules);
+        if !rules.is_empty() {
+            config.rules.dirs = rules;
         }
         if let Some(e) = &self.evidence {
             config.evidence.url = e.clone();
@@ -544,11 +596,11 @@ impl PipelineArgs {
         if let Some(key) = &self.signing_key {
             config.evidence.signing_key_file = Some(key.clone());
         }
-        for a in &self.alerts {
-            config.alerts.set_from_flag(a, "alerts")?;
+        for a in one_per_line(&self.alerts) {
+            config.alerts.set_from_flag(&a, "alerts")?;
         }
-        for d in &self.dlq {
-            config.dead_letters.set_from_flag(d, "dlq")?;
+        for d in one_per_line(&self.dlq) {
+            config.dead_letters.set_from_flag(&d, "dlq")?;
         }
         if self.until_caught_up {
             config.pipeline.until_caught_up = true;
@@ -598,7 +650,8 @@ fn run(args: PipelineArgs) -> Result<ExitCode> {
     let alerts_to_stdout =
         config.alerts.path.as_deref() == Some("-") || config.dead_letters.path.as_deref() == Some("-");
     let rt = runtime(config.pipeline.effective_threads())?;
-    let show_progress = !args.no_progress && !alerts_to_stdout;
+    // The progress line is for a terminal; JSON logs are for a collector.
+    let show_progress = !args.no_progress && !alerts_to_stdout && logs::format() == logs::LogFormat::Text;
     let summary = rt.block_on(async {
         let pipeline = Pipeline::new(config.clone(), &origin).await?;
         drain_on_signals(pipeline.shutdown_handle());
@@ -613,19 +666,24 @@ fn run(args: PipelineArgs) -> Result<ExitCode> {
         let _progress = show_progress.then(|| progress::Progress::start(&config, pipeline.metrics())).flatten();
         anyhow::Ok(pipeline.run().await?)
     })?;
-    if alerts_to_stdout {
-        eprintln!("{summary}");
-    } else {
+    if !alerts_to_stdout {
         println!("{summary}");
+    } else if logs::format() == logs::LogFormat::Json {
+        let mut fields = serde_json::Map::new();
+        fields.insert("summary".into(), serde_json::to_value(&summary)?);
+        logs::say_with(tracing::Level::INFO, &summary.to_string(), fields);
+    } else {
+        eprintln!("{summary}");
     }
     if let Some(path) = &args.summary_json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if !summary.reconciles() {
-        eprintln!(
+        logs::say(
+            tracing::Level::ERROR,
             "error: records read, or their bytes, do not equal what was archived + dead-lettered (see MISMATCH \
-             above); this is a bug, please report it"
+             above); this is a bug, please report it",
         );
         return Ok(ExitCode::from(1));
     }
@@ -657,68 +715,149 @@ fn drain_on_signals(handle: ShutdownHandle) {
     });
 }
 
-fn validate(args: PipelineArgs) -> Result<ExitCode> {
-    let config = args.resolve()?;
+/// A problem `validate` found: where (file and line, or the config) and what; `text` as printed.
+struct Problem {
+    origin: String,
+    reason: String,
+    text: String,
+}
+
+impl Problem {
+    fn of_pipeline(e: &vigil_pipeline::Error, origin: &str) -> Problem {
+        match e {
+            vigil_pipeline::Error::Config { origin, reason } => {
+                Problem { origin: origin.clone(), reason: reason.clone(), text: e.to_string() }
+            }
+            other => Problem::other(origin, other.to_string()),
+        }
+    }
+
+    fn of_rule(e: &vigil_rules::Error, origin: &str) -> Problem {
+        match e {
+            vigil_rules::Error::Rule { path, line, reason } => {
+                Problem { origin: format!("{}:{line}", path.display()), reason: reason.clone(), text: e.to_string() }
+            }
+            other => Problem::other(origin, other.to_string()),
+        }
+    }
+
+    /// A problem whose message names what it is about; `text` prefixed with the config's origin.
+    fn other(origin: &str, reason: String) -> Problem {
+        Problem { origin: origin.to_string(), text: format!("{origin}: {reason}"), reason }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "origin": redact::text(&self.origin), "reason": redact::text(&self.reason) })
+    }
+}
+
+fn validate(args: ValidateArgs) -> Result<ExitCode> {
+    let ValidateArgs { pipeline: args, json } = args;
     let origin = args.origin();
-    let mut problems: Vec<String> = config.problems(&origin).iter().map(ToString::to_string).collect();
+    let config = match args.resolve() {
+        Ok(config) => config,
+        Err(e) => {
+            if json {
+                // The report still comes, and the error below (exit 2) as without --json.
+                let problem = match e.downcast_ref::<vigil_pipeline::Error>() {
+                    Some(p) => Problem::of_pipeline(p, &origin),
+                    None => Problem::other(&origin, format!("{e:#}")),
+                };
+                let report = serde_json::json!({
+                    "ok": false, "origin": redact::text(&origin), "problems": [problem.json()], "inputs": [],
+                    "rules": 0, "evidence": null, "signing_key": null, "warnings": [],
+                });
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            return Err(e);
+        }
+    };
+    let mut problems: Vec<Problem> =
+        config.problems(&origin).iter().map(|e| Problem::of_pipeline(e, &origin)).collect();
+    let mut warnings: Vec<String> = Vec::new();
     let rt = runtime(1)?;
     let rule_count = match vigil_rules::load_rules(&config.rules.dirs) {
         Err(errors) => {
-            problems.extend(errors.iter().map(ToString::to_string));
+            problems.extend(errors.iter().map(|e| Problem::of_rule(e, &origin)));
             0
         }
         Ok(pack) => match rt.block_on(vigil_rules::RuleEngine::new(&pack, 1)) {
             Ok(engine) => engine.rules().count(),
             Err(errors) => {
-                problems.extend(errors.iter().map(ToString::to_string));
+                problems.extend(errors.iter().map(|e| Problem::of_rule(e, &origin)));
                 0
             }
         },
     };
+    let mut key_id = None;
     match config.evidence.signer() {
-        Err(e) => problems.push(format!("{origin}: {e}")),
-        Ok(None) => eprintln!(
-            "warning: {origin}: no signing key ([evidence] signing_key_file, VIGIL_SIGNING_KEY_FILE or \
+        Err(e) => problems.push(Problem::other(&origin, e.to_string())),
+        Ok(None) => warnings.push(format!(
+            "{origin}: no signing key ([evidence] signing_key_file, VIGIL_SIGNING_KEY_FILE or \
              VIGIL_SIGNING_KEY): the evidence will not be signed, and `vigil verify --public-key` cannot prove it"
-        ),
-        Ok(Some(signer)) => eprintln!("{origin}: digests signed with key {}", signer.key_id()),
+        )),
+        Ok(Some(signer)) => {
+            if !json {
+                logs::say(tracing::Level::INFO, &format!("{origin}: digests signed with key {}", signer.key_id()));
+            }
+            key_id = Some(signer.key_id().to_string());
+        }
     }
     let location = vigil_evidence::store::Location::parse(&config.evidence.url);
     match location.and_then(|l| match l {
         vigil_evidence::store::Location::S3 { .. } => vigil_evidence::Archive::open(&config.evidence.url).map(Some),
         vigil_evidence::store::Location::Local(_) => Ok(None),
     }) {
-        Err(e) => problems.push(format!("{origin}: {e}")),
+        Err(e) => problems.push(Problem::other(&origin, e.to_string())),
         Ok(None) => {}
         Ok(Some(archive)) => {
             if let Some(bucket) = archive.bucket() {
                 match rt.block_on(bucket.lock_status()) {
-                    Err(e) => problems.push(format!("{origin}: {e}")),
-                    Ok(status) if !status.enabled => eprintln!(
-                        "warning: {origin}: evidence bucket `{}` has no Object Lock, so evidence could be deleted or \
+                    Err(e) => problems.push(Problem::other(&origin, e.to_string())),
+                    Ok(status) if !status.enabled => warnings.push(format!(
+                        "{origin}: evidence bucket `{}` has no Object Lock, so evidence could be deleted or \
                          overwritten before its retention ends; create the bucket with Object Lock enabled \
                          (aws s3api create-bucket --object-lock-enabled-for-bucket)",
                         bucket.settings().bucket
-                    ),
+                    )),
                     Ok(_) => {}
                 }
             }
         }
     }
+    let evidence = redact::url(&config.evidence.url);
+    let code = if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    if json {
+        let inputs: Vec<serde_json::Value> = config
+            .inputs
+            .iter()
+            .map(|i| serde_json::json!({ "format": i.format, "input": i.display(), "kafka": i.is_kafka() }))
+            .collect();
+        let report = serde_json::json!({
+            "ok": problems.is_empty(),
+            "origin": redact::text(&origin),
+            "problems": problems.iter().map(Problem::json).collect::<Vec<_>>(),
+            "inputs": inputs,
+            "rules": rule_count,
+            "evidence": evidence,
+            "signing_key": key_id,
+            "warnings": warnings.iter().map(|w| redact::text(w)).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(code);
+    }
+    for w in &warnings {
+        logs::say(tracing::Level::WARN, &format!("warning: {w}"));
+    }
     if problems.is_empty() {
-        println!(
-            "{origin}: ok ({} inputs, {rule_count} rules, evidence {})",
-            config.inputs.len(),
-            redact::url(&config.evidence.url)
-        );
-        Ok(ExitCode::SUCCESS)
+        println!("{origin}: ok ({} inputs, {rule_count} rules, evidence {evidence})", config.inputs.len());
     } else {
         for p in &problems {
-            println!("{}", redact::text(p));
+            println!("{}", redact::text(&p.text));
         }
         println!("{} problem(s)", problems.len());
-        Ok(ExitCode::from(1))
     }
+    Ok(code)
 }
 
 fn rules(command: RulesCommand) -> Result<ExitCode> {
@@ -751,10 +890,24 @@ fn rules(command: RulesCommand) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    logs::init(cli.log_format);
+    // VIGIL_SIGNING_KEY_FILE is read by the evidence library itself, after the config's signing_key_file:
+    // as --signing-key's variable it must not override that key.
+    let key_from_env = |path: &[&str]| {
+        path.iter()
+            .try_fold(&matches, |m, name| m.subcommand_matches(name))
+            .is_some_and(|m| m.value_source("signing_key") == Some(clap::parser::ValueSource::EnvVariable))
+    };
+    match &mut cli.command {
+        Command::Run(args) if key_from_env(&["run"]) => args.signing_key = None,
+        Command::Validate(args) if key_from_env(&["validate"]) => args.pipeline.signing_key = None,
+        Command::Evidence(EvidenceCommand::Expire(args)) if key_from_env(&["evidence", "expire"]) => {
+            args.signing_key = None;
+        }
+        _ => {}
+    }
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Bench(args) => bench::bench(args),
@@ -770,11 +923,25 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             let class = class_of(&err);
-            // Every message is built to hold no secret; this is the net under them.
-            eprintln!("error: {}", redact::text(&format!("{err:#}")));
-            if class != ErrorClass::User {
-                // A user error names its fix itself; the others get told what kind of failure it was.
-                eprintln!("({})", class.advice());
+            // Every message is built to hold no secret; this is the net under them (logs::say redacts too).
+            let message = redact::text(&format!("{err:#}")).into_owned();
+            match logs::format() {
+                logs::LogFormat::Text => {
+                    eprintln!("error: {message}");
+                    if class != ErrorClass::User {
+                        // A user error names its fix itself; the others get told what kind of failure it was.
+                        eprintln!("({})", class.advice());
+                    }
+                }
+                logs::LogFormat::Json => {
+                    let mut fields = serde_json::Map::new();
+                    fields.insert("class".into(), format!("{class:?}").to_lowercase().into());
+                    fields.insert("exit_code".into(), class.exit_code().into());
+                    if class != ErrorClass::User {
+                        fields.insert("advice".into(), class.advice().into());
+                    }
+                    logs::say_with(tracing::Level::ERROR, &message, fields);
+                }
             }
             ExitCode::from(class.exit_code())
         }

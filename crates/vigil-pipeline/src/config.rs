@@ -672,7 +672,8 @@ fn interpolate(text: &str, origin: &str, lookup: impl Fn(&str) -> Option<std::ff
     let (mut context, mut line, mut i, mut copied) = (Context::Bare, 1, 0, 0);
     while i < bytes.len() {
         let rest = &bytes[i..];
-        let quotes = rest.iter().take_while(|&&c| c == rest[0]).count();
+        let quotes =
+            if matches!(rest[0], b'"' | b'\'') { rest.iter().take_while(|&&c| c == rest[0]).count() } else { 0 };
         match (context, bytes[i]) {
             (_, b'\n') => {
                 line += 1;
