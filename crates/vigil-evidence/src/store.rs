@@ -143,29 +143,8 @@ pub fn open(location: &str) -> Result<OpenedStore> {
     }
 }
 
-/// Environment the S3 settings are read from (the process's, or a test's).
-#[derive(Debug, Clone, Default)]
-pub struct Environment {
-    /// Variables.
-    pub vars: BTreeMap<String, String>,
-    /// The home directory (for `~/.aws/...`).
-    pub home: Option<PathBuf>,
-}
-
-impl Environment {
-    /// The running process's environment.
-    pub fn from_process() -> Environment {
-        Environment { vars: std::env::vars().collect(), home: std::env::var_os("HOME").map(PathBuf::from) }
-    }
-
-    fn var(&self, key: &str) -> Option<&str> {
-        self.vars.get(key).map(String::as_str).filter(|v| !v.is_empty())
-    }
-
-    fn file(&self, var: &str, default: &str) -> Option<PathBuf> {
-        self.var(var).map(PathBuf::from).or_else(|| self.home.as_ref().map(|h| h.join(default)))
-    }
-}
+/// Environment the S3 settings are read from (the process's, or a test's): [`vigil_aws::Environment`].
+pub use vigil_aws::Environment;
 
 /// Resolved S3 settings. `Debug` never shows the secret.
 #[derive(Clone, Default)]
@@ -196,49 +175,12 @@ impl std::fmt::Debug for S3Settings {
     }
 }
 
-/// Sections of an AWS INI file (`[default]`, `[profile x]` or `[x]`), keys lower-cased.
-fn ini_sections(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut sections: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let name = name.trim();
-            current = name.strip_prefix("profile ").unwrap_or(name).trim().to_string();
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            sections.entry(current.clone()).or_default().insert(k.trim().to_lowercase(), v.trim().to_string());
-        }
-    }
-    sections
-}
-
 impl S3Settings {
     /// Resolves the settings of `bucket` from URL `options`, then `env`'s variables, then its profile files.
     pub fn resolve(bucket: &str, options: &BTreeMap<String, String>, env: &Environment) -> S3Settings {
-        let profile = options.get("profile").map(String::as_str).or(env.var("AWS_PROFILE")).unwrap_or("default");
-        let read = |var: &str, default: &str| -> BTreeMap<String, String> {
-            env.file(var, default)
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .map(|t| ini_sections(&t).remove(profile).unwrap_or_default())
-                .unwrap_or_default()
-        };
-        let credentials = read("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
-        let config = read("AWS_CONFIG_FILE", ".aws/config");
-        let from_files = |key: &str| credentials.get(key).or_else(|| config.get(key)).cloned();
-        let explicit_profile = options.contains_key("profile");
         // A profile named in the URL wins over the environment's keys; otherwise the environment wins.
-        let pick = |var: &str, key: &str| {
-            if explicit_profile {
-                from_files(key).or_else(|| env.var(var).map(str::to_string))
-            } else {
-                env.var(var).map(str::to_string).or_else(|| from_files(key))
-            }
-        };
+        let profile = vigil_aws::Profile::load(env, options.get("profile").map(String::as_str));
+        let pick = |var: &str, key: &str| profile.pick(var, key);
         let endpoint = options
             .get("endpoint")
             .cloned()

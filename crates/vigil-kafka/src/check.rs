@@ -92,13 +92,7 @@ fn explain(endpoint: &KafkaEndpoint, failure: &KafkaError, errors: &ErrorLog) ->
     let seen = errors.snapshot();
     let what = endpoint.describe();
     if let Some((_, reason)) = seen.iter().rev().find(|(code, reason)| is_auth(*code, reason)) {
-        return Error::Login {
-            what,
-            reason: format!(
-                "{reason}. Check security.protocol, sasl.mechanism and sasl.username, and that the password's \
-                 env:/file: secret holds the right value"
-            ),
-        };
+        return Error::Login { what, reason: format!("{reason}{}", crate::oauth::login_hint(endpoint, reason)) };
     }
     // "1/1 brokers are down" says less than the connect error before it.
     let last = seen
@@ -131,16 +125,15 @@ pub fn connected<C: ClientContext>(
         errors.snapshot().into_iter().rev().find(|(code, reason)| is_auth(*code, reason)).map(|(_, reason)| {
             Error::Login {
                 what: endpoint.describe(),
-                reason: format!(
-                    "{reason}. Check security.protocol, sasl.mechanism and sasl.username, and that the password's \
-                 env:/file: secret holds the right value"
-                ),
+                reason: format!("{reason}{}", crate::oauth::login_hint(endpoint, &reason)),
             }
         })
     };
     let attempts = METADATA_TIMEOUT.as_secs().max(1);
     let mut metadata = None;
     let mut failure = None;
+    // Queued callbacks first: an OAUTHBEARER client connects only once its token is set.
+    serve();
     for _ in 0..attempts {
         match client.fetch_metadata(None, Duration::from_secs(1)) {
             Ok(m) => {

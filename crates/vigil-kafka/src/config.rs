@@ -34,6 +34,7 @@ use rdkafka::error::KafkaError;
 use serde::Deserialize;
 use vigil_schema::redact;
 
+use crate::oauth::OAuthBearer;
 use crate::{Error, Result};
 
 /// Where a consumer group with no committed offset (and no archived offset) starts.
@@ -85,6 +86,9 @@ pub struct KafkaEndpoint {
     /// Secret librdkafka properties: `env:VARIABLE` or `file:PATH`.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// SASL/OAUTHBEARER: where vigil gets the login tokens (AWS MSK IAM or OIDC; [`crate::oauth`]).
+    #[serde(default)]
+    pub oauthbearer: Option<OAuthBearer>,
 }
 
 /// A list of strings, or one string of comma-separated items.
@@ -135,7 +139,9 @@ const PLAIN_PROPERTIES: [&str; 12] = [
 /// above (`ssl.key.location`, `sasl.oauthbearer.client.id`, ...).
 pub fn is_secret_property(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    redact::is_secret_key(&lower) && !PLAIN_PROPERTIES.contains(&lower.as_str())
+    redact::is_secret_key(&lower)
+        && !PLAIN_PROPERTIES.contains(&lower.as_str())
+        && !crate::oauth::PLAIN_URL_KEYS.contains(&lower.as_str())
 }
 
 /// The fix for a secret written inline.
@@ -212,6 +218,7 @@ impl KafkaEndpoint {
             .collect::<std::result::Result<_, _>>()
             .map_err(bad)?;
         let mut endpoint = KafkaEndpoint { brokers, topics, ..KafkaEndpoint::default() };
+        let mut oauth_keys = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             // Not shown: a part without `=` may be a secret pasted in the wrong place.
             let (key, value) = pair.split_once('=').ok_or_else(|| {
@@ -244,6 +251,7 @@ impl KafkaEndpoint {
                 "sasl_password_file" => {
                     endpoint.secrets.insert("sasl.password".into(), format!("file:{value}"));
                 }
+                oauth if crate::oauth::URL_KEYS.contains(&oauth) => oauth_keys.push((oauth.to_string(), value.clone())),
                 dotted if dotted.contains('.') || dotted == "debug" => {
                     property(dotted);
                 }
@@ -251,11 +259,14 @@ impl KafkaEndpoint {
                     return Err(bad(format!(
                         "unknown query key `{other}`; known: group, start, isolation_level, client_id, security_protocol, \
                          sasl_mechanism, sasl_username, sasl_password_env, sasl_password_file, ssl_ca_location, \
+                         oauthbearer_method (aws_msk_iam: aws_region, aws_profile; oidc: oidc_token_endpoint, \
+                         oidc_client_id, oidc_client_secret_env, oidc_client_secret_file, oidc_scope, oidc_audience), \
                          or any librdkafka property by its dotted name"
                     )));
                 }
             }
         }
+        endpoint.oauthbearer = OAuthBearer::from_url_keys(&oauth_keys).map_err(bad)?;
         Ok(endpoint)
     }
 
@@ -300,6 +311,7 @@ impl KafkaEndpoint {
                 ));
             }
         }
+        crate::oauth::endpoint_problems(self, out);
         for (name, reference) in &self.secrets {
             if !(reference.starts_with("env:") || reference.starts_with("file:")) {
                 out.push(format!(
@@ -379,13 +391,16 @@ impl KafkaEndpoint {
         config.set("client.id", "vigil");
         // librdkafka logs through our context (and so through tracing), not to stderr.
         config.set("log.queue", "false");
+        for (k, v) in crate::oauth::implied_properties(self) {
+            config.set(*k, *v);
+        }
         for (k, v) in &self.properties {
             config.set(k, v);
         }
         for (k, v) in self.resolve_secrets()? {
             config.set(k, v);
         }
-        Ok(())
+        crate::oauth::attach(self, config)
     }
 
     /// librdkafka refused the client config: the error, without the value when the property is a secret

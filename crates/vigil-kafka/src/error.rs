@@ -56,6 +56,16 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// No SASL/OAUTHBEARER token could be had (AWS credentials, the token endpoint, STS).
+    #[error("cannot get a Kafka login token ({what}): {reason}")]
+    Token {
+        /// The token source and the endpoint.
+        what: String,
+        /// What went wrong and what to do.
+        reason: String,
+        /// The user's settings or a service that failed.
+        class: vigil_schema::ErrorClass,
+    },
     /// Producing to a topic failed.
     #[error("writing to Kafka topic `{topic}` failed: {reason}")]
     Produce {
@@ -78,6 +88,7 @@ impl Error {
             Error::Unreachable { .. } | Error::Broker { .. } | Error::Checkpoint { .. } | Error::Produce { .. } => {
                 External
             }
+            Error::Token { class, .. } => *class,
         }
     }
 }

@@ -9,16 +9,23 @@
 //!   broker acknowledged.
 //! - [`config::KafkaEndpoint`]: brokers, topics, group and librdkafka properties from a config table or a
 //!   `kafka://` URL; secrets from environment variables or files only.
+//! - [`oauth`]: SASL/OAUTHBEARER for managed Kafka: AWS MSK IAM tokens ([`msk_iam`]) and OIDC client
+//!   credentials ([`oidc`]), fetched by vigil (librdkafka is built without curl) and refreshed before
+//!   they expire.
 //!
 //! Built on rdkafka with its bundled librdkafka (and the system's OpenSSL for TLS and SASL/SCRAM).
 
 mod check;
 pub mod config;
 mod error;
+pub mod msk_iam;
+pub mod oauth;
+pub mod oidc;
 pub mod sink;
 pub mod source;
 
 pub use config::{KafkaEndpoint, StartPosition};
 pub use error::{Error, Result};
+pub use oauth::{OAuth, OAuthBearer, OAuthMethod};
 pub use sink::{KafkaSink, OutRecord};
 pub use source::{Checkpoints, KafkaSource, PartitionProgress, SourceControl, SourceEvent, SourceOptions};

@@ -38,6 +38,8 @@ pub struct SinkContext {
 }
 
 impl ClientContext for SinkContext {
+    crate::oauth::oauthbearer_refresh!();
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         self.errors.log(level, fac, message);
     }
