@@ -250,6 +250,8 @@ struct SourceContext {
 }
 
 impl ClientContext for SourceContext {
+    crate::oauth::oauthbearer_refresh!();
+
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         self.errors.log(level, fac, message);
     }
