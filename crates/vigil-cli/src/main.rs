@@ -532,6 +532,11 @@ struct PipelineArgs {
     /// No progress line on the terminal when replaying files.
     #[arg(long, env = "VIGIL_NO_PROGRESS", value_parser = clap::builder::BoolishValueParser::new())]
     no_progress: bool,
+    /// After SIGTERM, finish the open batches and make them durable within SECS seconds, else exit 2
+    /// naming what is not durable (its offsets stay uncommitted: read again on the next start); 0 waits
+    /// without limit (default: the config's shutdown_timeout_secs, 60).
+    #[arg(long, value_name = "SECS", env = "VIGIL_SHUTDOWN_TIMEOUT")]
+    shutdown_timeout: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -652,17 +657,22 @@ fn run(args: PipelineArgs) -> Result<ExitCode> {
     let rt = runtime(config.pipeline.effective_threads())?;
     // The progress line is for a terminal; JSON logs are for a collector.
     let show_progress = !args.no_progress && !alerts_to_stdout && logs::format() == logs::LogFormat::Text;
+    let shutdown_limit =
+        std::time::Duration::from_secs(args.shutdown_timeout.unwrap_or(config.pipeline.shutdown_timeout_secs));
     let summary = rt.block_on(async {
-        let pipeline = Pipeline::new(config.clone(), &origin).await?;
-        drain_on_signals(pipeline.shutdown_handle());
+        // Served before the rules compile and the store is reached: /healthz answers at once, /readyz
+        // says what is still being done.
+        let metrics = vigil_metrics::Metrics::new();
         let _server = match args.metrics_addr {
             Some(addr) => Some(
-                vigil_metrics::serve(addr, pipeline.metrics())
+                vigil_metrics::serve(addr, metrics.clone())
                     .await
                     .with_context(|| format!("cannot serve metrics on {addr} (is the port taken?)"))?,
             ),
             None => None,
         };
+        let pipeline = Pipeline::with_metrics(config.clone(), &origin, metrics.clone()).await?;
+        drain_on_signals(pipeline.shutdown_handle(), metrics.health(), shutdown_limit);
         let _progress = show_progress.then(|| progress::Progress::start(&config, pipeline.metrics())).flatten();
         anyhow::Ok(pipeline.run().await?)
     })?;
@@ -690,9 +700,10 @@ fn run(args: PipelineArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM or Ctrl-C: finish the open batches, make them durable, commit, exit 0. A second one exits at once
-/// (nothing is lost: what was not archived is read again on the next start).
-fn drain_on_signals(handle: ShutdownHandle) {
+/// SIGTERM or Ctrl-C: finish the open batches, make them durable, commit, exit 0 (`/readyz` answers 503
+/// from the signal on). Past `limit` (unless 0), or at a second signal, exit at once: nothing is lost,
+/// what was not archived is not committed and is read again on the next start.
+fn drain_on_signals(handle: ShutdownHandle, health: std::sync::Arc<vigil_metrics::Health>, limit: std::time::Duration) {
     tokio::spawn(async move {
         let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
             return;
@@ -705,13 +716,47 @@ fn drain_on_signals(handle: ShutdownHandle) {
             }
             count += 1;
             if count == 1 {
-                eprintln!("vigil: stopping: finishing and archiving the open batches (signal again to exit at once)");
+                logs::say(
+                    tracing::Level::INFO,
+                    &format!(
+                        "vigil: stopping: finishing and archiving the open batches{} (signal again to exit at once)",
+                        if limit.is_zero() { String::new() } else { format!(" within {} s", limit.as_secs()) }
+                    ),
+                );
                 handle.shutdown();
+                if !limit.is_zero() {
+                    exit_after(limit, health.clone());
+                }
             } else {
                 eprintln!("vigil: exiting now; unarchived records are read again on the next start");
                 std::process::exit(130);
             }
         }
+    });
+}
+
+/// Exits 2 once `limit` has passed, naming what was read but is not durable. A thread, not a task: it
+/// fires even when every runtime worker is busy.
+fn exit_after(limit: std::time::Duration, health: std::sync::Arc<vigil_metrics::Health>) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        let pending = health.not_durable();
+        let what = if pending.is_empty() {
+            "everything read is durable (the drain was still storing rule state or signing)".to_string()
+        } else {
+            format!(
+                "not made durable: {}; their offsets are not committed, so they are read again on the next start",
+                pending.join("; ")
+            )
+        };
+        logs::say(
+            tracing::Level::ERROR,
+            &format!(
+                "error: the graceful shutdown did not finish within {} s (shutdown_timeout_secs,                  --shutdown-timeout); exiting: {what}",
+                limit.as_secs()
+            ),
+        );
+        std::process::exit(2);
     });
 }
 

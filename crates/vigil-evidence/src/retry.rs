@@ -136,9 +136,70 @@ fn warning_due() -> bool {
         && LAST_WARNING_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
 }
 
+/// Failed attempts of store operations in this process that were retried (the error may pass).
+static FAILED_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+/// Operations failing right now (waiting out a transient error), and since when (ms since the Unix
+/// epoch) the oldest stretch of failures began.
+static FAILING: std::sync::Mutex<Failing> =
+    std::sync::Mutex::new(Failing { operations: 0, since_ms: 0, last_error: String::new() });
+
+struct Failing {
+    operations: usize,
+    since_ms: u64,
+    last_error: String,
+}
+
+fn failing() -> std::sync::MutexGuard<'static, Failing> {
+    FAILING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How the store has been doing in this process (for readiness and the error counter of the metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trouble {
+    /// Failed attempts of store operations so far that were retried.
+    pub failed_attempts: u64,
+    /// Since when (ms since the Unix epoch) some operation has been failing and is still being retried.
+    pub failing_since_ms: Option<u64>,
+    /// The error that operation last got.
+    pub last_error: Option<String>,
+}
+
+/// The store's trouble so far.
+pub fn trouble() -> Trouble {
+    let failing = failing();
+    Trouble {
+        failed_attempts: FAILED_ATTEMPTS.load(Ordering::Relaxed),
+        failing_since_ms: (failing.operations > 0).then_some(failing.since_ms),
+        last_error: (failing.operations > 0).then(|| failing.last_error.clone()),
+    }
+}
+
+/// Marks one operation as failing until dropped (also when the operation is abandoned).
+struct FailingOperation;
+
+impl FailingOperation {
+    fn start(error: &str) -> Self {
+        let mut failing = failing();
+        if failing.operations == 0 {
+            failing.since_ms = crate::now_us().max(0) as u64 / 1000;
+        }
+        failing.operations += 1;
+        failing.last_error = error.to_string();
+        FailingOperation
+    }
+}
+
+impl Drop for FailingOperation {
+    fn drop(&mut self) {
+        let mut failing = failing();
+        failing.operations = failing.operations.saturating_sub(1);
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails with an error that is not [`transient`], or `patience` gives up.
 /// While it waits it logs a warning (at most one per 10 s for the whole process) and, once it succeeds
-/// again, how long the store was away.
+/// again, how long the store was away. Every retried attempt is counted, and while it waits the
+/// operation counts as failing ([`trouble`]).
 pub async fn patiently<T, E, F, Fut>(
     patience: Patience,
     operation: &'static str,
@@ -153,6 +214,7 @@ where
     let start = Instant::now();
     let mut wait = patience.first_wait;
     let mut failures = 0u32;
+    let mut failing: Option<FailingOperation> = None;
     loop {
         match attempt().await {
             Ok(value) => {
@@ -171,6 +233,11 @@ where
                 if error.may_pass() && patience.give_up_after.is_none_or(|limit| start.elapsed() + wait <= limit) =>
             {
                 failures += 1;
+                FAILED_ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+                match &failing {
+                    None => failing = Some(FailingOperation::start(&error.to_string())),
+                    Some(_) => self::failing().last_error = error.to_string(),
+                }
                 if warning_due() {
                     tracing::warn!(
                         operation,
@@ -217,6 +284,26 @@ mod tests {
         assert!(!transient(&not_found));
         let exists = object_store::Error::AlreadyExists { path: "x".into(), source: "412".into() };
         assert!(!transient(&exists));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_operation_counts_as_failing_and_its_attempts_are_counted() {
+        let ms = Duration::from_millis;
+        let patience = Patience { first_wait: ms(1), max_wait: ms(2), give_up_after: None };
+        let before = trouble().failed_attempts;
+        let calls = AtomicU32::new(0);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let result = patiently(patience, "put", &Path::from("a/b"), || async {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            seen.lock().unwrap().push(trouble());
+            if n < 3 { Err(generic("Server returned non-2xx status code: 503 Service Unavailable")) } else { Ok(()) }
+        })
+        .await;
+        assert!(result.is_ok());
+        let seen = seen.into_inner().unwrap();
+        // Other tests of this process may fail operations too: only what this one must have caused.
+        assert!(seen[1..].iter().all(|t| t.failing_since_ms.is_some() && t.last_error.is_some()), "{seen:?}");
+        assert!(trouble().failed_attempts >= before + 3);
     }
 
     #[tokio::test]

@@ -75,8 +75,9 @@ pub trait Checkpoints: Send + Sync + 'static {
 /// What the source hands to the pipeline, in order.
 #[derive(Debug)]
 pub enum SourceEvent {
-    /// Partitions given to this member by a rebalance, before any of their records. A partition may then
-    /// stay quiet: the pipeline opens it anyway, so that silence rules can notice.
+    /// Partitions given to this member by a rebalance (possibly none: it joined its group), before any of
+    /// their records. A partition may then stay quiet: the pipeline opens it anyway, so that silence
+    /// rules can notice.
     Assigned {
         /// The partitions.
         partitions: Vec<(Arc<str>, i32)>,
@@ -258,6 +259,9 @@ impl ClientContext for SourceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.errors.record(&error, reason);
+        if let Some(metrics) = &self.metrics {
+            metrics.error("read", 1);
+        }
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -298,10 +302,15 @@ impl ConsumerContext for SourceContext {
     fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets committed"),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "committing offsets failed; the archive stays the checkpoint and a later commit covers them"
-            ),
+            Err(e) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.error("offset_commit", 1);
+                }
+                tracing::warn!(
+                    error = %e,
+                    "committing offsets failed; the archive stays the checkpoint and a later commit covers them"
+                )
+            }
         }
     }
 }
@@ -370,9 +379,9 @@ impl SourceContext {
         }
         if opened.is_empty() {
             tracing::info!("a rebalance gave this member no partitions; waiting for one that does");
-        } else {
-            state.pending.push_back(SourceEvent::Assigned { partitions: opened });
         }
+        // Also when empty: the member is in its group (readiness).
+        state.pending.push_back(SourceEvent::Assigned { partitions: opened });
         // A new assignment starts unpaused; the poll loop pauses again if the pipeline is still behind.
         state.paused = false;
     }
@@ -439,6 +448,9 @@ fn commit_durable(
         }
     }
     if let Err(e) = consumer.commit(&tpl, mode) {
+        if let Some(metrics) = &consumer.context().metrics {
+            metrics.error("offset_commit", 1);
+        }
         tracing::warn!(
             error = %e,
             "committing offsets failed; the archive stays the checkpoint, so a restart resumes correctly"
@@ -620,6 +632,9 @@ impl Poller {
                 }
                 Some(Err(e)) => {
                     let error = e.to_string();
+                    if let Some(metrics) = &ctx.metrics {
+                        metrics.error("read", 1);
+                    }
                     if failing.as_deref() == Some(error.as_str()) {
                         tracing::debug!(%error, "consumer error again; librdkafka retries");
                     } else {

@@ -1,5 +1,7 @@
-//! The `/metrics` endpoint: a minimal HTTP/1.1 server on tokio, enough for Prometheus, curl and a
-//! browser. `GET /metrics` answers the text format; `GET /` a pointer to it; anything else 404 or 405.
+//! The `/metrics` endpoint: a minimal HTTP/1.1 server on tokio, enough for Prometheus, curl, a browser
+//! and Kubernetes probes. `GET /metrics` answers the text format; `GET /healthz` 200 while the pipeline
+//! is alive and 503 naming what is stuck; `GET /readyz` 200 when it is ready and 503 with every reason
+//! it is not (see [`crate::Health`]); `GET /` a pointer to them; anything else 404 or 405.
 //!
 //! It survives a hostile network ([`Limits`]): the request head must arrive within 5 s of the
 //! connection (a slow-loris sender is cut off), it may be at most 8 KiB (else 431 and close), the answer
@@ -8,7 +10,7 @@
 //! out); when every open connection is being answered, the new one is closed at once. After an accept
 //! error (`EMFILE`, out of memory, ...) the loop sleeps, 10 ms doubling to 1 s, instead of spinning.
 //! None of this logs per connection: the counts go into at most one warning per minute. Binding a
-//! non-loopback address logs a warning at start.
+//! non-loopback address logs a warning at start. The probes go through the same limits as scrapes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -68,7 +70,7 @@ pub async fn serve_with(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    tracing::info!(%bound, "metrics endpoint listening: GET /metrics");
+    tracing::info!(%bound, "metrics endpoint listening: GET /metrics, /healthz, /readyz");
     if !bound.ip().is_loopback() {
         tracing::warn!(
             %bound,
@@ -323,14 +325,20 @@ fn route(line: &str, metrics: &Metrics) -> (Answer, bool) {
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    let probe = |outcome: Result<String, String>| match outcome {
+        Ok(body) => Answer::text("200 OK", &body),
+        Err(body) => Answer::text("503 Service Unavailable", &body),
+    };
     let answer = match (method, path) {
         ("GET" | "HEAD", "/metrics") => Answer {
             status: "200 OK",
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             body: metrics.render(),
         },
-        ("GET" | "HEAD", "/") => Answer::text("200 OK", "vigil: metrics at /metrics\n"),
-        ("GET" | "HEAD", _) => Answer::text("404 Not Found", "not found: try /metrics\n"),
+        ("GET" | "HEAD", "/healthz") => probe(metrics.health().liveness()),
+        ("GET" | "HEAD", "/readyz") => probe(metrics.health().readiness()),
+        ("GET" | "HEAD", "/") => Answer::text("200 OK", "vigil: /metrics, /healthz (alive), /readyz (ready)\n"),
+        ("GET" | "HEAD", _) => Answer::text("404 Not Found", "not found: try /metrics, /healthz or /readyz\n"),
         _ => Answer::text("405 Method Not Allowed", "only GET\n"),
     };
     (answer, method != "HEAD")

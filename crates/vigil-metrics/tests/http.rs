@@ -175,3 +175,34 @@ async fn a_non_loopback_address_is_warned_about() {
     task.abort();
     assert!(!log.text().contains("WARN"), "{}", log.text());
 }
+
+#[tokio::test]
+async fn the_probes_answer_200_or_503_with_the_reason_and_get_in_past_idle_sockets() {
+    let metrics = Metrics::new();
+    let health = metrics.health();
+    let limits = Limits { max_connections: 2, head_timeout: Duration::from_secs(30), ..Limits::default() };
+    let (addr, task) = serve_with(loopback(), metrics, limits).await.expect("binds");
+    let answer = get(addr, "/readyz").await;
+    assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable"), "{answer}");
+    assert!(answer.contains("the rules are not compiled yet"), "{answer}");
+    assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200 OK"));
+    health.config_loaded();
+    health.rules_compiled();
+    health.store_reachable();
+    // Idle sockets against a cap of 2 do not keep a probe out.
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let answer = tokio::time::timeout(DEADLINE, get(addr, "/readyz")).await.expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("ready\n"), "{answer}");
+    health.draining();
+    let answer = tokio::time::timeout(DEADLINE, get(addr, "/readyz")).await.expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 503") && answer.contains("draining since"), "{answer}");
+    let mut head = TcpStream::connect(addr).await.unwrap();
+    head.write_all(b"HEAD /healthz HTTP/1.1\r\n\r\n").await.unwrap();
+    let sent = tokio::time::timeout(DEADLINE, until_closed(&mut head)).await.expect("answered");
+    let sent = String::from_utf8_lossy(&sent);
+    assert!(sent.starts_with("HTTP/1.1 200 OK") && sent.ends_with("\r\n\r\n"), "HEAD: no body: {sent}");
+    task.abort();
+}

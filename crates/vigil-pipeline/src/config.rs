@@ -9,6 +9,8 @@
 //! max_record_bytes = 4194304      # a longer record is dead-lettered `too_large`, kept whole as a blob
 //! max_document_bytes = 134217728  # a larger `{"Records":[...]}` document is one such dead letter
 //! zstd_level = 1            # Parquet evidence compression
+//! stuck_after_secs = 300    # /healthz fails when a partition's records wait this long without progress
+//! shutdown_timeout_secs = 60   # SIGTERM: past this, exit non-zero naming what is not durable (--shutdown-timeout)
 //!
 //! [[inputs]]
 //! format = "cloudtrail"     # cloudtrail, k8s_audit, web_access_json, apache_combined, json
@@ -114,6 +116,14 @@ pub struct Settings {
     /// Records held in open micro-batches are bounded by this many bytes: a batch closes before it would
     /// pass it. Kafka: the bound is on the sum over all partitions, and the largest batch closes first.
     pub max_buffered_bytes: usize,
+    /// `/healthz` answers 503 when records of a partition (an open batch past its deadline, or an archive
+    /// write not settled) have waited this many seconds without progress, or the loop has not come round
+    /// for as long.
+    pub stuck_after_secs: u64,
+    /// After SIGTERM, the drain (finish the open batches, make them durable, commit their offsets) may
+    /// take this many seconds; past it vigil exits non-zero naming what is not durable (those offsets are
+    /// not committed: they are read again on the next start). Also `--shutdown-timeout SECS`.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -129,6 +139,8 @@ impl Default for Settings {
             // One batch is normalized while the previous one is written: with 7.8 KB records (full
             // 32 MiB batches) RSS peaked at 594 MiB; at 64 MiB it was 880 MiB (issue 7 measurements).
             max_buffered_bytes: 32 << 20,
+            stuck_after_secs: 300,
+            shutdown_timeout_secs: 60,
         }
     }
 }

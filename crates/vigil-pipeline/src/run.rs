@@ -20,6 +20,11 @@
 //! for all of them) until a shutdown ([`ShutdownHandle`], wired to SIGTERM by the CLI) or, with
 //! `until_caught_up`, until the end offsets seen at assignment are consumed. A shutdown finishes the
 //! open batches, makes them durable, commits their offsets and returns normally.
+//!
+//! The loops report to the pipeline's [`vigil_metrics::Health`] (what `/healthz` and `/readyz` answer):
+//! they tick every [`vigil_metrics::Health::tick_interval`] even when no input comes, each partition's
+//! batches and durable writes are reported as they happen, and a shutdown makes the pipeline not ready
+//! at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,7 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_evidence::Archive;
 use vigil_kafka::{Checkpoints, KafkaEndpoint, KafkaSource, SourceControl, SourceEvent, SourceOptions};
-use vigil_metrics::Metrics;
+use vigil_metrics::{Health, Metrics, StoreStatus};
 use vigil_normalize::Normalizer;
 use vigil_rules::{RuleEngine, load_rules};
 
@@ -43,11 +48,12 @@ use crate::{Error, Result};
 
 /// Asks a running pipeline to finish its open batches, make them durable and return.
 #[derive(Debug, Clone)]
-pub struct ShutdownHandle(Arc<watch::Sender<bool>>);
+pub struct ShutdownHandle(Arc<watch::Sender<bool>>, Arc<Health>);
 
 impl ShutdownHandle {
-    /// Requests the shutdown (idempotent).
+    /// Requests the shutdown (idempotent); from now on the pipeline is not ready (`/readyz`).
     pub fn shutdown(&self) {
+        self.1.draining();
         self.0.send_replace(true);
     }
 }
@@ -89,22 +95,44 @@ impl TopicRoutes {
 impl Pipeline {
     /// Checks the config, compiles the rules, opens the archive and the outputs.
     pub async fn new(config: PipelineConfig, origin: &str) -> Result<Self> {
+        Self::with_metrics(config, origin, Metrics::new()).await
+    }
+
+    /// [`Pipeline::new`], reporting into `metrics` (and its [`Health`]) from the start: serve them before
+    /// calling this, and `/readyz` says what is still being done (rules compiling, the store not reached).
+    pub async fn with_metrics(config: PipelineConfig, origin: &str, metrics: Metrics) -> Result<Self> {
         if let Some(first) = config.problems(origin).into_iter().next() {
             return Err(first);
         }
+        let health = metrics.health();
+        health.config_loaded();
+        health.set_stuck_after(Duration::from_secs(config.pipeline.stuck_after_secs));
+        health.set_store_probe(Arc::new(|| {
+            let trouble = vigil_evidence::retry::trouble();
+            StoreStatus {
+                failed_attempts: trouble.failed_attempts,
+                failing_since: trouble.failing_since_ms.map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms)),
+                last_error: trouble.last_error,
+            }
+        }));
         let pack = load_rules(&config.rules.dirs).map_err(Error::Rules)?;
         let mut engine =
             RuleEngine::with_options(&pack, config.pipeline.effective_threads(), config.rules.engine_options())
                 .await
                 .map_err(Error::Rules)?;
+        metrics.register_rules(engine.rules().map(|r| (r.id.as_str(), r.kind != vigil_rules::RuleKind::Stateless)));
+        health.rules_compiled();
         let (shutdown, stop) = watch::channel(false);
         // A shutdown cuts a rule that holds the batch up (after a short grace) instead of waiting for it.
         engine.set_stop_signal(stop);
         let mut archive = Archive::open(&config.evidence.url)?;
-        match config.evidence.signer()? {
+        let signer = config.evidence.signer()?;
+        // Also the start's check that the store answers (readiness).
+        let signed = archive.is_signed().await?;
+        match signer {
             Some(signer) => archive = archive.with_signer(signer),
             // A signed archive stays signed: entries without a digest would fail `verify --public-key`.
-            None if archive.is_signed().await? => {
+            None if signed => {
                 return Err(
                     vigil_evidence::Error::SigningKeyMissing { location: archive.location().to_string() }.into()
                 );
@@ -129,6 +157,7 @@ impl Pipeline {
                 );
             }
         }
+        health.store_reachable();
         let alerts = Output::open(&config.alerts).await?;
         let dead_letters = Output::open(&config.dead_letters).await?;
         Ok(Pipeline {
@@ -140,7 +169,7 @@ impl Pipeline {
             dead_letters,
             shutdown: Arc::new(shutdown),
             stages: StageTimes::default(),
-            metrics: Metrics::new(),
+            metrics,
         })
     }
 
@@ -156,7 +185,7 @@ impl Pipeline {
 
     /// A handle that asks the running pipeline to drain and return.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle(self.shutdown.clone())
+        ShutdownHandle(self.shutdown.clone(), self.metrics.health())
     }
 
     fn shutting_down(&self) -> bool {
@@ -174,6 +203,10 @@ impl Pipeline {
             let _ = task.await;
         }
         let closing = self.archive.sign_digest(true).await;
+        self.metrics.health().stopped();
+        if closing.is_err() {
+            self.metrics.error("sign", 1);
+        }
         let mut summary = result?;
         summary.digest = closing?.map(|d| crate::summary::SignedDigest { seq: d.seq, key_id: d.key_id });
         Ok(summary)
@@ -184,7 +217,7 @@ impl Pipeline {
     fn sign_periodically(&self) -> (tokio::sync::oneshot::Sender<()>, Option<tokio::task::JoinHandle<()>>) {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let Some(interval) = self.archive.signer().map(|s| s.interval()) else { return (stop, None) };
-        let archive = self.archive.clone();
+        let (archive, metrics) = (self.archive.clone(), self.metrics.clone());
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -193,6 +226,7 @@ impl Pipeline {
                     _ = &mut stopped => break,
                     _ = tick.tick() => {
                         if let Err(e) = archive.sign_digest(false).await {
+                            metrics.error("sign", 1);
                             tracing::warn!(error = %e, "signing a digest failed; its heads are signed with the next one");
                         }
                     }
@@ -273,7 +307,17 @@ impl Pipeline {
         let lookup: ChainLookup =
             Arc::new(move |name: &str| runtime.block_on(archive.source_head(name, 0)).map_err(|e| e.to_string()));
         let mut rx = spawn_reader(file.clone(), normalizer.framing(), reader_settings, lookup);
-        let (ingest_source, reader_resume_after) = match rx.recv().await {
+        let health = self.metrics.health();
+        let mut health_tick = tokio::time::interval(health.tick_interval());
+        health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Stdin says which file it is after its first 4 KiB: the loop ticks meanwhile.
+        let first = loop {
+            tokio::select! {
+                event = rx.recv() => break event,
+                _ = health_tick.tick() => health.tick(),
+            }
+        };
+        let (ingest_source, reader_resume_after) = match first {
             Some(ReadEvent::Start { ingest_source, resume_after }) => (ingest_source, resume_after),
             Some(ReadEvent::Failed(e)) => return Err(e),
             _ => {
@@ -294,19 +338,29 @@ impl Pipeline {
         }
         // With one thread, encoding beside normalizing would take a second core.
         part.overlap_archive = settings.effective_threads() >= 2;
+        self.track(&part);
         self.rule_state.open(&self.archive, &mut self.engine, &part.ingest_source, 0, part.head.as_ref()).await?;
         let mut shutdown = self.shutdown.subscribe();
         loop {
             let deadline = part.deadline;
             let event = tokio::select! {
-                // A shutdown first, then records: a batch closes on its deadline only while the reader
-                // has nothing ready.
+                // A shutdown first, then the health tick, then records: a batch closes on its deadline
+                // only while the reader has nothing ready.
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => {
                     // Finish what was read, make it durable, stop; the rest is read on the next run.
                     self.close_batch(&mut part, alerts_by_rule).await?;
                     part.summary.interrupted = true;
                     break;
+                }
+                _ = health_tick.tick() => {
+                    health.tick();
+                    // A write that finished while the input is quiet (stdin) is settled now: durable,
+                    // counted, not taken for a stuck one. The rules have seen nothing after it.
+                    if part.in_flight.as_ref().is_some_and(|w| w.task.is_finished()) {
+                        self.settle(&mut part, true).await?;
+                    }
+                    continue;
                 }
                 event = rx.recv() => event,
                 _ = sleep_until(deadline) => {
@@ -322,6 +376,7 @@ impl Pipeline {
                         // After `accept`, which may have closed the batch before this record.
                         part.prefix = Some(mark);
                     }
+                    health.read_through(&part.ingest_source, 0, part.last_offset);
                 }
                 Some(ReadEvent::TooLarge(Oversized { offset, code, reason, prefix, blob, mark })) => {
                     self.accept_too_large(&mut part, offset, code, reason, prefix, blob, alerts_by_rule).await?;
@@ -337,7 +392,10 @@ impl Pipeline {
                     self.close_batch(&mut part, alerts_by_rule).await?;
                     break;
                 }
-                Some(ReadEvent::Failed(e)) => return Err(e),
+                Some(ReadEvent::Failed(e)) => {
+                    self.metrics.error("read", 1);
+                    return Err(e);
+                }
                 Some(ReadEvent::Start { .. }) | None => {
                     return Err(Error::Internal(format!("reader of {} stopped without an end", file.display)));
                 }
@@ -345,6 +403,7 @@ impl Pipeline {
         }
         self.settle(&mut part, true).await?;
         self.rule_state.close(&self.archive, &mut self.engine, &part.ingest_source, 0).await?;
+        health.partition_closed(&part.ingest_source, 0);
         Ok(part.summary)
     }
 
@@ -378,6 +437,7 @@ impl Pipeline {
             }
         }
         let Some(endpoint) = endpoint else { return Ok(()) };
+        self.metrics.health().kafka_joining();
         let options = SourceOptions {
             until_caught_up: self.config.pipeline.until_caught_up,
             metrics: Some(self.metrics.clone()),
@@ -412,9 +472,16 @@ impl Pipeline {
         let watch_idle = self.engine.has_silence();
         let mut idle_tick = tokio::time::interval(idle_check);
         idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let health = self.metrics.health();
+        let mut health_tick = tokio::time::interval(health.tick_interval());
+        health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_deadline = parts.values().filter_map(|p| p.deadline).min();
             let event = tokio::select! {
+                _ = health_tick.tick() => {
+                    health.tick();
+                    continue;
+                }
                 _ = shutdown.wait_for(|stop| *stop), if !stopping => {
                     tracing::info!("shutdown requested: finishing open batches");
                     control.stop();
@@ -444,6 +511,8 @@ impl Pipeline {
             };
             match event {
                 Some(SourceEvent::Assigned { partitions }) => {
+                    // The group is joined, even when it gave this member nothing (readiness).
+                    health.kafka_joined();
                     // Opened now, not at their first record: a partition that stays quiet still has its
                     // silence rules watched.
                     for (topic, partition) in partitions {
@@ -457,6 +526,7 @@ impl Pipeline {
                     for (offset, bytes) in records.iter() {
                         self.accept(part, offset, bytes, &mut summary.alerts_by_rule).await?;
                     }
+                    health.read_through(&part.ingest_source, part.partition, part.last_offset);
                     report_durable(control, part);
                     self.bound_memory(&mut parts, control, &mut summary.alerts_by_rule).await?;
                 }
@@ -482,6 +552,7 @@ impl Pipeline {
                             report_durable(control, &mut part);
                             self.rule_state.close(&self.archive, &mut self.engine, &key.0, key.1).await?;
                         }
+                        health.partition_closed(&key.0, key.1);
                         summary.inputs.push(part.summary);
                     }
                     let _ = done.send(());
@@ -523,6 +594,7 @@ impl Pipeline {
                 .ok_or_else(|| Error::Internal(format!("topic {topic} matches no input although subscribed")))?;
             let input = format!("kafka://{brokers}/{topic}/{partition}");
             let part = Partition::open(&self.archive, input, normalizer, topic, partition, 0).await?;
+            self.track(&part);
             parts.insert(key.clone(), part);
         }
         let part = parts.get_mut(&key).ok_or_else(|| Error::Internal("a partition just opened is missing".into()))?;

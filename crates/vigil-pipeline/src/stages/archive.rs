@@ -19,7 +19,8 @@ pub(crate) struct InFlight {
     /// Last offset of its range.
     pub(crate) last: i64,
     pub(crate) events: u64,
-    pub(crate) dead_letters: u64,
+    /// Its dead letters by reason code.
+    pub(crate) dead_letters: Vec<(&'static str, u64)>,
     /// Raw bytes of its events, and of its dead-letter rows that have no blob (blobs are counted from
     /// the manifest entry once it is written).
     pub(crate) event_bytes: u64,
@@ -109,14 +110,21 @@ impl Pipeline {
             })
             .await
             .map_err(|e| Error::Internal(format!("encode task failed: {e}")))??;
+            if let Some(wait) = vigil_evidence::failpoint::stall("archive_write") {
+                tokio::time::sleep(wait).await;
+            }
             vigil_evidence::failpoint::hit("before_archive");
             Ok(archive.commit(prepared, head.as_ref()).await?)
         });
         let dead_letters = normalized.dead_letters.len() as u64;
+        let mut by_reason: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+        for dead in &normalized.dead_letters {
+            *by_reason.entry(dead.code.as_str()).or_default() += 1;
+        }
         part.in_flight = Some(InFlight {
             last,
             events: rows as u64,
-            dead_letters,
+            dead_letters: by_reason.into_iter().collect(),
             event_bytes,
             dead_letter_row_bytes,
             opened_at,

@@ -227,7 +227,15 @@ impl Pipeline {
             part.deadline = Some(tokio::time::Instant::now() + batch_ms);
             part.opened_at = Some(Instant::now());
             part.next_first.get_or_insert(offset);
+            self.metrics.health().batch_opened(&part.ingest_source, part.partition, offset, batch_ms);
         }
+    }
+
+    /// Starts reporting `part` (just opened at its chain head) to the metrics and the health checks.
+    pub(crate) fn track(&self, part: &Partition) {
+        self.metrics.partition_opened(&part.ingest_source, part.partition);
+        let health = self.metrics.health();
+        health.partition_opened(&part.ingest_source, part.partition, &part.input, part.resume_after);
     }
 
     /// Adds an oversized record to the open batch: a dead-letter row with its first bytes and a blob that
@@ -280,6 +288,7 @@ impl Pipeline {
         }
         let mut batch = ClosedBatch::take(part);
         let (read, bytes_read, first, last) = (batch.read, batch.bytes_read, batch.first, batch.last);
+        self.metrics.health().batch_closed(&part.ingest_source, part.partition, last);
         self.metrics.read(&part.ingest_source, part.partition, read as u64, bytes_read);
         let normalized = self.normalize(part, &mut batch).await?;
         // The previous batch's write runs beside this normalization and, unless the rule state is due to

@@ -37,7 +37,11 @@ impl Pipeline {
     pub(crate) async fn settle(&mut self, part: &mut Partition, may_store_state: bool) -> Result<()> {
         let Some(in_flight) = part.in_flight.take() else { return Ok(()) };
         let stage = Instant::now();
-        let entry = in_flight.task.await.map_err(|e| Error::Internal(format!("archive task failed: {e}")))??;
+        let written = in_flight.task.await.map_err(|e| Error::Internal(format!("archive task failed: {e}")));
+        let entry = match written.and_then(|w| w) {
+            Ok(entry) => entry,
+            Err(e) => return Err(self.archive_failed(e)),
+        };
         vigil_evidence::failpoint::hit("before_commit");
         self.rule_state.covered(&part.ingest_source, part.partition, in_flight.last);
         if may_store_state {
@@ -55,10 +59,20 @@ impl Pipeline {
             &part.ingest_source,
             part.partition,
             in_flight.events,
-            in_flight.dead_letters,
+            &in_flight.dead_letters,
             since_read,
         );
+        let health = self.metrics.health();
+        health.durable(&part.ingest_source, part.partition, in_flight.last);
+        health.store_reachable();
         Ok(())
+    }
+
+    /// A write to the archive failed: counted, and the pipeline is not ready.
+    fn archive_failed(&self, error: Error) -> Error {
+        self.metrics.error("archive", 1);
+        self.metrics.health().store_failed(&error.to_string());
+        error
     }
 
     /// Records offsets `first..=last` of `part` as lost (a completeness break in its chain).
@@ -89,7 +103,12 @@ impl Pipeline {
             ..RangeCommit::default()
         };
         let prepared = vigil_evidence::prepare(&commit, self.config.pipeline.zstd_level)?;
-        let entry = self.archive.commit(prepared, part.head.as_ref()).await?;
+        let entry = match self.archive.commit(prepared, part.head.as_ref()).await {
+            Ok(entry) => entry,
+            Err(e) => return Err(self.archive_failed(e.into())),
+        };
+        self.metrics.completeness_break(&part.ingest_source, part.partition, (last - first + 1) as u64);
+        self.metrics.health().durable(&part.ingest_source, part.partition, last);
         self.rule_state.covered(&part.ingest_source, part.partition, last);
         part.head = Some(ChainHead::from(&entry));
         part.next_first = Some(last + 1);

@@ -1,7 +1,8 @@
 //! Stage 3, **detect**: the rule engine runs the pack over the batch's events in the partition's own
 //! stream (its stateful rules' state), releasing what it holds when the batch ends the input. The
-//! engine's own findings are counted here: a rule quarantined on this batch (`rule_failed`) and events
-//! dated too far ahead (`event_time_in_future`).
+//! engine's own findings are counted here: a rule quarantined on this batch (`rule_failed`), events
+//! dated too far ahead (`event_time_in_future`) and events that reached a stateful rule late (below its
+//! watermark).
 
 use std::time::Instant;
 
@@ -19,15 +20,23 @@ impl Pipeline {
         let stage = Instant::now();
         let partition = part.partition;
         let stream = stream_name(&part.ingest_source, partition);
+        let late_before = self.engine.stream_counters(&stream);
         let mut alerts: Vec<Alert> = self.engine.evaluate_in(&stream, &normalized.batches).await?;
         if part.end_of_input {
             alerts.extend(self.engine.finish_in(&stream));
+        }
+        for (rule, counters) in self.engine.stream_counters(&stream) {
+            let late = counters.late.saturating_sub(late_before.get(&rule).map_or(0, |c| c.late));
+            if late > 0 {
+                self.metrics.late(&rule, late);
+            }
         }
         for alert in &alerts {
             match alert.rule_id.as_str() {
                 vigil_rules::budget::RULE_FAILED => {
                     let rule = alert.fields.get("rule").and_then(|v| v.as_str()).unwrap_or_default();
                     self.metrics.rule_quarantined(rule);
+                    self.metrics.error("rules", 1);
                 }
                 vigil_rules::budget::EVENT_TIME_IN_FUTURE => {
                     let n = alert.fields.get("count").and_then(|v| v.as_u64()).unwrap_or_default();

@@ -23,7 +23,6 @@ impl Pipeline {
     ) -> Result<()> {
         let stage = Instant::now();
         let ingest_time = format_time_us(batch.ingest_time_us);
-        self.alerts.alerts(alerts).await?;
         let origin = DeadLetterOrigin {
             normalizer: batch.normalizer.as_ref(),
             ingest_source: &part.ingest_source,
@@ -31,7 +30,14 @@ impl Pipeline {
             input: &part.input,
             ingest_time: &ingest_time,
         };
-        self.dead_letters.dead_letters(&normalized.dead_letters, &origin).await?;
+        let sent = match self.alerts.alerts(alerts).await {
+            Ok(()) => self.dead_letters.dead_letters(&normalized.dead_letters, &origin).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            self.metrics.error("emit", 1);
+            return Err(e);
+        }
         self.stages.emit += stage.elapsed();
         self.metrics.stage("emit", stage.elapsed());
         for alert in alerts {

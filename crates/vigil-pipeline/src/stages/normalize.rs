@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use vigil_normalize::{NormalizedBatch, normalize_records};
+use vigil_normalize::{NormalizedBatch, ReasonCode, normalize_records};
 
 use super::batch::{ClosedBatch, Partition};
 use crate::run::Pipeline;
@@ -25,7 +25,15 @@ impl Pipeline {
             normalize_records(n.as_ref(), records, &src, partition, ingest_time_us, chunk_rows)
         })
         .await
-        .map_err(|e| Error::Internal(format!("normalize task failed: {e}")))?;
+        .map_err(|e| {
+            self.metrics.error("normalize", 1);
+            Error::Internal(format!("normalize task failed: {e}"))
+        })?;
+        // A normalizer that panicked on a record (caught: the record is a dead letter) is a bug.
+        let panicked = normalized.dead_letters.iter().filter(|d| d.code == ReasonCode::InternalError).count();
+        if panicked > 0 {
+            self.metrics.error("normalize", panicked as u64);
+        }
         normalized.dead_letters.extend(std::mem::take(&mut batch.too_large));
         normalized.dead_letters.sort_by_key(|d| d.offset);
         self.stages.normalize += stage.elapsed();
