@@ -728,7 +728,10 @@ fn drain_on_signals(handle: ShutdownHandle, health: std::sync::Arc<vigil_metrics
                     exit_after(limit, health.clone());
                 }
             } else {
-                eprintln!("vigil: exiting now; unarchived records are read again on the next start");
+                logs::say(
+                    tracing::Level::WARN,
+                    "vigil: exiting now; unarchived records are read again on the next start",
+                );
                 std::process::exit(130);
             }
         }
