@@ -177,21 +177,11 @@ impl MskIam {
             form.iter().map(|(k, v)| format!("{k}={}", sigv4::uri_encode(v))).collect::<Vec<_>>().join("&");
         let role = identity.role_arn.clone();
         let what = format!("STS AssumeRoleWithWebIdentity for {role}");
-        let (status, text) = oauth::block_on({
-            let what = what.clone();
-            async move {
-                let answer = oauth::http()?
-                    .post(&endpoint)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .header("accept", "application/xml")
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| oauth::transport_error(&what, &e))?;
-                let status = answer.status().as_u16();
-                Ok((status, answer.text().await.unwrap_or_default()))
-            }
-        })?;
+        let headers = vec![
+            ("content-type", "application/x-www-form-urlencoded".to_string()),
+            ("accept", "application/xml".to_string()),
+        ];
+        let (status, text) = oauth::exchange(reqwest::Method::POST, endpoint, headers, Some(body), what.clone(), None)?;
         let secrets = [token.trim()];
         if status != 200 {
             let code = xml_value(&text, "Code").unwrap_or_default();
@@ -306,15 +296,7 @@ fn metadata_request(
     what: String,
     timeout_ms: u64,
 ) -> Result<(u16, String), TokenError> {
-    oauth::block_on(async move {
-        let mut request = oauth::http()?.request(method, &url).timeout(std::time::Duration::from_millis(timeout_ms));
-        for (k, v) in headers {
-            request = request.header(k, v);
-        }
-        let answer = request.send().await.map_err(|e| oauth::transport_error(&what, &e))?;
-        let status = answer.status().as_u16();
-        Ok((status, answer.text().await.unwrap_or_default()))
-    })
+    oauth::exchange(method, url, headers, None, what, Some(std::time::Duration::from_millis(timeout_ms)))
 }
 
 fn container_credentials(env: &Environment, url: String) -> Result<Credentials, TokenError> {

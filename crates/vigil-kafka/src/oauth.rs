@@ -563,6 +563,34 @@ pub(crate) fn block_on<T: Send + 'static>(
         .map_err(|e| TokenError::external(format!("the token request failed: {e}")))?
 }
 
+/// One HTTP exchange of a token provider (a token endpoint, STS, a credential service), from any
+/// thread: `method` `url` with `headers` and `body`, within `timeout` (default [`HTTP_TIMEOUT`]);
+/// returns the status and the body's text. `what` names the service in a transport failure.
+pub(crate) fn exchange(
+    method: reqwest::Method,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+    what: String,
+    timeout: Option<Duration>,
+) -> std::result::Result<(u16, String), TokenError> {
+    block_on(async move {
+        let mut request = http()?.request(method, &url);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let answer = request.send().await.map_err(|e| transport_error(&what, &e))?;
+        let status = answer.status().as_u16();
+        Ok((status, answer.text().await.unwrap_or_default()))
+    })
+}
+
 /// Text of an answer body for a message: at most 300 characters, masked like every shown text, and
 /// without `secrets` (a server may echo what it was sent).
 pub(crate) fn shown_body(body: &str, secrets: &[&str]) -> String {

@@ -103,22 +103,12 @@ impl TokenSource for Oidc {
         let basic = oauth_basic(&self.client_id, &secret);
         let (endpoint, what) = (self.endpoint.clone(), self.describe());
         let sent_at = oauth::now_ms();
-        let (status, text) = oauth::block_on({
-            let what = what.clone();
-            async move {
-                let answer = oauth::http()?
-                    .post(&endpoint)
-                    .header("authorization", basic)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .header("accept", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| oauth::transport_error(&what, &e))?;
-                let status = answer.status().as_u16();
-                Ok((status, answer.text().await.unwrap_or_default()))
-            }
-        })?;
+        let headers = vec![
+            ("authorization", basic),
+            ("content-type", "application/x-www-form-urlencoded".to_string()),
+            ("accept", "application/json".to_string()),
+        ];
+        let (status, text) = oauth::exchange(reqwest::Method::POST, endpoint, headers, Some(body), what.clone(), None)?;
         let secrets = [secret.as_str()];
         let answer: Option<Answer> = serde_json::from_str(&text).ok();
         if status != 200 {
