@@ -13,6 +13,7 @@ use vigil_pipeline::summary::RunSummary;
 pub mod duckdb;
 pub mod fault_proxy;
 pub mod kafka;
+pub mod process;
 pub mod s3;
 
 /// The repository root.

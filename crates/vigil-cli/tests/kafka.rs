@@ -5,12 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
 use vigil_tests::kafka::Broker;
+use vigil_tests::process::LoggedChild;
 use vigil_tests::repo;
 use vigil_tests::{files_below, read_kind};
 
@@ -41,9 +42,20 @@ fn events(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-struct Vigil {
-    child: Child,
-    log: PathBuf,
+/// A `vigil run` in the background ([`LoggedChild`]), with this file's spawn settings.
+struct Vigil(LoggedChild);
+
+impl std::ops::Deref for Vigil {
+    type Target = LoggedChild;
+    fn deref(&self) -> &LoggedChild {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Vigil {
+    fn deref_mut(&mut self) -> &mut LoggedChild {
+        &mut self.0
+    }
 }
 
 impl Vigil {
@@ -76,45 +88,11 @@ impl Vigil {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Vigil { child: cmd.spawn().expect("vigil starts"), log }
+        Vigil(LoggedChild { child: cmd.spawn().expect("vigil starts"), log })
     }
 
     fn wait(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            if start.elapsed() > HUNG {
-                let _ = self.child.kill();
-                panic!("vigil did not end; log:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
-        assert!(status.success());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!("--- last lines of vigil's log ---");
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
+        self.0.wait_within(HUNG)
     }
 }
 
@@ -385,7 +363,7 @@ fn partitions_that_stop_altogether_raise_their_silence_alerts_and_archive_them()
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("vigil starts");
-    let mut vigil = Vigil { child, log };
+    let mut vigil = Vigil(LoggedChild { child, log });
     let silence_alerts = |path: &Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(path)
             .unwrap_or_default()

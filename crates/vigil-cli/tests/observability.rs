@@ -10,19 +10,30 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use vigil_tests::kafka::Broker;
+use vigil_tests::process::LoggedChild;
 use vigil_tests::{read_kind, repo};
 
 /// Generous bound on any one wait before the test is declared hung (not a speed check).
 const HUNG: Duration = Duration::from_secs(300);
 
 /// A `vigil` process with its stderr in a file; killed when dropped.
-struct Vigil {
-    child: Child,
-    log: PathBuf,
+struct Vigil(LoggedChild);
+
+impl std::ops::Deref for Vigil {
+    type Target = LoggedChild;
+    fn deref(&self) -> &LoggedChild {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Vigil {
+    fn deref_mut(&mut self) -> &mut LoggedChild {
+        &mut self.0
+    }
 }
 
 impl Vigil {
@@ -37,7 +48,7 @@ impl Vigil {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Vigil { child: cmd.spawn().expect("vigil starts"), log }
+        Vigil(LoggedChild { child: cmd.spawn().expect("vigil starts"), log })
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -46,34 +57,8 @@ impl Vigil {
         stdin.flush().expect("flush");
     }
 
-    fn sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
-        assert!(status.success());
-    }
-
     fn wait(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(start.elapsed() < HUNG, "vigil did not end; log:\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- vigil's log ---\n{}", self.log_text());
-        }
+        self.0.wait_within(HUNG)
     }
 }
 

@@ -6,11 +6,12 @@
 //! itself (not through the proxy), and every record is in the archive exactly once.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigil_tests::fault_proxy::{Fault, FaultPlan, FaultProxy};
+use vigil_tests::process::LoggedChild;
 use vigil_tests::repo;
 use vigil_tests::s3::{BUCKET, CREDENTIALS, S3Server};
 
@@ -171,28 +172,8 @@ fn scrape(addr: &str) -> BTreeMap<String, f64> {
     out
 }
 
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Running {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!("--- last lines of vigil's log ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
-        }
-    }
-}
+/// A `vigil run` in the background.
+type Running = LoggedChild;
 
 #[test]
 fn a_20_second_outage_pauses_a_file_run_which_then_completes_losing_nothing() {
@@ -230,8 +211,8 @@ fn a_20_second_outage_pauses_a_file_run_which_then_completes_losing_nothing() {
     // A few batches in, the store goes away for 20 s.
     let start = Instant::now();
     while proxy.counts().creates < 5 {
-        assert!(start.elapsed() < HUNG, "no batch archived: {}", run.log());
-        assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended early: {}", run.log());
+        assert!(start.elapsed() < HUNG, "no batch archived: {}", run.log_text());
+        assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended early: {}", run.log_text());
         std::thread::sleep(Duration::from_millis(20));
     }
     proxy.set_outage(true);
@@ -241,7 +222,7 @@ fn a_20_second_outage_pauses_a_file_run_which_then_completes_losing_nothing() {
     let mut checked = 0;
     while outage.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_secs(1));
-        assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended during the outage: {}", run.log());
+        assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended during the outage: {}", run.log_text());
         let metrics = scrape(&addr);
         let claimed = metrics.get("vigil_events_archived_total").copied().unwrap_or(0.0)
             + metrics.get("vigil_dead_letters_total").copied().unwrap_or(0.0);
@@ -270,10 +251,10 @@ fn a_20_second_outage_pauses_a_file_run_which_then_completes_losing_nothing() {
         if let Some(status) = run.child.try_wait().expect("wait") {
             break status;
         }
-        assert!(start.elapsed() < HUNG, "vigil did not finish after the outage: {}", run.log());
+        assert!(start.elapsed() < HUNG, "vigil did not finish after the outage: {}", run.log_text());
         std::thread::sleep(Duration::from_millis(100));
     };
-    let log = run.log();
+    let log = run.log_text();
     assert!(status.success(), "the run completes after the outage: {log}");
     assert!(log.contains("evidence store unavailable"), "the wait is logged: {log}");
     assert!(log.contains("evidence store answers again"), "the recovery is logged: {log}");
@@ -348,8 +329,8 @@ fn a_30_second_outage_under_a_kafka_input_commits_no_offset_past_the_archive() {
         });
         let start = Instant::now();
         while proxy.counts().creates < 4 {
-            assert!(start.elapsed() < HUNG, "no batch archived: {}", run.log());
-            assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended early: {}", run.log());
+            assert!(start.elapsed() < HUNG, "no batch archived: {}", run.log_text());
+            assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended early: {}", run.log_text());
             std::thread::sleep(Duration::from_millis(20));
         }
         proxy.set_outage(true);
@@ -360,7 +341,7 @@ fn a_30_second_outage_under_a_kafka_input_commits_no_offset_past_the_archive() {
         let heads = durable_heads(&direct);
         let mut samples = Vec::new();
         while outage.elapsed() < Duration::from_secs(30) {
-            assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended during the outage: {}", run.log());
+            assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended during the outage: {}", run.log_text());
             let committed = broker.committed("paused", "ct", PARTITIONS);
             let read = scrape(&addr).get("vigil_records_read_total").copied().unwrap_or(0.0);
             for (p, offset) in committed.iter().enumerate() {
@@ -391,8 +372,8 @@ fn a_30_second_outage_under_a_kafka_input_commits_no_offset_past_the_archive() {
     assert_eq!(ends.iter().sum::<i64>(), N as i64);
     let start = Instant::now();
     while broker.committed("paused", "ct", PARTITIONS) != ends {
-        assert!(start.elapsed() < HUNG, "not everything was committed after the outage: {}", run.log());
-        assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended: {}", run.log());
+        assert!(start.elapsed() < HUNG, "not everything was committed after the outage: {}", run.log_text());
+        assert!(run.child.try_wait().expect("wait").is_none(), "vigil ended: {}", run.log_text());
         std::thread::sleep(Duration::from_millis(200));
     }
     let caught_up = start.elapsed();
@@ -402,10 +383,10 @@ fn a_30_second_outage_under_a_kafka_input_commits_no_offset_past_the_archive() {
         if let Some(status) = run.child.try_wait().expect("wait") {
             break status;
         }
-        assert!(start.elapsed() < HUNG, "vigil did not stop: {}", run.log());
+        assert!(start.elapsed() < HUNG, "vigil did not stop: {}", run.log_text());
         std::thread::sleep(Duration::from_millis(100));
     };
-    let log = run.log();
+    let log = run.log_text();
     assert!(status.success(), "{log}");
     assert!(log.contains("evidence store unavailable") && log.contains("evidence store answers again"), "{log}");
     eprintln!(
