@@ -154,6 +154,57 @@ fn a_fifth_of_requests_faulted_still_archives_every_record_exactly_once() {
     assert_complete_and_verified(&server, "faulted", N);
 }
 
+#[test]
+fn a_signed_run_through_faults_signs_exactly_what_it_archived() {
+    // Digests and signed intents go through the same faulty store: a faulted write must neither break the
+    // digest chain nor leave an entry unsigned.
+    let Some(server) = S3Server::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("events.ndjson");
+    // 600 records in batches of 200: three manifest entries and the closing digest (conditional creates,
+    // the first three of whose answers are lost after the server stored them).
+    const N: u64 = 600;
+    write_events(&input, N as usize);
+    let key = dir.path().join("signing.key");
+    let (code, public_pem, err) = vigil(&["keys", "generate", "--out", key.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    let public = dir.path().join("signing.pub");
+    std::fs::write(&public, public_pem).expect("write public key");
+    let plan = FaultPlan {
+        seed: 17,
+        rate: 0.2,
+        stall: Duration::from_millis(100),
+        lose_create_answers: 3,
+        ..FaultPlan::default()
+    };
+    let proxy = FaultProxy::start(&server.endpoint, plan);
+    let (code, out, err) = vigil(&[
+        "run",
+        "--input",
+        &format!("cloudtrail:{}", input.display()),
+        "--rules",
+        "pipelines/rules/soc2",
+        "--evidence",
+        &proxy.url(BUCKET, "signed"),
+        "--batch-rows",
+        "200",
+        "--signing-key",
+        key.to_str().expect("utf-8"),
+        "--no-progress",
+    ]);
+    let counts = proxy.counts();
+    assert_eq!(code, 0, "the run completes through the faults: {out}{err}");
+    assert!(counts.lost_create_answers >= 3, "{counts:?}");
+    assert!(out.contains("evidence signed: digest"), "{out}");
+    assert_complete_and_verified(&server, "signed", N);
+    let url = server.url("signed");
+    let (code, out, err) =
+        vigil(&["verify", "--evidence", &url, "--json", "--public-key", public.to_str().expect("utf-8")]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["authenticated"], true, "{report:#}");
+}
+
 /// `GET /metrics`, the counters summed over their labels.
 fn scrape(addr: &str) -> BTreeMap<String, f64> {
     use std::io::{Read, Write};
