@@ -18,6 +18,8 @@
 //! | `vigil_events_late_total` | counter | `rule` | events that reached a stateful rule below its watermark (archived, not evaluated) |
 //! | `vigil_errors_total` | counter | `stage` | errors by where they happened: `read`, `normalize`, `rules`, `emit`, `archive`, `offset_commit`, `sign` |
 //! | `vigil_stage_seconds_total` | counter | `stage` | wall time in `normalize`, `rules`, `emit`, `archive` |
+//! | `vigil_alerts_pending` | gauge | `destination` | alerts queued for a destination (webhook, Slack, PagerDuty) and not yet delivered: the backlog |
+//! | `vigil_alert_deliveries_total` | counter | `destination`, `outcome` | delivery attempts: `delivered`, `failed` (retried later), `rejected` (refused as malformed, kept aside) |
 //! | `vigil_kafka_consumer_lag` | gauge | `ingest_source`, `partition` | messages behind the partition's end (librdkafka statistics) |
 //! | `vigil_batch_stage_seconds` | histogram | `stage` | per batch: time in each stage |
 //! | `vigil_event_to_alert_seconds` | histogram | | from reading the oldest record of an alert's batch to the alert reaching the outputs |
@@ -73,6 +75,22 @@ pub struct PartitionCounters {
     /// Offsets in those ranges.
     pub offsets_lost: u64,
 }
+
+/// Counters of one alert destination (labelled by kind, scheme and host: never a secret).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DestinationCounters {
+    /// Alerts queued and not yet delivered.
+    pub pending: u64,
+    /// Alerts delivered (2xx).
+    pub delivered: u64,
+    /// Failed attempts (retried later).
+    pub failed: u64,
+    /// Alerts the destination refused as malformed.
+    pub rejected: u64,
+}
+
+/// The outcomes of `vigil_alert_deliveries_total`.
+pub const DELIVERY_OUTCOMES: [&str; 3] = ["delivered", "failed", "rejected"];
 
 /// The stages of a micro-batch, in order.
 pub const STAGES: [&str; 4] = ["normalize", "rules", "emit", "archive"];
@@ -137,6 +155,7 @@ struct Inner {
     errors: [u64; ERROR_STAGES.len()],
     stage_seconds: [f64; STAGES.len()],
     lag: BTreeMap<PartitionKey, i64>,
+    destinations: BTreeMap<String, DestinationCounters>,
     batch_stage: [Buckets; STAGES.len()],
     event_to_alert: Latency,
     event_to_archive: Latency,
@@ -176,6 +195,7 @@ impl Metrics {
             errors: [0; ERROR_STAGES.len()],
             stage_seconds: [0.0; STAGES.len()],
             lag: BTreeMap::new(),
+            destinations: BTreeMap::new(),
             batch_stage: Default::default(),
             event_to_alert: Latency::new(),
             event_to_archive: Latency::new(),
@@ -297,6 +317,28 @@ impl Metrics {
         self.lock().lag.remove(&(topic.to_string(), partition));
     }
 
+    /// `pending` alerts are queued for `destination` (its series start at 0 when first seen).
+    pub fn alerts_pending(&self, destination: &str, pending: u64) {
+        self.lock().destinations.entry(destination.to_string()).or_default().pending = pending;
+    }
+
+    /// One delivery attempt to `destination` ended with `outcome` (one of [`DELIVERY_OUTCOMES`]).
+    pub fn alert_delivery(&self, destination: &str, outcome: &str) {
+        let mut inner = self.lock();
+        let c = inner.destinations.entry(destination.to_string()).or_default();
+        match outcome {
+            "delivered" => c.delivered += 1,
+            "failed" => c.failed += 1,
+            "rejected" => c.rejected += 1,
+            _ => {}
+        }
+    }
+
+    /// Counters of every alert destination so far.
+    pub fn destinations(&self) -> BTreeMap<String, DestinationCounters> {
+        self.lock().destinations.clone()
+    }
+
     /// Counters of every partition so far, by `ingest_source` label (every file input is
     /// [`FILE_SERIES`]) and partition.
     pub fn partitions(&self) -> BTreeMap<(String, i32), PartitionCounters> {
@@ -396,6 +438,25 @@ impl Metrics {
                 escape(topic)
             );
         }
+        header(&mut out, "vigil_alerts_pending", "Alerts queued for a destination and not yet delivered.", "gauge");
+        for (destination, c) in &inner.destinations {
+            let _ = writeln!(out, "vigil_alerts_pending{{destination=\"{}\"}} {}", escape(destination), c.pending);
+        }
+        header(
+            &mut out,
+            "vigil_alert_deliveries_total",
+            "Alert delivery attempts by outcome: delivered, failed (retried later), rejected (kept aside).",
+            "counter",
+        );
+        for (destination, c) in &inner.destinations {
+            for (outcome, n) in DELIVERY_OUTCOMES.iter().zip([c.delivered, c.failed, c.rejected]) {
+                let _ = writeln!(
+                    out,
+                    "vigil_alert_deliveries_total{{destination=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(destination)
+                );
+            }
+        }
         header(&mut out, "vigil_batch_stage_seconds", "Per micro-batch: seconds in each stage.", "histogram");
         for (stage, h) in STAGES.iter().zip(&inner.batch_stage) {
             histogram(&mut out, "vigil_batch_stage_seconds", &format!("stage=\"{stage}\""), h);
@@ -471,6 +532,10 @@ mod tests {
         m.late("brute", 5);
         m.completeness_break("logs", 1, 40);
         m.error("emit", 1);
+        m.alerts_pending("webhook https://siem/…", 7);
+        m.alert_delivery("webhook https://siem/…", "failed");
+        m.alert_delivery("webhook https://siem/…", "failed");
+        m.alert_delivery("webhook https://siem/…", "delivered");
         m.health().set_store_probe(Arc::new(|| StoreStatus { failed_attempts: 4, ..StoreStatus::default() }));
         let text = m.render();
         for line in [
@@ -493,6 +558,10 @@ mod tests {
             r#"vigil_errors_total{stage="archive"} 4"#,
             r#"vigil_errors_total{stage="read"} 0"#,
             r#"vigil_kafka_consumer_lag{ingest_source="logs",partition="3"} 42"#,
+            r#"vigil_alerts_pending{destination="webhook https://siem/…"} 7"#,
+            r#"vigil_alert_deliveries_total{destination="webhook https://siem/…",outcome="failed"} 2"#,
+            r#"vigil_alert_deliveries_total{destination="webhook https://siem/…",outcome="delivered"} 1"#,
+            r#"vigil_alert_deliveries_total{destination="webhook https://siem/…",outcome="rejected"} 0"#,
             r#"vigil_stage_seconds_total{stage="rules"} 0.004000"#,
             "# TYPE vigil_event_to_alert_seconds histogram",
             r#"vigil_event_to_alert_seconds_bucket{le="0.05"} 0"#,
