@@ -1,0 +1,442 @@
+//! Sigma rules to vigil rules: one Sigma YAML file becomes a vigil rule header and a DataFusion SQL query
+//! over the `events` table, or is refused with the file, the line and the reason.
+//!
+//! ```text
+//!  rule.yml ─ yaml (tree with lines) ─ logsource ─> events selected (mapping)
+//!                                    ─ detection ─> each named detection to SQL (values, modifiers)
+//!                                    ─ condition ─> the detections combined (condition)
+//!                                    ─ metadata  ─> header: id, title, severity, criteria, tags
+//! ```
+//!
+//! Exactness beats coverage: a rule is converted only when the SQL matches exactly the events Sigma's
+//! semantics (as pySigma implements them) match; anything else is refused, never approximated. What
+//! each logsource reads is in [`mapping`](crate::mapping); how values and modifiers match is in
+//! `values`. Correlation rules are refused: vigil's stateful kinds alert once per window and restart,
+//! while Sigma's correlations report every window that meets the condition.
+//!
+//! **Metadata.** `level` is the severity (`informational` → `info`; a rule without `level` is
+//! `medium`). `tags` are kept, with `sigma` added. SOC 2 criteria: a rule's own `criteria` key (a list or
+//! a comma-separated string, a vigil extension of Sigma) wins; otherwise every rule gets `CC7.2` (the
+//! entity monitors for anomalies) plus, per ATT&CK tactic tag:
+//!
+//! | tag | criteria |
+//! | --- | --- |
+//! | `attack.initial-access`, `attack.credential-access` | CC6.1 |
+//! | `attack.persistence`, `attack.privilege-escalation` | CC6.3 |
+//! | `attack.lateral-movement`, `attack.command-and-control` | CC6.6 |
+//! | `attack.exfiltration`, `attack.collection` | CC6.7, C1.1 |
+//! | `attack.defense-evasion`, `attack.stealth` | CC7.3 |
+//! | `attack.impact` | A1.2 |
+//!
+//! The Sigma `id`, `title` and `author` travel with the rule ([`SigmaMeta`]) and every alert it raises
+//! carries them, as the Detection Rule License (DRL 1.1) of SigmaHQ's rules requires.
+//!
+//! ```
+//! let yml = "title: Root login\nid: 1f2e\nauthor: someone\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    userIdentity.type: Root\n  condition: sel\nlevel: high\n";
+//! let rule = vigil_sigma::convert("root.yml".as_ref(), yml).unwrap();
+//! assert!(rule.sql.starts_with("-- id: root\n-- title: Root login\n-- severity: high\n"));
+//! assert!(rule.sql.contains("json_as_text(TRY_CAST(raw AS VARCHAR), 'userIdentity', 'type')"));
+//! assert_eq!(rule.meta.author, "someone");
+//! let refused = vigil_sigma::convert("az.yml".as_ref(), &yml.replace("product: aws", "product: azure")).unwrap_err();
+//! assert_eq!(refused.to_string().split(": ").next(), Some("az.yml:5"));
+//! ```
+
+mod condition;
+mod error;
+pub mod mapping;
+mod values;
+pub mod yaml;
+
+use std::path::Path;
+
+pub use error::{Error, Refusal, Result};
+
+use error::{Refused, refuse};
+use mapping::{Fields, RAW_TEXT, Selection};
+use values::{ItemFlags, Raw};
+use yaml::{Kind, Node, Scalar};
+
+/// What a Sigma rule says about itself, carried by the vigil rule and its alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigmaMeta {
+    /// The Sigma rule's `id` (a UUID), or empty.
+    pub id: String,
+    /// Its `title`.
+    pub title: String,
+    /// Its `author`, or empty.
+    pub author: String,
+    /// Its `level`, or empty.
+    pub level: String,
+    /// Its `status`, or empty.
+    pub status: String,
+    /// Its `logsource`, as `product: aws, service: cloudtrail`.
+    pub logsource: String,
+}
+
+/// A converted rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Converted {
+    /// The vigil rule: `-- key: value` header and the SQL query.
+    pub sql: String,
+    /// The Sigma metadata.
+    pub meta: SigmaMeta,
+}
+
+/// Whether `path` names a Sigma rule file (`.yml` or `.yaml`).
+pub fn is_sigma_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "yml" || e == "yaml")
+}
+
+/// Converts the Sigma rule `text` read from `path`.
+pub fn convert(path: &Path, text: &str) -> Result<Converted> {
+    convert_inner(path, text).map_err(|r| Error::Refused {
+        path: path.to_path_buf(),
+        line: r.line,
+        kind: r.kind,
+        reason: r.reason,
+    })
+}
+
+fn convert_inner(path: &Path, text: &str) -> std::result::Result<Converted, Refused> {
+    let doc = yaml::parse(text).map_err(|e| Refused {
+        line: e.line,
+        kind: Refusal::Yaml,
+        reason: format!("not YAML vigil reads: {}", e.message),
+    })?;
+    if !matches!(doc.kind, Kind::Map(_)) {
+        return refuse(doc.line, Refusal::Yaml, "a Sigma rule is a YAML mapping (title, logsource, detection, ...)");
+    }
+    if let Some(correlation) = doc.get("correlation") {
+        return refuse(
+            correlation.line,
+            Refusal::Correlation,
+            "correlation rules are not converted: vigil's threshold and sequence rules alert once per window and start again, while Sigma (pySigma) reports every window that meets the condition, so the alerts would differ; write the correlation as a vigil threshold or sequence rule",
+        );
+    }
+    let text_of = |key: &str| -> std::result::Result<Option<String>, Refused> {
+        match doc.get(key) {
+            None => Ok(None),
+            Some(node) => match node.scalar() {
+                Some(Scalar::Str(s)) => Ok(Some(s.to_string())),
+                Some(Scalar::Null) => Ok(None),
+                Some(Scalar::Int(n)) => Ok(Some(n.to_string())),
+                _ => refuse(node.line, Refusal::Yaml, format!("`{key}` must be text")),
+            },
+        }
+    };
+    let Some(title) = text_of("title")? else {
+        return refuse(doc.line, Refusal::Yaml, "the rule has no `title`");
+    };
+    let title = one_line(&title);
+    let level = text_of("level")?.unwrap_or_default();
+    let severity = match level.as_str() {
+        "informational" => "info",
+        "low" => "low",
+        "" | "medium" => "medium",
+        "high" => "high",
+        "critical" => "critical",
+        other => {
+            let line = doc.get("level").map_or(1, |n| n.line);
+            return refuse(
+                line,
+                Refusal::Yaml,
+                format!("level `{other}` is not one of informational, low, medium, high, critical"),
+            );
+        }
+    };
+    let tags = list_of(&doc, "tags")?;
+    let criteria = match doc.get("criteria") {
+        Some(node) => {
+            let given: Vec<String> = match &node.kind {
+                Kind::Seq(_) => list_of(&doc, "criteria")?,
+                _ => text_of("criteria")?
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect(),
+            };
+            if given.is_empty() {
+                return refuse(node.line, Refusal::Yaml, "`criteria` is empty; name SOC 2 criteria such as CC6.1");
+            }
+            given
+        }
+        None => criteria_of(&tags),
+    };
+    let Some(logsource) = doc.get("logsource") else {
+        return refuse(doc.line, Refusal::Yaml, "the rule has no `logsource`");
+    };
+    let ls = |key: &str| logsource.get(key).and_then(|n| n.text()).map(str::to_string);
+    let selection = mapping::selection(
+        logsource.line,
+        ls("product").as_deref(),
+        ls("service").as_deref(),
+        ls("category").as_deref(),
+    )?;
+    let Some(detection) = doc.get("detection") else {
+        return refuse(doc.line, Refusal::Yaml, "the rule has no `detection`");
+    };
+    let where_sql = detection_sql(detection, &selection)?;
+
+    let meta = SigmaMeta {
+        id: text_of("id")?.unwrap_or_default(),
+        title: title.clone(),
+        author: one_line(&text_of("author")?.unwrap_or_default()),
+        level,
+        status: text_of("status")?.unwrap_or_default(),
+        logsource: selection.label.clone(),
+    };
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "sigma".into());
+    let id: String = stem
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+        .collect();
+    let mut all_tags = vec!["sigma".to_string()];
+    all_tags.extend(tags.iter().map(|t| t.replace(',', " ")));
+    let mut sql = String::new();
+    sql.push_str(&format!(
+        "-- id: {id}\n-- title: {title}\n-- severity: {severity}\n-- criteria: {}\n",
+        criteria.join(", ")
+    ));
+    sql.push_str(&format!("-- tags: {}\n", all_tags.join(", ")));
+    if let Some(description) = text_of("description")? {
+        sql.push_str(&format!("-- description: {}\n", one_line(&description)));
+    }
+    sql.push_str(&format!(
+        "-- Sigma rule {} by {} (Detection Rule License 1.1), logsource {}\n",
+        if meta.id.is_empty() { "(no id)" } else { &meta.id },
+        if meta.author.is_empty() { "(no author)" } else { &meta.author },
+        meta.logsource
+    ));
+    sql.push_str("SELECT time, event_id, actor_user, src_ip, activity FROM events\n");
+    sql.push_str(&format!("WHERE source = '{}'", selection.source));
+    if let Some(filter) = &selection.filter {
+        sql.push_str(&format!("\n  AND {filter}"));
+    }
+    sql.push_str(&format!("\n  AND {where_sql}\n"));
+    Ok(Converted { sql, meta })
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn list_of(doc: &Node, key: &str) -> std::result::Result<Vec<String>, Refused> {
+    match doc.get(key) {
+        None => Ok(Vec::new()),
+        Some(Node { kind: Kind::Seq(items), .. }) => items
+            .iter()
+            .map(|i| match i.scalar() {
+                Some(Scalar::Str(s)) => Ok(s.to_string()),
+                _ => refuse(i.line, Refusal::Yaml, format!("each of `{key}` must be text")),
+            })
+            .collect(),
+        Some(node) => refuse(node.line, Refusal::Yaml, format!("`{key}` must be a list")),
+    }
+}
+
+/// SOC 2 criteria from ATT&CK tactic tags (see the crate docs).
+fn criteria_of(tags: &[String]) -> Vec<String> {
+    let mut out = vec!["CC7.2".to_string()];
+    for tag in tags {
+        let add: &[&str] = match tag.to_ascii_lowercase().as_str() {
+            "attack.initial-access"
+            | "attack.initial_access"
+            | "attack.credential-access"
+            | "attack.credential_access" => &["CC6.1"],
+            "attack.persistence" | "attack.privilege-escalation" | "attack.privilege_escalation" => &["CC6.3"],
+            "attack.lateral-movement"
+            | "attack.lateral_movement"
+            | "attack.command-and-control"
+            | "attack.command_and_control" => &["CC6.6"],
+            "attack.exfiltration" | "attack.collection" => &["CC6.7", "C1.1"],
+            "attack.defense-evasion" | "attack.defense_evasion" | "attack.stealth" => &["CC7.3"],
+            "attack.impact" => &["A1.2"],
+            _ => &[],
+        };
+        for c in add {
+            if !out.iter().any(|o| o == c) {
+                out.push((*c).to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The WHERE clause of a `detection` section.
+fn detection_sql(detection: &Node, selection: &Selection) -> std::result::Result<String, Refused> {
+    let Kind::Map(entries) = &detection.kind else {
+        return refuse(
+            detection.line,
+            Refusal::Condition,
+            "`detection` must be a mapping of named detections and a `condition`",
+        );
+    };
+    let mut names = Vec::new();
+    let mut sqls = Vec::new();
+    let mut condition = None;
+    for (key, value) in entries {
+        let Some(name) = key.text() else {
+            return refuse(key.line, Refusal::Condition, "a detection name must be text");
+        };
+        match name {
+            "condition" => condition = Some(value),
+            "timeframe" => {
+                return refuse(
+                    key.line,
+                    Refusal::Condition,
+                    "`timeframe` belongs to Sigma's deprecated aggregations; write a correlation rule",
+                );
+            }
+            _ => {
+                names.push(name.to_string());
+                sqls.push(named_sql(value, selection)?);
+            }
+        }
+    }
+    let Some(condition) = condition else {
+        return refuse(detection.line, Refusal::Condition, "`detection` has no `condition`");
+    };
+    let text = match &condition.kind {
+        Kind::Scalar { text, .. } => text.clone(),
+        Kind::Seq(items) if items.len() == 1 => match items[0].text() {
+            Some(t) => t.to_string(),
+            None => return refuse(condition.line, Refusal::Condition, "the condition must be text"),
+        },
+        _ => {
+            return refuse(
+                condition.line,
+                Refusal::Condition,
+                "a list of conditions makes one query each in pySigma; vigil takes one condition per rule (split the rule)",
+            );
+        }
+    };
+    let sql_of = |name: &str| names.iter().position(|n| n == name).map(|i| sqls[i].clone());
+    condition::to_sql(condition.line, &text, &names, &sql_of)
+}
+
+/// One named detection: a map (items ANDed), a list of maps (ORed), or keywords.
+fn named_sql(node: &Node, selection: &Selection) -> std::result::Result<String, Refused> {
+    match &node.kind {
+        Kind::Map(entries) => {
+            if entries.is_empty() {
+                return refuse(node.line, Refusal::Condition, "an empty detection matches nothing in Sigma; remove it");
+            }
+            let mut parts = Vec::new();
+            for (key, value) in entries {
+                let Some(key_text) = key.text() else {
+                    return refuse(key.line, Refusal::Condition, "a field name must be text");
+                };
+                parts.push(item_sql(key.line, key_text, value, selection)?);
+            }
+            Ok(if parts.len() == 1 { parts.remove(0) } else { format!("({})", parts.join(" AND ")) })
+        }
+        Kind::Seq(items) if items.iter().all(|i| matches!(i.kind, Kind::Map(_))) && !items.is_empty() => {
+            let parts = items.iter().map(|i| named_sql(i, selection)).collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(if parts.len() == 1 { parts[0].clone() } else { format!("({})", parts.join(" OR ")) })
+        }
+        Kind::Seq(items) if items.iter().all(|i| matches!(i.kind, Kind::Scalar { .. })) => {
+            item_sql(node.line, "", node, selection)
+        }
+        Kind::Scalar { .. } => item_sql(node.line, "", node, selection),
+        _ => refuse(
+            node.line,
+            Refusal::Condition,
+            "a detection must be a map of fields, a list of such maps, or keywords",
+        ),
+    }
+}
+
+/// One `field|modifiers: value(s)` item (an empty field: keywords).
+fn item_sql(line: u64, key: &str, value: &Node, selection: &Selection) -> std::result::Result<String, Refused> {
+    let mut split = key.split('|');
+    let field = split.next().unwrap_or("");
+    let modifiers: Vec<&str> = split.collect();
+    if modifiers.iter().any(|m| m.is_empty()) {
+        return refuse(line, Refusal::Modifier, format!("`{key}` has an empty modifier"));
+    }
+    let scalars: Vec<&Node> = match &value.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        Kind::Scalar { .. } => vec![value],
+        Kind::Map(_) => {
+            return refuse(
+                value.line,
+                Refusal::Condition,
+                format!("`{key}` holds a map; a field takes a value or a list of values"),
+            );
+        }
+    };
+    let mut raw = Vec::new();
+    for s in &scalars {
+        raw.push(match s.scalar() {
+            Some(Scalar::Str(t)) => Raw::Str(t.to_string()),
+            Some(Scalar::Int(n)) => Raw::Num(n),
+            Some(Scalar::Bool(b)) => Raw::Bool(b),
+            Some(Scalar::Null) => Raw::Null,
+            Some(Scalar::Ambiguous(why)) => {
+                return refuse(s.line, Refusal::Value, format!("`{}`: {why}", s.text().unwrap_or("")));
+            }
+            None => {
+                return refuse(
+                    s.line,
+                    Refusal::Condition,
+                    format!("`{key}`: a list of values may not hold lists or maps"),
+                );
+            }
+        });
+    }
+    let keyword = field.is_empty();
+    let (values, flags): (Vec<values::Val>, ItemFlags) = values::apply(line, &modifiers, raw, !keyword)?;
+    let expr = if keyword { RAW_TEXT.to_string() } else { mapping::field(line, selection.fields, field)? };
+    let fields: Fields = selection.fields;
+    let field_of = move |name: &str| mapping::field(line, fields, name);
+    values::item_sql(line, &expr, keyword, &values, flags, &field_of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(detection: &str) -> String {
+        format!(
+            "title: T\nid: 0a51\nauthor: me\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n{detection}\nlevel: medium\ntags:\n  - attack.persistence\n"
+        )
+    }
+
+    #[test]
+    fn converts_with_header_and_metadata() {
+        let c = convert(Path::new("dir/AWS Backdoor.yml"), &rule("  sel:\n    eventName: CreateAccessKey\n  filter:\n    userIdentity.arn|contains: x\n  condition: sel and not filter")).unwrap();
+        assert!(c.sql.starts_with("-- id: aws_backdoor\n-- title: T\n-- severity: medium\n-- criteria: CC7.2, CC6.3\n-- tags: sigma, attack.persistence\n"), "{}", c.sql);
+        assert!(c.sql.contains("WHERE source = 'aws.cloudtrail'\n  AND ("), "{}", c.sql);
+        assert!(c.sql.contains("(NOT coalesce(regexp_like("), "{}", c.sql);
+        assert_eq!((c.meta.id.as_str(), c.meta.author.as_str()), ("0a51", "me"));
+    }
+
+    #[test]
+    fn refusals_name_the_line() {
+        let cases = [
+            ("  sel:\n    eventName|expand: '%x%'\n  condition: sel", 9, Refusal::Modifier),
+            ("  sel:\n    eventName: NO\n  condition: sel", 9, Refusal::Value),
+            ("  sel:\n    eventName: x\n  condition: sel | count() > 5", 10, Refusal::Condition),
+            ("  sel:\n    eventName: x\n  condition: other", 10, Refusal::Condition),
+            ("  sel:\n    eventName: x\n  condition:\n    - sel\n    - sel", 11, Refusal::Condition),
+        ];
+        for (detection, line, kind) in cases {
+            let err = convert(Path::new("r.yml"), &rule(detection)).unwrap_err();
+            let Error::Refused { line: l, kind: k, .. } = &err;
+            assert_eq!((*l, *k), (line, kind), "{err}");
+            assert!(err.to_string().starts_with(&format!("r.yml:{line}: ")), "{err}");
+        }
+        let corr = "title: C\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n";
+        assert_eq!(convert(Path::new("c.yml"), corr).unwrap_err().kind(), Refusal::Correlation);
+    }
+
+    #[test]
+    fn criteria_override() {
+        let text = rule("  sel:\n    eventName: x\n  condition: sel") + "criteria: [CC6.1, A1.2]\n";
+        assert!(convert(Path::new("r.yml"), &text).unwrap().sql.contains("-- criteria: CC6.1, A1.2\n"));
+        let text = rule("  sel:\n    eventName: x\n  condition: sel") + "criteria: CC8.1\n";
+        assert!(convert(Path::new("r.yml"), &text).unwrap().sql.contains("-- criteria: CC8.1\n"));
+    }
+}
