@@ -24,9 +24,7 @@ use object_store::{
 use vigil_evidence::{Archive, ManifestEntry, layout};
 
 use crate::{Error, Result};
-
-/// The top-level folders of data files.
-const DATA_KINDS: [&str; 3] = ["events", "alerts", "dead_letters"];
+use vigil_evidence::layout::DATA_KINDS;
 
 /// Manifest entries read at once (each is small; on S3 the round trips dominate).
 const CONCURRENCY: usize = 32;

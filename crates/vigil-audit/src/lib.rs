@@ -1,5 +1,6 @@
 //! What auditors run against an evidence archive, local or on S3: read-only SQL over the tables
-//! `events`, `alerts` and `dead_letters` ([`query`]), and reproducible evidence samples ([`sample`]).
+//! `events`, `alerts`, `dead_letters`, `rules` and `triage` ([`query`]), the triage records and queue
+//! ([`triage`]), and reproducible evidence samples ([`sample`]).
 //!
 //! The tables are DataFusion listing tables over the archive's Hive layout, so a filter on a partition
 //! column skips whole folders without opening a file: `source`, `date` and `hour` for `events`, `date` for
@@ -10,5 +11,6 @@ pub mod chained_store;
 mod error;
 pub mod query;
 pub mod sample;
+pub mod triage;
 
 pub use error::{Error, Result};

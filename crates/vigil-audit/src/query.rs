@@ -1,7 +1,9 @@
-//! `vigil query`: read-only SQL over an archive's `events`, `alerts` and `dead_letters`.
+//! `vigil query`: read-only SQL over an archive's `events`, `alerts` and `dead_letters`, and the record
+//! tables `rules` (the text of every rule pack that ran) and `triage` (what was decided about alerts; see
+//! `vigil_evidence::records`).
 //!
 //! Only queries run: DDL, DML and statements (`COPY`, `SET`, `CREATE`, ...) are refused before planning,
-//! and the only tables are the archive's three, so a query cannot read or write other files. The tables
+//! and the only tables are the archive's five, so a query cannot read or write other files. The tables
 //! read through a [`ChainedStore`], which holds only the data files the archive's manifest chains list
 //! (not disposed of) and refuses writes: a Parquet file added to a data folder is not counted.
 
@@ -27,17 +29,20 @@ struct TableSpec {
     schema: SchemaRef,
 }
 
-fn tables() -> [TableSpec; 3] {
+fn tables() -> [TableSpec; 5] {
+    use vigil_evidence::records::{rules_schema, triage_schema};
     [
         TableSpec { name: "events", partitions: &["source", "date", "hour"], schema: vigil_schema::event_schema() },
         TableSpec { name: "alerts", partitions: &["date"], schema: vigil_schema::alert_schema() },
         TableSpec { name: "dead_letters", partitions: &["format"], schema: vigil_schema::dead_letter_schema() },
+        TableSpec { name: "rules", partitions: &[], schema: rules_schema() },
+        TableSpec { name: "triage", partitions: &[], schema: triage_schema() },
     ]
 }
 
 /// An archive's tables, read through a [`ChainedStore`]: only the data files its manifest chains list.
 pub struct ArchiveSession {
-    /// The session, with `events`, `alerts` and `dead_letters` registered.
+    /// The session, with `events`, `alerts`, `dead_letters`, `rules` and `triage` registered.
     pub ctx: SessionContext,
     /// Parquet files in the data folders that no manifest entry lists, left out of every query (relative to
     /// the archive root, sorted): planted, or of a range still being written.

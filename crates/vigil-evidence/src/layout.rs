@@ -8,6 +8,7 @@
 //! {root}/dead_letters/blobs/{ingest_source}-{partition}-{offset}.bin   (one oversized dead letter, whole)
 //! {root}/manifests/{ingest_source}/{partition}/{seq:012}.json
 //! {root}/manifests/{ingest_source}/{partition}/pending-{seq:012}.json   (only while a range is written)
+//! {root}/rules/{sha256}.parquet, {root}/triage/{sha256}.parquet   (rule texts and triage: crate::records)
 //! ```
 //!
 //! A data file's name is fixed by the offsets it covers, so a replay of the same range rewrites the same
@@ -15,6 +16,10 @@
 //! input format only (their `ingest_time` column dates them).
 
 use object_store::path::Path;
+
+/// The top-level folders of data files (each listed by manifest entries): the source data, and the
+/// record tables of [`crate::records`].
+pub const DATA_KINDS: [&str; 5] = ["events", "alerts", "dead_letters", "rules", "triage"];
 
 /// The base name of the data files of one committed range.
 pub fn file_stem(ingest_source: &str, partition: i32, first: i64, last: i64) -> String {

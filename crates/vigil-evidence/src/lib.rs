@@ -33,6 +33,7 @@ pub mod failpoint;
 pub mod keys;
 pub mod layout;
 pub mod manifest;
+pub mod records;
 pub mod retry;
 pub mod store;
 pub mod verify;

@@ -70,6 +70,9 @@ pub struct Counts {
     /// deleted them first): a completeness break, recorded rather than hidden.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lost: u64,
+    /// Rows of a record table (`rules`, `triage`; see [`crate::records`]): one offset each.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -34,6 +34,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::layout::DATA_KINDS;
 use crate::manifest::ManifestEntry;
 use crate::{Archive, Error, Result, layout};
 
@@ -160,9 +161,6 @@ struct Listed {
     size: u64,
     stored_us: i64,
 }
-
-/// Data kinds, each a top-level folder of data files.
-const DATA_KINDS: [&str; 3] = ["events", "alerts", "dead_letters"];
 
 /// A file to read and check.
 struct FileCheck {
@@ -660,13 +658,13 @@ fn check_chain(
             prev_data_last = Some(entry.last_offset);
             let span = (entry.last_offset - entry.first_offset + 1).max(0) as u64;
             let c = &entry.counts;
-            if c.events + c.dead_letters + c.skipped + c.lost != span {
+            if c.events + c.dead_letters + c.skipped + c.lost + c.records != span {
                 report.find(
                     "counts_mismatch",
                     path,
                     format!(
-                        "events {} + dead letters {} + skipped {} + lost {} != {span} offsets",
-                        c.events, c.dead_letters, c.skipped, c.lost
+                        "events {} + dead letters {} + skipped {} + lost {} + records {} != {span} offsets",
+                        c.events, c.dead_letters, c.skipped, c.lost, c.records
                     ),
                 );
             }
@@ -674,6 +672,7 @@ fn check_chain(
             if rows_of("events") != c.events
                 || rows_of("dead_letters") != c.dead_letters
                 || rows_of("alerts") != c.alerts
+                || rows_of(crate::records::RULES_KIND) + rows_of(crate::records::TRIAGE_KIND) != c.records
             {
                 report.find("counts_mismatch", path, "the files' rows do not add up to the entry's counts");
             }

@@ -43,13 +43,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 
+use crate::layout::DATA_KINDS;
 use crate::manifest::ManifestEntry;
 use crate::store::{ObjectRetention, ObjectVersion, mode_strength};
 use crate::verify::{Finding, VerifyReport};
 use crate::{Archive, Result, layout};
-
-/// Data kinds, each a top-level folder of data files.
-const DATA_KINDS: [&str; 3] = ["events", "alerts", "dead_letters"];
 
 const DAY_US: i64 = 86_400_000_000;
 
