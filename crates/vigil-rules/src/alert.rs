@@ -29,6 +29,9 @@ pub struct Alert {
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// Ids of the events behind the alert, sorted.
     pub event_ids: Vec<String>,
+    /// The rule the rule was converted from (a Sigma rule's id, title and author), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_rule: Option<crate::sigma::SourceRule>,
 }
 
 impl Alert {
@@ -52,6 +55,7 @@ impl Alert {
             time: format_time_us(time_us),
             fields,
             event_ids,
+            source_rule: rule.source_rule.clone(),
         }
     }
 }

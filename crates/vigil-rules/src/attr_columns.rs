@@ -11,6 +11,10 @@
 //! column (output names are kept). Per micro-batch, [`AttrColumns::extend`] fills all of them with one
 //! walk over each row's `attrs`.
 //!
+//! The same holds for the record itself: `json_*(TRY_CAST(raw AS VARCHAR), ...)`, which Sigma rules use to
+//! read the record's own fields ([`crate::sigma`]), is planned as a column filled by a walk over `raw` (a
+//! record that is not UTF-8 gives nulls, as `TRY_CAST` does).
+//!
 //! The values are the functions' own: the first of repeated keys wins, a text step reaching an array is
 //! an index, a negative index counts from the end, a value of another JSON type is null (`json_get_bool`
 //! also reads `"true"`/`"false"` strings). One difference exists only for malformed `attrs`, which the
@@ -27,12 +31,12 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr::{ScalarFunction, TryCast};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScanBuilder, TableSource};
 use jiter::{Jiter, Peek};
 use vigil_schema::json_scan::members;
-use vigil_schema::{ATTRS, event_schema};
+use vigil_schema::{ATTRS, RAW, event_schema};
 
 /// Prefix of the attribute columns' names; rules never see them (`SELECT *` lists the base columns).
 const PREFIX: &str = "__vigil_attr_";
@@ -76,9 +80,11 @@ enum Step {
     Index(i64),
 }
 
-/// One attribute column: a function and a path whose first step is a key of `attrs`.
+/// One attribute column: a function and a path whose first step is a key of `attrs` (or of `raw`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct AttrColumn {
+    /// Over `TRY_CAST(raw AS VARCHAR)` instead of `attrs`.
+    raw: bool,
     getter: Getter,
     first: String,
     rest: Vec<Step>,
@@ -89,18 +95,24 @@ struct AttrColumn {
 pub(crate) struct AttrColumns {
     columns: Vec<AttrColumn>,
     index: HashMap<AttrColumn, usize>,
-    /// Column indexes by first key, in column order. A handful of keys: a scan beats hashing each key.
-    by_first: Vec<(String, Vec<usize>)>,
+    /// Column indexes by (over `raw`, first key), in column order. A handful of keys: a scan beats hashing
+    /// each key.
+    by_first: Vec<((bool, String), Vec<usize>)>,
 }
 
 /// The column a call stands for, if it is `getter(<table>.attrs, literal, ...)` with a key first.
 fn attr_call(expr: &Expr) -> Option<(&Column, AttrColumn)> {
     let Expr::ScalarFunction(ScalarFunction { func, args }) = expr else { return None };
     let getter = Getter::of(func.name())?;
-    let (Expr::Column(attrs), path) = args.split_first()? else { return None };
-    if attrs.name != ATTRS {
-        return None;
-    }
+    let (base, path) = args.split_first()?;
+    let (attrs, raw) = match base {
+        Expr::Column(attrs) if attrs.name == ATTRS => (attrs, false),
+        Expr::TryCast(TryCast { expr, field }) if field.data_type() == &DataType::Utf8 => match expr.as_ref() {
+            Expr::Column(raw) if raw.name == RAW => (raw, true),
+            _ => return None,
+        },
+        _ => return None,
+    };
     let mut steps = path.iter().map(|arg| match arg {
         Expr::Literal(
             ScalarValue::Utf8(Some(k)) | ScalarValue::Utf8View(Some(k)) | ScalarValue::LargeUtf8(Some(k)),
@@ -116,7 +128,7 @@ fn attr_call(expr: &Expr) -> Option<(&Column, AttrColumn)> {
     });
     let Some(Some(Step::Key(first))) = steps.next() else { return None };
     let rest = steps.collect::<Option<Vec<_>>>()?;
-    Some((attrs, AttrColumn { getter, first, rest }))
+    Some((attrs, AttrColumn { raw, getter, first, rest }))
 }
 
 impl AttrColumns {
@@ -144,9 +156,9 @@ impl AttrColumns {
             return;
         }
         let i = self.columns.len();
-        match self.by_first.iter_mut().find(|(first, _)| *first == column.first) {
+        match self.by_first.iter_mut().find(|((raw, first), _)| *raw == column.raw && *first == column.first) {
             Some((_, columns)) => columns.push(i),
-            None => self.by_first.push((column.first.clone(), vec![i])),
+            None => self.by_first.push(((column.raw, column.first.clone()), vec![i])),
         }
         self.index.insert(column.clone(), i);
         self.columns.push(column);
@@ -219,6 +231,10 @@ impl AttrColumns {
         let attrs = batch.column_by_name(ATTRS).ok_or_else(|| DataFusionError::Internal("no attrs column".into()))?;
         let attrs =
             attrs.as_string_opt::<i32>().ok_or_else(|| DataFusionError::Internal("attrs is not Utf8".into()))?;
+        let raw = batch.column_by_name(RAW).ok_or_else(|| DataFusionError::Internal("no raw column".into()))?;
+        let raw = raw.as_binary_opt::<i32>().ok_or_else(|| DataFusionError::Internal("raw is not Binary".into()))?;
+        let (over_attrs, over_raw) =
+            (self.columns.iter().filter(|c| !c.raw).count(), self.columns.iter().filter(|c| c.raw).count());
         let rows = batch.num_rows();
         let mut builders: Vec<ColumnBuilder> = self
             .columns
@@ -231,8 +247,14 @@ impl AttrColumns {
         let mut filled = vec![false; self.columns.len()];
         for row in 0..rows {
             filled.fill(false);
-            if attrs.is_valid(row) {
-                self.walk(attrs.value(row), &mut builders, &mut filled);
+            if over_attrs > 0 && attrs.is_valid(row) {
+                self.walk(false, over_attrs, attrs.value(row), &mut builders, &mut filled);
+            }
+            if over_raw > 0
+                && raw.is_valid(row)
+                && let Ok(text) = std::str::from_utf8(raw.value(row))
+            {
+                self.walk(true, over_raw, text, &mut builders, &mut filled);
             }
             for (builder, done) in builders.iter_mut().zip(&filled) {
                 if !done {
@@ -249,11 +271,11 @@ impl AttrColumns {
     ///
     /// The top level is cut with the normalizers' own structural scanner, which jumps over the values no
     /// column wants (most of the text) without decoding them; only the wanted values are parsed.
-    fn walk(&self, json: &str, builders: &mut [ColumnBuilder], filled: &mut [bool]) {
-        let mut remaining = self.columns.len();
+    fn walk(&self, raw: bool, wanted: usize, json: &str, builders: &mut [ColumnBuilder], filled: &mut [bool]) {
+        let mut remaining = wanted;
         for member in members(json.as_bytes()) {
             let Ok(member) = member else { return };
-            let Some(columns) = self.columns_of(json, member.key) else { continue };
+            let Some(columns) = self.columns_of(raw, json, member.key) else { continue };
             if filled[columns[0]] {
                 continue;
             }
@@ -271,7 +293,7 @@ impl AttrColumns {
     }
 
     /// The columns whose first key is the member key at `key` (the text inside its quotes).
-    fn columns_of(&self, json: &str, key: Range<usize>) -> Option<&[usize]> {
+    fn columns_of(&self, over_raw: bool, json: &str, key: Range<usize>) -> Option<&[usize]> {
         let raw = &json.as_bytes()[key.clone()];
         let decoded;
         let key: &[u8] = if raw.contains(&b'\\') {
@@ -282,7 +304,10 @@ impl AttrColumns {
         } else {
             raw
         };
-        self.by_first.iter().find(|(first, _)| first.as_bytes() == key).map(|(_, columns)| columns.as_slice())
+        self.by_first
+            .iter()
+            .find(|((raw, first), _)| *raw == over_raw && first.as_bytes() == key)
+            .map(|(_, columns)| columns.as_slice())
     }
 }
 

@@ -387,6 +387,7 @@ pub(crate) fn rule_failed_alert(rule: &Rule, reason: &str, origin: &BatchOrigin,
         time: format_time_us(time_us),
         fields,
         event_ids: Vec::new(),
+        source_rule: rule.source_rule.clone(),
     }
 }
 
@@ -419,5 +420,6 @@ pub(crate) fn future_events_alert(
         time: format_time_us(now_us),
         fields,
         event_ids,
+        source_rule: None,
     }
 }

@@ -38,7 +38,7 @@ use crate::attr_columns::AttrColumns;
 use crate::budget::{
     BatchOrigin, RuleBudget, RuleFailure, future_events_alert, rule_failed_alert, run_rule, task_context,
 };
-use crate::rule::{Rule, RuleKind, parse_rule};
+use crate::rule::{Rule, RuleKind};
 use crate::stateful::{RuleSnapshot, RuleState, Signal, StateCounters};
 use crate::validate::check_read_only;
 use crate::{Error, Result};
@@ -84,13 +84,13 @@ impl RulePack {
     }
 }
 
-/// The `.sql` files directly in `dir`, sorted by name.
+/// The rule files directly in `dir` (`.sql`, and Sigma `.yml`/`.yaml`), sorted by name.
 pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |source| Error::Io { path: dir.to_path_buf(), source };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "sql") && p.is_file())
+        .filter(|p| crate::sigma::is_rule_file(p) && p.is_file())
         .collect();
     files.sort();
     Ok(files)
@@ -112,13 +112,16 @@ pub fn load_rules(dirs: &[PathBuf]) -> std::result::Result<RulePack, Vec<Error>>
         if files.is_empty() {
             errors.push(Error::Io {
                 path: dir.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no .sql rule files in this directory"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no .sql or Sigma .yml rule files in this directory",
+                ),
             });
         }
         for path in files {
             let loaded = std::fs::read_to_string(&path)
                 .map_err(|source| Error::Io { path: path.clone(), source })
-                .and_then(|text| parse_rule(&path, &text))
+                .and_then(|text| crate::sigma::parse_rule_file(&path, &text))
                 .and_then(|rule| check_read_only(&path, &rule.sql, &TABLES).map(|()| rule));
             match loaded {
                 Ok(rule) => rules.push(rule),

@@ -28,6 +28,7 @@ pub mod budget;
 pub mod engine;
 mod error;
 pub mod rule;
+pub mod sigma;
 pub mod stateful;
 pub mod validate;
 

@@ -189,6 +189,8 @@ pub struct Rule {
     pub hash: String,
     /// 1-based line where the query starts.
     pub query_line: u64,
+    /// The rule it was converted from (a Sigma rule), carried into its alerts.
+    pub source_rule: Option<crate::sigma::SourceRule>,
 }
 
 const KNOWN_KEYS: [&str; 18] = [
@@ -326,6 +328,7 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
         path: path.to_path_buf(),
         hash: hex::encode(Sha256::digest(text.as_bytes())),
         query_line,
+        source_rule: None,
     })
 }
 

@@ -1,0 +1,85 @@
+//! Sigma rules in rule directories: a `.yml` or `.yaml` file beside the `.sql` rules is converted by
+//! [`vigil_sigma`] into a vigil rule (header and SQL), then loaded like any other rule. A rule vigil cannot
+//! express exactly is refused with the file, the line and the reason, and the pack does not load (as for
+//! any invalid rule); `vigil sigma convert` shows the SQL or the refusal.
+//!
+//! The rule's hash is the SHA-256 of the Sigma file itself, so an alert names the version of the file
+//! that raised it; its Sigma `id`, `title` and `author` ride along as [`SourceRule`] in the rule and in
+//! every alert it raises (SigmaHQ's Detection Rule License asks that alerts carry the author).
+
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::rule::{Rule, parse_rule};
+use crate::{Error, Result};
+
+/// Where a rule came from when it was not written as vigil SQL: carried by the rule and its alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRule {
+    /// The rule language: `sigma`.
+    pub format: &'static str,
+    /// The source rule's own id (a Sigma rule's UUID).
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its author(s).
+    pub author: String,
+    /// Its level as written (`informational`, `low`, ...).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub level: String,
+    /// Its logsource, as `product: aws, service: cloudtrail`.
+    pub logsource: String,
+}
+
+/// Whether `path` is a rule file: `.sql`, or Sigma's `.yml` / `.yaml`.
+pub fn is_rule_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "sql") || vigil_sigma::is_sigma_file(path)
+}
+
+/// Parses a rule file of either kind: `.sql` with [`parse_rule`], Sigma YAML through [`vigil_sigma`].
+pub fn parse_rule_file(path: &Path, text: &str) -> Result<Rule> {
+    if !vigil_sigma::is_sigma_file(path) {
+        return parse_rule(path, text);
+    }
+    let converted = vigil_sigma::convert(path, text).map_err(|e| match e {
+        vigil_sigma::Error::Refused { path, line, reason, .. } => {
+            Error::Rule { path, line, reason: format!("Sigma rule not converted: {reason}") }
+        }
+    })?;
+    let mut rule = parse_rule(path, &converted.sql)?;
+    rule.hash = hex::encode(Sha256::digest(text.as_bytes()));
+    let meta = converted.meta;
+    rule.source_rule = Some(SourceRule {
+        format: "sigma",
+        id: meta.id,
+        title: meta.title,
+        author: meta.author,
+        level: meta.level,
+        logsource: meta.logsource,
+    });
+    Ok(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigma_files_load_as_rules() {
+        let yml = "title: Root used\nid: 8ad1\nauthor: A. Author\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    userIdentity.type: Root\n  condition: sel\nlevel: high\n";
+        let rule = parse_rule_file(Path::new("rules/root_used.yml"), yml).unwrap();
+        assert_eq!((rule.id.as_str(), rule.severity.as_str()), ("root_used", "high"));
+        assert_eq!(rule.hash, hex::encode(Sha256::digest(yml.as_bytes())));
+        let source = rule.source_rule.unwrap();
+        assert_eq!((source.id.as_str(), source.author.as_str(), source.format), ("8ad1", "A. Author", "sigma"));
+        let err = parse_rule_file(Path::new("r.yml"), &yml.replace("type: Root", "type|expand: '%x%'"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("r.yml:9: Sigma rule not converted: the `expand` modifier"), "{err}");
+        assert!(
+            is_rule_file(Path::new("a.yaml")) && is_rule_file(Path::new("a.sql")) && !is_rule_file(Path::new("a.md"))
+        );
+    }
+}
