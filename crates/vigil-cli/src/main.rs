@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod bench;
+mod sigma;
 mod logs;
 mod progress;
 
@@ -45,6 +46,9 @@ enum Command {
     Query(QueryArgs),
     /// Draw a reproducible evidence sample (ranked by SHA-256 of seed and record id) into a package folder.
     Sample(SampleArgs),
+    /// Sigma rules: `convert` prints the vigil rule each becomes, or why it is refused.
+    #[command(subcommand)]
+    Sigma(sigma::SigmaCommand),
     /// Manage an evidence archive's lifecycle.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
@@ -966,6 +970,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => sample(args),
         Command::Evidence(EvidenceCommand::Expire(args)) => expire(args),
         Command::Keys(command) => keys(command),
+        Command::Sigma(command) => sigma::sigma(command),
     };
     match result {
         Ok(code) => code,

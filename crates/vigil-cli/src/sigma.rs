@@ -1,0 +1,105 @@
+//! `vigil sigma convert FILE|DIR...`: what vigil makes of Sigma rules, before they go in a rule directory.
+//!
+//! Each converted rule prints as the vigil rule it becomes (header and SQL), each refused one as
+//! `file:line: reason` on stderr; the exit code is 2 when any was refused (the rule author's to fix), else
+//! 0. A directory is searched for `.yml`/`.yaml` files below it, in sorted order. `--json` prints one JSON
+//! object per file instead (`path`, `converted`, and `id`, `sigma_id`, `sql`, or `line`, `kind`, `reason`),
+//! which the Sigma comparison script reads.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+/// `vigil sigma ...`
+#[derive(Subcommand, Debug)]
+pub enum SigmaCommand {
+    /// Print the vigil rule (header and SQL) each Sigma rule converts to; a rule vigil cannot express
+    /// exactly is refused with file:line and the reason (exit 2).
+    Convert(ConvertArgs),
+}
+
+/// `vigil sigma convert`
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// Sigma rule files, or directories searched for .yml/.yaml files.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    paths: Vec<PathBuf>,
+    /// One JSON object per rule on stdout instead of the SQL and the refusals.
+    #[arg(long)]
+    json: bool,
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if !path.is_dir() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            collect(&entry, out)?;
+        } else if vigil_sigma::is_sigma_file(&entry) {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `vigil sigma`.
+pub fn sigma(command: SigmaCommand) -> Result<ExitCode> {
+    let SigmaCommand::Convert(args) = command;
+    let mut files = Vec::new();
+    for path in &args.paths {
+        collect(path, &mut files)?;
+    }
+    let mut refused = 0usize;
+    let mut first = true;
+    for file in &files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let result = vigil_sigma::convert(file, &text);
+        if args.json {
+            let mut object = serde_json::Map::new();
+            object.insert("path".into(), file.display().to_string().into());
+            object.insert("converted".into(), result.is_ok().into());
+            match &result {
+                Ok(c) => {
+                    let id = c.sql.lines().next().and_then(|l| l.strip_prefix("-- id: ")).unwrap_or("");
+                    object.insert("id".into(), id.into());
+                    object.insert("sigma_id".into(), c.meta.id.clone().into());
+                    object.insert("logsource".into(), c.meta.logsource.clone().into());
+                    object.insert("sql".into(), c.sql.clone().into());
+                }
+                Err(vigil_sigma::Error::Refused { line, kind, reason, .. }) => {
+                    object.insert("line".into(), (*line).into());
+                    object.insert("kind".into(), kind.as_str().into());
+                    object.insert("reason".into(), reason.clone().into());
+                }
+            }
+            println!("{}", serde_json::Value::Object(object));
+        } else {
+            match &result {
+                Ok(c) => {
+                    if !first {
+                        println!();
+                    }
+                    first = false;
+                    print!("{}", c.sql);
+                }
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+        if result.is_err() {
+            refused += 1;
+        }
+    }
+    if !args.json {
+        eprintln!("{} converted, {refused} refused", files.len() - refused);
+    }
+    Ok(if refused > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
