@@ -73,8 +73,9 @@ fn bench(c: &mut Criterion) {
     ];
     for (name, pack, options) in cases {
         let mut engine = rt.block_on(RuleEngine::with_options(&pack, 1, options)).expect("rules plan");
+        let mut state = engine.new_state();
         group.bench_function(name, |b| {
-            b.iter(|| black_box(rt.block_on(engine.evaluate_in(name, &batches)).expect("rules run").len()))
+            b.iter(|| black_box(rt.block_on(engine.evaluate(&mut state, &batches)).expect("rules run").len()))
         });
     }
     group.finish();

@@ -45,6 +45,7 @@ use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::mpsc;
 use vigil_metrics::Metrics;
 use vigil_normalize::RawRecords;
+use vigil_schema::PartitionId;
 
 use crate::check::{self, ErrorLog};
 use crate::config::{KafkaEndpoint, StartPosition};
@@ -59,8 +60,8 @@ const PAUSE_AFTER: Duration = Duration::from_secs(5);
 
 fn assigned_list(state: &PollState) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
-    for (topic, partition) in state.assigned.keys() {
-        tpl.add_partition(topic, *partition);
+    for id in state.assigned.keys() {
+        tpl.add_partition(id.source(), id.partition);
     }
     tpl
 }
@@ -69,7 +70,7 @@ fn assigned_list(state: &PollState) -> TopicPartitionList {
 pub trait Checkpoints: Send + Sync + 'static {
     /// The last offset of `topic`/`partition` that is durable in the archive, or `None` when nothing of it
     /// is. Called from the poller thread when the partition is assigned.
-    fn resume_after(&self, topic: &str, partition: i32) -> std::result::Result<Option<i64>, String>;
+    fn resume_after(&self, partition: &PartitionId) -> std::result::Result<Option<i64>, String>;
 }
 
 /// What the source hands to the pipeline, in order.
@@ -80,23 +81,19 @@ pub enum SourceEvent {
     /// rules can notice.
     Assigned {
         /// The partitions.
-        partitions: Vec<(Arc<str>, i32)>,
+        partitions: Vec<PartitionId>,
     },
     /// Records of one partition in offset order (offsets may have holes: markers, compaction).
     Records {
-        /// Topic.
-        topic: Arc<str>,
-        /// Partition.
-        partition: i32,
+        /// The topic partition.
+        partition: PartitionId,
         /// The records.
         records: RawRecords,
     },
     /// Offsets `first..=last` of a partition were deleted by the broker before they were read.
     Lost {
-        /// Topic.
-        topic: Arc<str>,
-        /// Partition.
-        partition: i32,
+        /// The topic partition.
+        partition: PartitionId,
         /// First lost offset.
         first: i64,
         /// Last lost offset.
@@ -108,7 +105,7 @@ pub enum SourceEvent {
     /// [`SourceControl::durable`]) or, when `lost`, drop them without writing; then send on `done`.
     Revoked {
         /// The partitions.
-        partitions: Vec<(Arc<str>, i32)>,
+        partitions: Vec<PartitionId>,
         /// The assignment was lost (session timeout): another member may own these already.
         lost: bool,
         /// Send once done.
@@ -141,7 +138,7 @@ struct Shared {
     finished: Mutex<bool>,
     finished_cv: Condvar,
     closing: AtomicBool,
-    durable: Mutex<HashMap<(Arc<str>, i32), i64>>,
+    durable: Mutex<HashMap<PartitionId, i64>>,
     fatal: Mutex<Option<Error>>,
     records: AtomicU64,
     bytes: AtomicU64,
@@ -164,10 +161,10 @@ impl std::fmt::Debug for SourceControl {
 }
 
 impl SourceControl {
-    /// Everything of `topic`/`partition` before `next_offset` is durable: it may be committed.
-    pub fn durable(&self, topic: &Arc<str>, partition: i32, next_offset: i64) {
+    /// Everything of `partition` before `next_offset` is durable: it may be committed.
+    pub fn durable(&self, partition: &PartitionId, next_offset: i64) {
         let mut durable = lock(&self.shared.durable);
-        let slot = durable.entry((topic.clone(), partition)).or_insert(next_offset);
+        let slot = durable.entry(partition.clone()).or_insert(next_offset);
         *slot = (*slot).max(next_offset);
     }
 
@@ -207,14 +204,13 @@ impl Default for SourceOptions {
 }
 
 struct Chunk {
-    topic: Arc<str>,
-    partition: i32,
+    partition: PartitionId,
     records: RawRecords,
 }
 
 #[derive(Default)]
 struct PollState {
-    assigned: BTreeMap<(Arc<str>, i32), PartitionProgress>,
+    assigned: BTreeMap<PartitionId, PartitionProgress>,
     chunk: Option<Chunk>,
     pending: VecDeque<SourceEvent>,
     paused: bool,
@@ -235,7 +231,7 @@ impl PollState {
         if let Some(c) = self.chunk.take()
             && !c.records.is_empty()
         {
-            self.pending.push_back(SourceEvent::Records { topic: c.topic, partition: c.partition, records: c.records });
+            self.pending.push_back(SourceEvent::Records { partition: c.partition, records: c.records });
         }
     }
 }
@@ -270,7 +266,7 @@ impl ClientContext for SourceContext {
             for (&partition, p) in &topic.partitions {
                 // -1 is librdkafka's internal "unassigned" partition; a lag of -1 means not known (not ours)
                 if partition >= 0 && p.consumer_lag >= 0 {
-                    metrics.kafka_lag(name, partition, p.consumer_lag);
+                    metrics.kafka_lag(&PartitionId::new(name.as_str(), partition), p.consumer_lag);
                 }
             }
         }
@@ -345,7 +341,8 @@ impl SourceContext {
                     continue;
                 }
             };
-            let archived = match self.checkpoints.resume_after(&topic, partition) {
+            let key = PartitionId::new(state.intern(&topic), partition);
+            let archived = match self.checkpoints.resume_after(&key) {
                 Ok(a) => a,
                 Err(reason) => {
                     self.set_fatal(Error::Checkpoint { what: format!("{topic}/{partition}"), reason });
@@ -365,7 +362,6 @@ impl SourceContext {
                 },
             };
             tracing::info!(topic, partition, position, low, high, "assigned; starting at {why}");
-            let key = (state.intern(&topic), partition);
             if archived.is_some() && group_offset != Some(position) {
                 // The archive is ahead of the group (a crash fell between an archive write and its
                 // commit): what it holds is durable, so the commit catches up now.
@@ -388,9 +384,9 @@ impl SourceContext {
 
     /// Hands over everything fetched, waits for the pipeline to settle the revoked partitions, commits.
     fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let partitions: Vec<(Arc<str>, i32)> = {
+        let partitions: Vec<PartitionId> = {
             let mut state = lock(&self.state);
-            tpl.elements().iter().map(|e| (state.intern(e.topic()), e.partition())).collect()
+            tpl.elements().iter().map(|e| PartitionId::new(state.intern(e.topic()), e.partition())).collect()
         };
         if self.shared.closing.load(Ordering::SeqCst) {
             return; // the pipeline is done; offsets were committed on the way out
@@ -427,12 +423,12 @@ impl SourceContext {
 fn commit_durable(
     consumer: &BaseConsumer<SourceContext>,
     shared: &Shared,
-    only: Option<&[(Arc<str>, i32)]>,
+    only: Option<&[PartitionId]>,
     mode: CommitMode,
 ) {
-    let offsets: Vec<((Arc<str>, i32), i64)> = {
+    let offsets: Vec<(PartitionId, i64)> = {
         let mut durable = lock(&shared.durable);
-        let keys: Vec<(Arc<str>, i32)> = match only {
+        let keys: Vec<PartitionId> = match only {
             Some(parts) => parts.iter().filter(|k| durable.contains_key(*k)).cloned().collect(),
             None => durable.keys().cloned().collect(),
         };
@@ -442,8 +438,8 @@ fn commit_durable(
         return;
     }
     let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), next) in &offsets {
-        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+    for (id, next) in &offsets {
+        if let Err(e) = tpl.add_partition_offset(id.source(), id.partition, Offset::Offset(*next)) {
             tracing::error!(error = %e, "cannot build the commit");
         }
     }
@@ -700,10 +696,8 @@ impl Poller {
     fn take(&self, message: &rdkafka::message::BorrowedMessage<'_>) {
         let ctx = self.context();
         let mut state = lock(&ctx.state);
-        let topic = state.intern(message.topic());
-        let partition = message.partition();
+        let key = PartitionId::new(state.intern(message.topic()), message.partition());
         let offset = message.offset();
-        let key = (topic.clone(), partition);
         let Some(progress) = state.assigned.get_mut(&key) else {
             return; // a straggler of a partition no longer assigned
         };
@@ -714,10 +708,10 @@ impl Poller {
         let payload = message.payload().unwrap_or_default();
         self.shared.records.fetch_add(1, Ordering::Relaxed);
         self.shared.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
-        let same = state.chunk.as_ref().is_some_and(|c| c.partition == partition && c.topic == topic);
+        let same = state.chunk.as_ref().is_some_and(|c| c.partition == key);
         if !same {
             state.flush_chunk();
-            state.chunk = Some(Chunk { topic, partition, records: RawRecords::default() });
+            state.chunk = Some(Chunk { partition: key, records: RawRecords::default() });
         }
         if let Some(chunk) = state.chunk.as_mut() {
             chunk.records.push(offset, payload);
@@ -731,9 +725,10 @@ impl Poller {
     /// lost offsets and go on from the oldest one still there.
     fn out_of_range(&self) -> Result<()> {
         let ctx = self.context();
-        let assigned: Vec<((Arc<str>, i32), i64)> =
+        let assigned: Vec<(PartitionId, i64)> =
             lock(&ctx.state).assigned.iter().map(|(k, p)| (k.clone(), p.position)).collect();
-        for ((topic, partition), position) in assigned {
+        for (id, position) in assigned {
+            let (topic, partition) = (id.source.clone(), id.partition);
             let (low, high) = self.consumer.fetch_watermarks(&topic, partition, BROKER_TIMEOUT).map_err(|e| {
                 Error::Broker { what: format!("{topic}/{partition}"), reason: format!("cannot read offsets: {e}") }
             })?;
@@ -746,14 +741,12 @@ impl Poller {
                 let mut state = lock(&ctx.state);
                 state.flush_chunk();
                 state.pending.push_back(SourceEvent::Lost {
-                    topic: topic.clone(),
-                    partition,
+                    partition: id.clone(),
                     first: position,
                     last: low - 1,
                     reason,
                 });
-                let key = (topic.clone(), partition);
-                if let Some(p) = state.assigned.get_mut(&key) {
+                if let Some(p) = state.assigned.get_mut(&id) {
                     p.position = low;
                     p.lost += (low - position) as u64;
                 }

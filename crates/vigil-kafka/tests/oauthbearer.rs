@@ -136,7 +136,7 @@ fn token_endpoint(token: &str) -> (String, Arc<Mutex<Vec<String>>>) {
 struct NothingArchived;
 
 impl Checkpoints for NothingArchived {
-    fn resume_after(&self, _: &str, _: i32) -> Result<Option<i64>, String> {
+    fn resume_after(&self, _: &vigil_schema::PartitionId) -> Result<Option<i64>, String> {
         Ok(None)
     }
 }

@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use vigil_schema::PartitionId;
+
 /// What the evidence store's retry loop reports (see `vigil_evidence::retry`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStatus {
@@ -101,7 +103,7 @@ struct State {
     draining_since: Option<SystemTime>,
     stopped: bool,
     last_tick: Instant,
-    partitions: BTreeMap<(String, i32), Part>,
+    partitions: BTreeMap<PartitionId, Part>,
 }
 
 /// Liveness and readiness of one pipeline; shared by the pipeline (which reports) and the HTTP endpoint
@@ -121,11 +123,6 @@ impl Default for Health {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The partition's key.
-fn key(ingest_source: &str, partition: i32) -> (String, i32) {
-    (ingest_source.to_string(), partition)
 }
 
 impl Health {
@@ -232,9 +229,9 @@ impl Health {
     }
 
     /// A source partition is opened; offsets up to `durable_through` are in the archive already.
-    pub fn partition_opened(&self, ingest_source: &str, partition: i32, input: &str, durable_through: i64) {
+    pub fn partition_opened(&self, id: &PartitionId, input: &str, durable_through: i64) {
         self.lock().partitions.insert(
-            key(ingest_source, partition),
+            id.clone(),
             Part {
                 input: input.to_string(),
                 durable_through,
@@ -248,14 +245,14 @@ impl Health {
     }
 
     /// A partition is done here (its file ended, it was revoked).
-    pub fn partition_closed(&self, ingest_source: &str, partition: i32) {
-        self.lock().partitions.remove(&key(ingest_source, partition));
+    pub fn partition_closed(&self, id: &PartitionId) {
+        self.lock().partitions.remove(id);
     }
 
     /// A batch of the partition opened at offset `first`; it closes within `closes_in`.
-    pub fn batch_opened(&self, ingest_source: &str, partition: i32, first: i64, closes_in: Duration) {
+    pub fn batch_opened(&self, id: &PartitionId, first: i64, closes_in: Duration) {
         let mut state = self.lock();
-        let Some(part) = state.partitions.get_mut(&key(ingest_source, partition)) else { return };
+        let Some(part) = state.partitions.get_mut(id) else { return };
         if !part.waiting() {
             part.waiting_since = Some(Instant::now() + closes_in);
         }
@@ -264,16 +261,16 @@ impl Health {
     }
 
     /// Records of the partition were read up to `last` (once per input chunk).
-    pub fn read_through(&self, ingest_source: &str, partition: i32, last: i64) {
-        if let Some(part) = self.lock().partitions.get_mut(&key(ingest_source, partition)) {
+    pub fn read_through(&self, id: &PartitionId, last: i64) {
+        if let Some(part) = self.lock().partitions.get_mut(id) {
             part.read_through = part.read_through.max(last);
         }
     }
 
     /// The partition's open batch closed at offset `last` and goes down the stages to the archive.
-    pub fn batch_closed(&self, ingest_source: &str, partition: i32, last: i64) {
+    pub fn batch_closed(&self, id: &PartitionId, last: i64) {
         let mut state = self.lock();
-        let Some(part) = state.partitions.get_mut(&key(ingest_source, partition)) else { return };
+        let Some(part) = state.partitions.get_mut(id) else { return };
         part.open_from = None;
         part.closed_through = part.closed_through.max(last);
         part.read_through = part.read_through.max(last);
@@ -283,9 +280,9 @@ impl Health {
     }
 
     /// The partition is durable in the archive up to `through`.
-    pub fn durable(&self, ingest_source: &str, partition: i32, through: i64) {
+    pub fn durable(&self, id: &PartitionId, through: i64) {
         let mut state = self.lock();
-        let Some(part) = state.partitions.get_mut(&key(ingest_source, partition)) else { return };
+        let Some(part) = state.partitions.get_mut(id) else { return };
         part.durable_through = part.durable_through.max(through);
         part.closed_through = part.closed_through.max(through);
         part.read_through = part.read_through.max(through);
@@ -309,11 +306,11 @@ impl Health {
                 quiet.as_secs()
             ));
         }
-        for ((source, partition), part) in &state.partitions {
+        for (id, part) in &state.partitions {
             let Some((since, waited)) = part.stalled(now) else { continue };
             if waited > limit {
                 stuck.push(format!(
-                    "stuck: {source}/{partition} ({}): records waiting without progress since {} ({} s): {}",
+                    "stuck: {id} ({}): records waiting without progress since {} ({} s): {}",
                     part.input,
                     wall(since, now),
                     waited.as_secs(),
@@ -389,7 +386,7 @@ impl Health {
             .partitions
             .iter()
             .filter(|(_, p)| p.last_read() > p.durable_through || p.open_from.is_some())
-            .map(|((source, partition), p)| format!("{source}/{partition} ({}): {}", p.input, not_durable_text(p)))
+            .map(|(id, p)| format!("{id} ({}): {}", p.input, not_durable_text(p)))
             .collect()
     }
 }
@@ -436,10 +433,10 @@ mod tests {
     #[test]
     fn a_partition_whose_write_does_not_settle_is_stuck_after_the_limit_and_named() {
         let h = ready_health();
-        h.partition_opened("logs", 2, "kafka://b/logs/2", 99);
-        h.batch_opened("logs", 2, 100, Duration::ZERO);
-        h.read_through("logs", 2, 140);
-        h.batch_closed("logs", 2, 150);
+        h.partition_opened(&PartitionId::new("logs", 2), "kafka://b/logs/2", 99);
+        h.batch_opened(&PartitionId::new("logs", 2), 100, Duration::ZERO);
+        h.read_through(&PartitionId::new("logs", 2), 140);
+        h.batch_closed(&PartitionId::new("logs", 2), 150);
         h.tick();
         assert!(h.liveness().is_ok(), "{:?}", h.liveness());
         pause(LIMIT + Duration::from_millis(50));
@@ -449,7 +446,7 @@ mod tests {
         assert!(text.contains("offsets 100-150 not durable (durable through 99)"), "{text}");
         assert!(text.contains("records waiting without progress since 20"), "an RFC 3339 time: {text}");
         // The write settles: progress, nothing waits, alive again.
-        h.durable("logs", 2, 150);
+        h.durable(&PartitionId::new("logs", 2), 150);
         assert!(h.liveness().is_ok());
         assert!(h.not_durable().is_empty());
     }
@@ -457,9 +454,9 @@ mod tests {
     #[test]
     fn an_open_batch_counts_from_its_deadline_and_settling_writes_are_progress() {
         let h = ready_health();
-        h.partition_opened("file-ab", 0, "app.log", 0);
+        h.partition_opened(&PartitionId::new("file-ab", 0), "app.log", 0);
         // A batch that closes only after 10 limits: waiting for its deadline is not a stall.
-        h.batch_opened("file-ab", 0, 1, LIMIT * 10);
+        h.batch_opened(&PartitionId::new("file-ab", 0), 1, LIMIT * 10);
         pause(LIMIT + Duration::from_millis(50));
         h.tick();
         assert!(h.liveness().is_ok(), "{:?}", h.liveness());
@@ -468,12 +465,12 @@ mod tests {
             vec!["file-ab/0 (app.log): offsets 1-1 not durable (durable through 0); in the open batch from offset 1"]
         );
         // A steady backlog: each write settles within the limit while the next batch waits.
-        h.batch_closed("file-ab", 0, 10);
+        h.batch_closed(&PartitionId::new("file-ab", 0), 10);
         for round in 1..=4 {
-            h.batch_opened("file-ab", 0, 10 * round + 1, Duration::ZERO);
+            h.batch_opened(&PartitionId::new("file-ab", 0), 10 * round + 1, Duration::ZERO);
             pause(LIMIT / 2);
-            h.durable("file-ab", 0, 10 * round);
-            h.batch_closed("file-ab", 0, 10 * round + 10);
+            h.durable(&PartitionId::new("file-ab", 0), 10 * round);
+            h.batch_closed(&PartitionId::new("file-ab", 0), 10 * round + 10);
             h.tick();
             assert!(h.liveness().is_ok(), "round {round}: {:?}", h.liveness());
         }
@@ -482,7 +479,7 @@ mod tests {
         h.tick();
         let text = h.liveness().expect_err("stuck");
         assert!(text.contains("file-ab/0 (app.log)") && text.contains("offsets 41-50"), "{text}");
-        h.partition_closed("file-ab", 0);
+        h.partition_closed(&PartitionId::new("file-ab", 0));
         assert!(h.liveness().is_ok());
     }
 
@@ -511,7 +508,7 @@ mod tests {
         h.kafka_joining();
         assert!(h.readiness().expect_err("joining").contains("has not joined its group"));
         h.kafka_joined();
-        h.partition_opened("logs", 0, "kafka://b/logs/0", -1);
+        h.partition_opened(&PartitionId::new("logs", 0), "kafka://b/logs/0", -1);
         assert!(h.readiness().expect("ready").contains("1 partition(s) open"));
         h.store_failed("disk full");
         assert!(h.readiness().expect_err("failed write").contains("disk full"));

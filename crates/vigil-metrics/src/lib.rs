@@ -48,9 +48,44 @@ use hdrhistogram::Histogram;
 
 pub use health::{DEFAULT_STUCK_AFTER, Health, StoreProbe, StoreStatus};
 pub use http::{Limits, serve, serve_with};
+use vigil_schema::PartitionId;
 
-/// Labels of a partition's counters.
+/// Label values of a partition's counters: `(ingest_source, partition)`, file inputs under [`FILE_SERIES`].
 type PartitionKey = (String, i32);
+
+/// What one micro-batch of a partition added to the run, counted once its range is durable in the
+/// archive. The run summary and the metrics both add these same numbers, so they cannot disagree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// Records read (lines, messages; blank lines are not records).
+    pub records_read: u64,
+    /// Bytes of those records, each whole.
+    pub bytes_read: u64,
+    /// Archived as events.
+    pub events: u64,
+    /// Raw bytes archived in events.
+    pub event_bytes: u64,
+    /// Archived as dead letters, by reason code.
+    pub dead_letters: BTreeMap<&'static str, u64>,
+    /// Bytes kept in dead letters (rows' raw, blobs whole).
+    pub dead_letter_bytes: u64,
+    /// Offsets of the range that held no record (blank lines, holes).
+    pub skipped: u64,
+    /// Alerts archived with the range, by rule id.
+    pub alerts: BTreeMap<String, u64>,
+}
+
+impl BatchCounts {
+    /// Dead letters of every reason.
+    pub fn dead_letter_total(&self) -> u64 {
+        self.dead_letters.values().sum()
+    }
+
+    /// Alerts of every rule.
+    pub fn alert_total(&self) -> u64 {
+        self.alerts.values().sum()
+    }
+}
 
 /// The `ingest_source` label value of every file input (see the crate documentation).
 pub const FILE_SERIES: &str = "file";
@@ -179,8 +214,8 @@ fn series(ingest_source: &str) -> &str {
     if ingest_source.starts_with("file-") { FILE_SERIES } else { ingest_source }
 }
 
-fn partition_key(ingest_source: &str, partition: i32) -> PartitionKey {
-    (series(ingest_source).to_string(), partition)
+fn partition_key(id: &PartitionId) -> PartitionKey {
+    (series(id.source()).to_string(), id.partition)
 }
 
 impl Metrics {
@@ -226,39 +261,29 @@ impl Metrics {
     }
 
     /// A partition was opened: its series start at 0.
-    pub fn partition_opened(&self, ingest_source: &str, partition: i32) {
-        self.lock().partitions.entry(partition_key(ingest_source, partition)).or_default();
+    pub fn partition_opened(&self, id: &PartitionId) {
+        self.lock().partitions.entry(partition_key(id)).or_default();
     }
 
-    /// Records read into a partition's open batch.
-    pub fn read(&self, ingest_source: &str, partition: i32, records: u64, bytes: u64) {
+    /// A batch of a partition became durable: what it read and archived ([`BatchCounts`], the same numbers
+    /// the run summary adds), and how long after its oldest record was read.
+    pub fn archived(&self, id: &PartitionId, counts: &BatchCounts, since_read: Duration) {
         let mut inner = self.lock();
-        let c = inner.partitions.entry(partition_key(ingest_source, partition)).or_default();
-        c.records_read += records;
-        c.bytes_read += bytes;
-    }
-
-    /// A batch of a partition became durable: its events, its dead letters by reason code, and how long
-    /// after its oldest record was read.
-    pub fn archived(
-        &self,
-        ingest_source: &str,
-        partition: i32,
-        events: u64,
-        dead_letters: &[(&str, u64)],
-        since_read: Duration,
-    ) {
-        let mut inner = self.lock();
-        let key = partition_key(ingest_source, partition);
-        let dead: u64 = dead_letters.iter().map(|(_, n)| n).sum();
+        let key = partition_key(id);
+        let dead = counts.dead_letter_total();
         let c = inner.partitions.entry(key.clone()).or_default();
-        c.events_archived += events;
+        c.records_read += counts.records_read;
+        c.bytes_read += counts.bytes_read;
+        c.events_archived += counts.events;
         c.dead_letters += dead;
         c.batches += 1;
-        for (reason, n) in dead_letters {
+        for (reason, n) in &counts.dead_letters {
             *inner.dead_letter_reasons.entry((key.clone(), (*reason).to_string())).or_default() += n;
         }
-        inner.event_to_archive.observe(since_read, (events + dead).max(1));
+        for (rule, n) in &counts.alerts {
+            *inner.alerts.entry(rule.clone()).or_default() += n;
+        }
+        inner.event_to_archive.observe(since_read, (counts.events + dead).max(1));
     }
 
     /// Time one batch spent in `stage` (one of [`STAGES`]).
@@ -269,16 +294,18 @@ impl Metrics {
         inner.batch_stage[i].observe(spent, 1);
     }
 
-    /// An alert of `rule` reached the outputs, `since_read` after the oldest record of its batch was read.
-    pub fn alert(&self, rule: &str, since_read: Duration) {
-        let mut inner = self.lock();
-        *inner.alerts.entry(rule.to_string()).or_default() += 1;
-        inner.event_to_alert.observe(since_read, 1);
+    /// `alerts` alerts reached the outputs, `since_read` after the oldest record of their batch was read
+    /// (the latency histogram; they are counted in `vigil_alerts_total` once archived, see
+    /// [`Metrics::archived`]).
+    pub fn alerts_sent(&self, alerts: u64, since_read: Duration) {
+        if alerts > 0 {
+            self.lock().event_to_alert.observe(since_read, alerts);
+        }
     }
 
     /// A batch of a partition held `events` dated past the future-skew limit.
-    pub fn future_dated(&self, ingest_source: &str, partition: i32, events: u64) {
-        self.lock().partitions.entry(partition_key(ingest_source, partition)).or_default().future_dated += events;
+    pub fn future_dated(&self, id: &PartitionId, events: u64) {
+        self.lock().partitions.entry(partition_key(id)).or_default().future_dated += events;
     }
 
     /// `rule` was quarantined: over its budget, or failed at run time.
@@ -293,9 +320,9 @@ impl Metrics {
 
     /// Offsets `offsets` of a partition were lost (deleted by the broker before they were read) and
     /// recorded as a completeness break.
-    pub fn completeness_break(&self, ingest_source: &str, partition: i32, offsets: u64) {
+    pub fn completeness_break(&self, id: &PartitionId, offsets: u64) {
         let mut inner = self.lock();
-        let c = inner.partitions.entry(partition_key(ingest_source, partition)).or_default();
+        let c = inner.partitions.entry(partition_key(id)).or_default();
         c.completeness_breaks += 1;
         c.offsets_lost += offsets;
     }
@@ -308,13 +335,13 @@ impl Metrics {
     }
 
     /// The consumer lag of a Kafka partition (messages between its committed or read position and its end).
-    pub fn kafka_lag(&self, topic: &str, partition: i32, lag: i64) {
-        self.lock().lag.insert((topic.to_string(), partition), lag);
+    pub fn kafka_lag(&self, id: &PartitionId, lag: i64) {
+        self.lock().lag.insert((id.source().to_string(), id.partition), lag);
     }
 
     /// A Kafka partition left this member: its lag is someone else's now.
-    pub fn forget_kafka_partition(&self, topic: &str, partition: i32) {
-        self.lock().lag.remove(&(topic.to_string(), partition));
+    pub fn forget_kafka_partition(&self, id: &PartitionId) {
+        self.lock().lag.remove(&(id.source().to_string(), id.partition));
     }
 
     /// `pending` alerts are queued for `destination` (its series start at 0 when first seen).
@@ -520,17 +547,25 @@ mod tests {
     fn renders_counters_gauges_and_histograms_in_the_text_format() {
         let m = Metrics::new();
         m.register_rules([("aws_root", false), ("brute", true)]);
-        m.partition_opened("logs", 1);
-        m.read("logs\"x", 0, 10, 1000);
-        m.archived("logs\"x", 0, 8, &[("invalid_json", 1), ("too_large", 1)], Duration::from_millis(250));
+        let quoted = PartitionId::new("logs\"x", 0);
+        m.partition_opened(&PartitionId::new("logs", 1));
+        let counts = BatchCounts {
+            records_read: 10,
+            bytes_read: 1000,
+            events: 8,
+            dead_letters: [("invalid_json", 1), ("too_large", 1)].into(),
+            alerts: [("aws_root".to_string(), 2)].into(),
+            ..BatchCounts::default()
+        };
+        m.archived(&quoted, &counts, Duration::from_millis(250));
         m.stage("rules", Duration::from_millis(4));
-        m.alert("aws_root", Duration::from_millis(120));
-        m.alert("aws_root", Duration::from_millis(80));
-        m.kafka_lag("logs", 3, 42);
-        m.future_dated("logs\"x", 0, 3);
+        m.alerts_sent(1, Duration::from_millis(120));
+        m.alerts_sent(1, Duration::from_millis(80));
+        m.kafka_lag(&PartitionId::new("logs", 3), 42);
+        m.future_dated(&quoted, 3);
         m.rule_quarantined("runaway");
         m.late("brute", 5);
-        m.completeness_break("logs", 1, 40);
+        m.completeness_break(&PartitionId::new("logs", 1), 40);
         m.error("emit", 1);
         m.alerts_pending("webhook https://siem/…", 7);
         m.alert_delivery("webhook https://siem/…", "failed");
@@ -582,7 +617,7 @@ mod tests {
         assert!((sample(&text, r#"vigil_batch_stage_seconds_sum{stage="rules"}"#) - 0.004).abs() < 1e-9);
         let p50 = m.event_to_alert_quantiles().expect("alerts recorded")[0];
         assert!(p50 >= Duration::from_millis(79) && p50 <= Duration::from_millis(81), "{p50:?}");
-        m.forget_kafka_partition("logs", 3);
+        m.forget_kafka_partition(&PartitionId::new("logs", 3));
         assert!(!m.render().contains("vigil_kafka_consumer_lag{"));
     }
 
@@ -609,9 +644,10 @@ mod tests {
     fn every_file_input_counts_as_one_series() {
         let m = Metrics::new();
         for fingerprint in ["file-aa", "file-bb", "file-cc"] {
-            m.partition_opened(fingerprint, 0);
-            m.read(fingerprint, 0, 5, 50);
-            m.archived(fingerprint, 0, 5, &[], Duration::from_millis(1));
+            let id = PartitionId::new(fingerprint, 0);
+            m.partition_opened(&id);
+            let counts = BatchCounts { records_read: 5, bytes_read: 50, events: 5, ..BatchCounts::default() };
+            m.archived(&id, &counts, Duration::from_millis(1));
         }
         let partitions = m.partitions();
         assert_eq!(partitions.len(), 1, "{partitions:?}");

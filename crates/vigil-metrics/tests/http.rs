@@ -45,7 +45,8 @@ impl Captured {
 
 async fn start(limits: Limits) -> SocketAddr {
     let metrics = Metrics::new();
-    metrics.alert("some_rule", Duration::from_millis(5));
+    let counts = vigil_metrics::BatchCounts { alerts: [("some_rule".to_string(), 1)].into(), ..Default::default() };
+    metrics.archived(&vigil_schema::PartitionId::new("t", 0), &counts, Duration::from_millis(5));
     let (addr, task) = serve_with(loopback(), metrics, limits).await.expect("binds");
     // The server lives as long as the test's runtime.
     std::mem::forget(task);

@@ -23,6 +23,7 @@
 
 pub mod config;
 mod error;
+mod input;
 pub mod rule_state;
 pub mod rule_tests;
 mod run;

@@ -3,10 +3,10 @@
 //! sequences and first-seen keys survive a restart and move with a Kafka partition to its new owner.
 //!
 //! ```text
-//!  partition opened:  load its state ─> RuleEngine::restore_in ─> replay from the archive the ranges
+//!  partition opened:  load its state ─> RuleEngine::restore ─> replay from the archive the ranges
 //!                     committed after the covered offset (alerts discarded: they were raised and archived then)
 //!  after a commit:    note the offset; store every `[rules] state_checkpoint_secs` (default 60)
-//!  partition closed:  store now, forget the stream (end of file, Kafka revocation, end of run)
+//!  partition closed:  store now, drop it (end of file, Kafka revocation, end of run)
 //! ```
 //!
 //! Like Kafka Streams, state is kept per partition: a rule correlates the events of one file or one topic
@@ -19,7 +19,7 @@
 //! snapshot is kept as a version until its retention ends: a longer checkpoint interval keeps that small.
 //! How big the state can get is bounded per rule (see `vigil_rules::stateful`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
@@ -27,9 +27,9 @@ use arrow::compute::{concat_batches, filter_record_batch, sort_to_indices, take_
 use arrow::datatypes::Int64Type;
 use serde::{Deserialize, Serialize};
 use vigil_evidence::{Archive, ChainHead};
-use vigil_rules::engine::add_counters;
 use vigil_rules::stateful::StateCounters;
-use vigil_rules::{EngineSnapshot, RuleEngine};
+use vigil_rules::{EngineSnapshot, PartitionState, RuleEngine};
+use vigil_schema::PartitionId;
 
 use crate::{Error, Result};
 
@@ -37,13 +37,8 @@ use crate::{Error, Result};
 const STATE_VERSION: u32 = 1;
 
 /// Where a partition's state lives, relative to the archive root.
-pub fn state_path(ingest_source: &str, partition: i32) -> String {
-    format!("state/rules/{ingest_source}/{partition}.json")
-}
-
-/// The engine stream of a partition.
-pub fn stream_name(ingest_source: &str, partition: i32) -> String {
-    format!("{ingest_source}/{partition}")
+pub fn state_path(partition: &PartitionId) -> String {
+    format!("state/rules/{}/{}.json", partition.source(), partition.partition)
 }
 
 /// One partition's stored state.
@@ -72,71 +67,82 @@ pub struct Loaded {
     pub replayed: u64,
 }
 
+/// The rule state one partition owns: its stateful rules' state, the offset it includes, and when it
+/// was last stored.
 #[derive(Debug)]
-struct Tracked {
+pub struct PartitionRules {
+    /// The engine's state of this partition (handed to every [`RuleEngine`] call on its events).
+    pub state: PartitionState,
     covered: i64,
     last_saved: Instant,
     dirty: bool,
 }
 
-/// Loads, tracks and stores the rule state of the partitions one pipeline holds.
+impl PartitionRules {
+    /// Notes that the partition's events up to `last_offset` went through the rules.
+    pub fn covered(&mut self, last_offset: i64) {
+        self.covered = last_offset;
+        self.dirty = true;
+    }
+
+    /// The state changed without new records (silence rules alerting on an idle partition).
+    pub fn changed(&mut self) {
+        self.dirty = true;
+    }
+}
+
+/// Loads and stores the rule state of the partitions one pipeline holds (each [`PartitionRules`] is
+/// owned by its partition), and sums the counters of those already closed.
 #[derive(Debug)]
 pub struct RuleStateStore {
     enabled: bool,
     interval: Duration,
     replay_rows: usize,
-    partitions: HashMap<String, Tracked>,
     /// Counters of the partitions already closed.
     closed: BTreeMap<String, StateCounters>,
 }
 
 impl RuleStateStore {
-    /// A store for `engine` (which does nothing when it has no stateful rule).
+    /// A store for `engine` (which stores nothing when it has no stateful rule).
     pub fn new(engine: &RuleEngine, interval: Duration, replay_rows: usize) -> Self {
-        RuleStateStore {
-            enabled: engine.has_stateful(),
-            interval,
-            replay_rows,
-            partitions: HashMap::new(),
-            closed: BTreeMap::new(),
-        }
+        RuleStateStore { enabled: engine.has_stateful(), interval, replay_rows, closed: BTreeMap::new() }
     }
 
-    /// Makes `engine`'s stream of a partition whole: its stored state, then what the archive holds after it.
+    /// A partition's rule state made whole: its stored state, then what the archive holds after it.
     /// `head` is the partition's chain head as the pipeline just resumed it.
     pub async fn open(
-        &mut self,
+        &self,
         archive: &Archive,
         engine: &mut RuleEngine,
-        ingest_source: &str,
-        partition: i32,
+        partition: &PartitionId,
         head: Option<&ChainHead>,
-    ) -> Result<Loaded> {
+    ) -> Result<(PartitionRules, Loaded)> {
         let mut loaded = Loaded::default();
-        let stream = stream_name(ingest_source, partition);
-        if !self.enabled || self.partitions.contains_key(&stream) {
-            return Ok(loaded);
+        let mut rules =
+            PartitionRules { state: engine.new_state(), covered: i64::MIN, last_saved: Instant::now(), dirty: false };
+        if !self.enabled {
+            return Ok((rules, loaded));
         }
-        let path = state_path(ingest_source, partition);
+        let path = state_path(partition);
         let Some(bytes) = archive.get_object(&path).await? else {
             // First start of these rules on this partition: store the empty state as of the chain head,
             // so a crash before the first checkpoint replays from here instead of starting empty again.
-            let covered = head.map_or(i64::MIN, |h| h.last_offset);
-            self.partitions.insert(stream.clone(), Tracked { covered, last_saved: Instant::now(), dirty: true });
-            self.save(archive, engine, ingest_source, partition, true).await?;
-            return Ok(loaded);
+            rules.covered = head.map_or(i64::MIN, |h| h.last_offset);
+            rules.dirty = true;
+            self.save(archive, engine, partition, &mut rules, true).await?;
+            return Ok((rules, loaded));
         };
         let stored: StoredState = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
             origin: format!("{}/{path}", archive.location()),
             reason: format!("stored rule state is unreadable ({e}); move it away to start the rules empty"),
         })?;
         loaded.restored = true;
-        loaded.discarded = engine.restore_in(&stream, stored.engine);
+        loaded.discarded = engine.restore(&mut rules.state, stored.engine);
         for rule in &loaded.discarded {
-            tracing::warn!(rule, %stream, "the rule's kind or key changed since its state was stored: it starts empty");
+            tracing::warn!(rule, %partition, "the rule's kind or key changed since its state was stored: it starts empty");
         }
         let mut covered = stored.covered;
-        for entry in archive.chain(ingest_source, partition).await? {
+        for entry in archive.chain(partition.source(), partition.partition).await? {
             if !entry.has_data() || entry.last_offset <= covered {
                 covered = covered.max(entry.last_offset);
                 continue;
@@ -147,99 +153,81 @@ impl RuleStateStore {
                 let mut start = 0;
                 while start < events.num_rows() {
                     let len = self.replay_rows.max(1).min(events.num_rows() - start);
-                    engine.evaluate_in(&stream, &[events.slice(start, len)]).await?;
+                    engine.evaluate(&mut rules.state, &[events.slice(start, len)]).await?;
                     start += len;
                 }
             }
             covered = entry.last_offset;
         }
         if loaded.replayed > 0 {
-            tracing::info!(%stream, events = loaded.replayed, "rule state caught up with the archive");
+            tracing::info!(%partition, events = loaded.replayed, "rule state caught up with the archive");
         }
-        let dirty = loaded.replayed > 0;
-        self.partitions.insert(stream, Tracked { covered, last_saved: Instant::now(), dirty });
-        Ok(loaded)
-    }
-
-    /// Notes that the partition's events up to `last_offset` went through the rules.
-    pub fn covered(&mut self, ingest_source: &str, partition: i32, last_offset: i64) {
-        if let Some(t) = self.partitions.get_mut(&stream_name(ingest_source, partition)) {
-            t.covered = last_offset;
-            t.dirty = true;
-        }
-    }
-
-    /// The partition's rule state changed without new records (silence rules alerting on an idle partition).
-    pub fn changed(&mut self, ingest_source: &str, partition: i32) {
-        if let Some(t) = self.partitions.get_mut(&stream_name(ingest_source, partition)) {
-            t.dirty = true;
-        }
+        rules.covered = covered;
+        rules.dirty = loaded.replayed > 0;
+        Ok((rules, loaded))
     }
 
     /// Whether the partition's state is due to be stored (its interval has passed): then the pipeline makes
     /// its last batch durable before the next one changes the state, so the state can be stored as of it.
-    pub fn save_due(&self, ingest_source: &str, partition: i32) -> bool {
-        self.enabled
-            && self
-                .partitions
-                .get(&stream_name(ingest_source, partition))
-                .is_some_and(|t| t.last_saved.elapsed() >= self.interval)
+    pub fn save_due(&self, rules: &PartitionRules) -> bool {
+        self.enabled && rules.last_saved.elapsed() >= self.interval
     }
 
     /// Stores the partition's state when the interval has passed (or `now`), if anything changed.
     pub async fn save(
-        &mut self,
+        &self,
         archive: &Archive,
         engine: &RuleEngine,
-        ingest_source: &str,
-        partition: i32,
+        partition: &PartitionId,
+        rules: &mut PartitionRules,
         now: bool,
     ) -> Result<()> {
-        let stream = stream_name(ingest_source, partition);
-        let Some(t) = self.partitions.get_mut(&stream) else { return Ok(()) };
-        if !t.dirty || (!now && t.last_saved.elapsed() < self.interval) {
+        if !self.enabled || !rules.dirty || (!now && rules.last_saved.elapsed() < self.interval) {
             return Ok(());
         }
         let stored = StoredState {
             version: STATE_VERSION,
             written_at: vigil_rules::format_time_us(vigil_evidence::now_us()),
             rule_pack_hash: engine.pack_hash().to_string(),
-            covered: t.covered,
-            engine: engine.snapshot_of(&stream),
+            covered: rules.covered,
+            engine: engine.snapshot(&rules.state),
         };
         let bytes = serde_json::to_vec(&stored).map_err(|e| Error::Internal(e.to_string()))?;
-        archive.put_object(&state_path(ingest_source, partition), bytes).await?;
-        t.last_saved = Instant::now();
-        t.dirty = false;
+        archive.put_object(&state_path(partition), bytes).await?;
+        rules.last_saved = Instant::now();
+        rules.dirty = false;
         Ok(())
     }
 
-    /// Stores the partition's state now and forgets it (the partition is done here).
+    /// Stores the partition's state now; it is done here (end of file, revocation, end of run).
     pub async fn close(
         &mut self,
         archive: &Archive,
-        engine: &mut RuleEngine,
-        ingest_source: &str,
-        partition: i32,
+        engine: &RuleEngine,
+        partition: &PartitionId,
+        mut rules: PartitionRules,
     ) -> Result<()> {
-        self.save(archive, engine, ingest_source, partition, true).await?;
-        self.forget(engine, ingest_source, partition);
+        self.save(archive, engine, partition, &mut rules, true).await?;
+        self.forget(engine, rules);
         Ok(())
     }
 
-    /// Forgets the partition's state without storing it (its assignment was lost: the stored state and
-    /// the archive are what its next owner continues from).
-    pub fn forget(&mut self, engine: &mut RuleEngine, ingest_source: &str, partition: i32) {
-        let stream = stream_name(ingest_source, partition);
-        add_counters(&mut self.closed, &engine.stream_counters(&stream));
-        self.partitions.remove(&stream);
-        engine.drop_stream(&stream);
+    /// Drops the partition's state without storing it (its assignment was lost: the stored state and
+    /// the archive are what its next owner continues from); its counters still count.
+    pub fn forget(&mut self, engine: &RuleEngine, rules: PartitionRules) {
+        StateCounters::add_into(&mut self.closed, &engine.counters(&rules.state));
     }
 
-    /// Counters of every stateful rule over the partitions this store held, closed or open.
-    pub fn counters(&self, engine: &RuleEngine) -> BTreeMap<String, StateCounters> {
+    /// Counters of every stateful rule over the partitions this store held: those closed and `open`.
+    pub fn counters<'a>(
+        &self,
+        engine: &RuleEngine,
+        open: impl IntoIterator<Item = &'a PartitionRules>,
+    ) -> BTreeMap<String, StateCounters> {
         let mut total = self.closed.clone();
-        add_counters(&mut total, &engine.state_counters());
+        for rules in open {
+            StateCounters::add_into(&mut total, &engine.counters(&rules.state));
+        }
         total
     }
 }

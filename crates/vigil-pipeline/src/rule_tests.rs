@@ -221,8 +221,9 @@ pub async fn run_test_file(path: &Path, pack: &RulePack, update: bool) -> Result
         }
         let normalized = normalize_records(normalizer.as_ref(), records, "rule-test", 0, 0, 1024);
         let offsets = offsets_by_event_id(&normalized.batches);
-        let mut alerts = engine.evaluate(&normalized.batches).await?;
-        alerts.extend(engine.finish()); // the case's input is the whole input
+        let mut state = engine.new_state();
+        let mut alerts = engine.evaluate(&mut state, &normalized.batches).await?;
+        alerts.extend(engine.finish(&mut state)); // the case's input is the whole input
         if let Some(failure) = engine.quarantined().into_iter().next() {
             // In a run the rule would be quarantined; in its own test that is the test's failure.
             return Err(parse_error(

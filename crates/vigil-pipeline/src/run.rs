@@ -1,10 +1,11 @@
 //! The runtime: micro-batches of each source partition through normalize, detect, emit and archive.
-//! This file holds the [`Pipeline`] and the loops that feed it (files, then Kafka); the batch path itself
-//! is `crate::stages`, one stage a file.
+//! This file holds the [`Pipeline`] and its one consume loop, which reads every source through one
+//! contract (`crate::input`: assigned, records, end, revoked, stopped); the batch path itself is
+//! `crate::stages`, one stage a file.
 //!
 //! ```text
 //!  file reader thread ─┐
-//!  Kafka poller thread ┴─chunks─> batcher (per partition; rows / ms / bytes bound) ─> normalize (rayon)
+//!  Kafka poller thread ┴─events─> consume loop ─> batcher (per partition; rows / ms / bytes bound) ─> normalize (rayon)
 //!     ─> detect (DataFusion) ─> emit alerts + dead letters (NDJSON synced / Kafka acknowledged)
 //!     ─> archive (Parquet + manifest entry) = checkpoint ─> only then: Kafka offset commit
 //! ```
@@ -21,8 +22,8 @@
 //! `until_caught_up`, until the end offsets seen at assignment are consumed. A shutdown finishes the
 //! open batches, makes them durable, commits their offsets and returns normally.
 //!
-//! The loops report to the pipeline's [`vigil_metrics::Health`] (what `/healthz` and `/readyz` answer):
-//! they tick every [`vigil_metrics::Health::tick_interval`] even when no input comes, each partition's
+//! The loop reports to the pipeline's [`vigil_metrics::Health`] (what `/healthz` and `/readyz` answer):
+//! it ticks every [`vigil_metrics::Health::tick_interval`] even when no input comes, each partition's
 //! batches and durable writes are reported as they happen, and a shutdown makes the pipeline not ready
 //! at once.
 
@@ -32,15 +33,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use vigil_evidence::Archive;
-use vigil_kafka::{Checkpoints, KafkaEndpoint, KafkaSource, SourceControl, SourceEvent, SourceOptions};
+use vigil_kafka::{Checkpoints, KafkaEndpoint, KafkaSource, SourceOptions};
 use vigil_metrics::{Health, Metrics, StoreStatus};
-use vigil_normalize::Normalizer;
 use vigil_rules::{RuleEngine, load_rules};
+use vigil_schema::PartitionId;
 
 use crate::config::{InputConfig, PipelineConfig};
-use crate::rule_state::{RuleStateStore, stream_name};
+use crate::input::{Event, FileInputs, KafkaInput, Opening, Records, Source, TopicRoutes};
+use crate::rule_state::RuleStateStore;
 use crate::sink::Output;
-use crate::source::{ChainLookup, InputFile, Oversized, ReadEvent, ReaderSettings, expand_input, spawn_reader};
+use crate::source::{ChainLookup, Oversized, ReaderSettings, expand_input};
 use crate::stages::batch::Partition;
 use crate::stages::commit::{ArchiveCheckpoints, report_durable};
 use crate::summary::{InputSummary, Latency, Quantiles, RunSummary, StageTimes};
@@ -74,21 +76,6 @@ pub struct Pipeline {
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline").field("engine", &self.engine).field("archive", &self.archive.location()).finish()
-    }
-}
-
-/// Which normalizer reads which topic: exact names first, then `^` patterns in config order.
-struct TopicRoutes {
-    exact: HashMap<String, Arc<dyn Normalizer>>,
-    patterns: Vec<(regex::Regex, Arc<dyn Normalizer>)>,
-}
-
-impl TopicRoutes {
-    fn route(&self, topic: &str) -> Option<Arc<dyn Normalizer>> {
-        self.exact
-            .get(topic)
-            .cloned()
-            .or_else(|| self.patterns.iter().find(|(re, _)| re.is_match(topic)).map(|(_, n)| n.clone()))
     }
 }
 
@@ -158,7 +145,7 @@ impl Pipeline {
             }
         }
         health.store_reachable();
-        let alerts = Output::open(&config.alerts).await?;
+        let alerts = Output::open_alerts(&config, &metrics).await?;
         let dead_letters = Output::open(&config.dead_letters).await?;
         Ok(Pipeline {
             config,
@@ -245,36 +232,19 @@ impl Pipeline {
         };
         let (kafka_inputs, file_inputs): (Vec<InputConfig>, Vec<InputConfig>) =
             self.config.inputs.clone().into_iter().partition(InputConfig::is_kafka);
-        let mut files = Vec::new();
-        for input in file_inputs {
-            let format = input.format()?;
-            let build = |options: &vigil_normalize::FormatOptions| {
-                format.build(options).map_err(|e| Error::Config { origin: input.path.clone(), reason: e.to_string() })
-            };
-            let normalizer = build(&input.options())?;
-            for file in expand_input(&input.path)? {
-                // Syslog times carry no year: without `year`, it comes from the file's date.
-                let normalizer = match (format, input.year, file.modified_date()) {
-                    (vigil_normalize::Format::LinuxAuth, None, Some(date)) => {
-                        build(&vigil_normalize::FormatOptions { file_date: Some(date), ..input.options() })?
-                    }
-                    _ => normalizer.clone(),
-                };
-                files.push((file, normalizer));
-            }
-        }
-        for (file, normalizer) in files {
-            if self.shutting_down() {
-                summary.interrupted = true;
-                break;
-            }
-            let result = self.run_file(&file, normalizer, &mut summary.alerts_by_rule).await?;
-            summary.inputs.push(result);
+        if !file_inputs.is_empty() {
+            let mut files = self.file_inputs(&file_inputs)?;
+            self.consume(&mut files, &mut summary).await?;
         }
         if !kafka_inputs.is_empty() && !self.shutting_down() {
             self.run_kafka(&kafka_inputs, &mut summary).await?;
         }
-        summary.rule_state = self.rule_state.counters(&self.engine);
+        for input in &summary.inputs {
+            for (rule, n) in &input.alerts_by_rule {
+                *summary.alerts_by_rule.entry(rule.clone()).or_default() += n;
+            }
+        }
+        summary.rule_state = self.rule_state.counters(&self.engine, []);
         summary.quarantined = self
             .engine
             .quarantined()
@@ -291,13 +261,27 @@ impl Pipeline {
         Ok(summary)
     }
 
-    async fn run_file(
-        &mut self,
-        file: &InputFile,
-        normalizer: Arc<dyn Normalizer>,
-        alerts_by_rule: &mut BTreeMap<String, u64>,
-    ) -> Result<InputSummary> {
-        let settings = self.config.pipeline.clone();
+    /// Every file of the file inputs, each with its normalizer, as one source.
+    fn file_inputs(&self, inputs: &[InputConfig]) -> Result<Source> {
+        let mut files = Vec::new();
+        for input in inputs {
+            let format = input.format()?;
+            let build = |options: &vigil_normalize::FormatOptions| {
+                format.build(options).map_err(|e| Error::Config { origin: input.path.clone(), reason: e.to_string() })
+            };
+            let normalizer = build(&input.options())?;
+            for file in expand_input(&input.path)? {
+                // Syslog times carry no year: without `year`, it comes from the file's date.
+                let normalizer = match (format, input.year, file.modified_date()) {
+                    (vigil_normalize::Format::LinuxAuth, None, Some(date)) => {
+                        build(&vigil_normalize::FormatOptions { file_date: Some(date), ..input.options() })?
+                    }
+                    _ => normalizer.clone(),
+                };
+                files.push((file, normalizer));
+            }
+        }
+        let settings = &self.config.pipeline;
         let reader_settings = ReaderSettings {
             max_record_bytes: settings.max_record_bytes,
             max_document_bytes: settings.max_document_bytes,
@@ -306,105 +290,9 @@ impl Pipeline {
         let (archive, runtime) = (self.archive.clone(), tokio::runtime::Handle::current());
         let lookup: ChainLookup =
             Arc::new(move |name: &str| runtime.block_on(archive.source_head(name, 0)).map_err(|e| e.to_string()));
-        let mut rx = spawn_reader(file.clone(), normalizer.framing(), reader_settings, lookup);
-        let health = self.metrics.health();
-        let mut health_tick = tokio::time::interval(health.tick_interval());
-        health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Stdin says which file it is after its first 4 KiB: the loop ticks meanwhile.
-        let first = loop {
-            tokio::select! {
-                event = rx.recv() => break event,
-                _ = health_tick.tick() => health.tick(),
-            }
-        };
-        let (ingest_source, reader_resume_after) = match first {
-            Some(ReadEvent::Start { ingest_source, resume_after }) => (ingest_source, resume_after),
-            Some(ReadEvent::Failed(e)) => return Err(e),
-            _ => {
-                return Err(Error::Internal(format!("reader of {} ended before starting", file.display)));
-            }
-        };
-        let mut part =
-            Partition::open(&self.archive, file.display.clone(), normalizer, Arc::from(ingest_source), 0, 1).await?;
-        if part.resume_after != reader_resume_after.max(0) {
-            return Err(Error::Input {
-                input: file.display.clone(),
-                reason: format!(
-                    "the chain {} moved to offset {} while the file was checked against offset {}: another process \
-                     is archiving the same file; run one instance per file input",
-                    part.ingest_source, part.resume_after, reader_resume_after
-                ),
-            });
-        }
         // With one thread, encoding beside normalizing would take a second core.
-        part.overlap_archive = settings.effective_threads() >= 2;
-        self.track(&part);
-        self.rule_state.open(&self.archive, &mut self.engine, &part.ingest_source, 0, part.head.as_ref()).await?;
-        let mut shutdown = self.shutdown.subscribe();
-        loop {
-            let deadline = part.deadline;
-            let event = tokio::select! {
-                // A shutdown first, then the health tick, then records: a batch closes on its deadline
-                // only while the reader has nothing ready.
-                biased;
-                _ = shutdown.wait_for(|stop| *stop) => {
-                    // Finish what was read, make it durable, stop; the rest is read on the next run.
-                    self.close_batch(&mut part, alerts_by_rule).await?;
-                    part.summary.interrupted = true;
-                    break;
-                }
-                _ = health_tick.tick() => {
-                    health.tick();
-                    // A write that finished while the input is quiet (stdin) is settled now: durable,
-                    // counted, not taken for a stuck one. The rules have seen nothing after it.
-                    if part.in_flight.as_ref().is_some_and(|w| w.task.is_finished()) {
-                        self.settle(&mut part, true).await?;
-                    }
-                    continue;
-                }
-                event = rx.recv() => event,
-                _ = sleep_until(deadline) => {
-                    // batch_ms passed since the batch's first record: close it.
-                    self.close_batch(&mut part, alerts_by_rule).await?;
-                    continue;
-                }
-            };
-            match event {
-                Some(ReadEvent::Chunk(chunk)) => {
-                    for ((offset, bytes), mark) in chunk.records.iter().zip(chunk.marks) {
-                        self.accept(&mut part, offset, bytes, alerts_by_rule).await?;
-                        // After `accept`, which may have closed the batch before this record.
-                        part.prefix = Some(mark);
-                    }
-                    health.read_through(&part.ingest_source, 0, part.last_offset);
-                }
-                Some(ReadEvent::TooLarge(Oversized { offset, code, reason, prefix, blob, mark })) => {
-                    self.accept_too_large(&mut part, offset, code, reason, prefix, blob, alerts_by_rule).await?;
-                    part.prefix = Some(mark);
-                }
-                Some(ReadEvent::End { last_offset, already_archived }) => {
-                    part.summary.already_archived += already_archived;
-                    if last_offset > part.resume_after {
-                        part.last_offset = part.last_offset.max(last_offset);
-                    }
-                    // The file's end ends its stream: stateful rules release what they hold.
-                    part.end_of_input = true;
-                    self.close_batch(&mut part, alerts_by_rule).await?;
-                    break;
-                }
-                Some(ReadEvent::Failed(e)) => {
-                    self.metrics.error("read", 1);
-                    return Err(e);
-                }
-                Some(ReadEvent::Start { .. }) | None => {
-                    return Err(Error::Internal(format!("reader of {} stopped without an end", file.display)));
-                }
-            }
-        }
-        self.settle(&mut part, true).await?;
-        self.rule_state.close(&self.archive, &mut self.engine, &part.ingest_source, 0).await?;
-        health.partition_closed(&part.ingest_source, 0);
-        Ok(part.summary)
+        let overlap = settings.effective_threads() >= 2;
+        Ok(Source::Files(FileInputs::new(files, reader_settings, lookup, overlap, self.metrics.clone())))
     }
 
     /// Reads every Kafka input through one consumer-group member until shutdown or caught up.
@@ -446,219 +334,261 @@ impl Pipeline {
         let checkpoints: Arc<dyn Checkpoints> =
             Arc::new(ArchiveCheckpoints { archive: self.archive.clone(), runtime: tokio::runtime::Handle::current() });
         let start_endpoint = endpoint.clone();
-        let mut source = tokio::task::spawn_blocking(move || KafkaSource::start(&start_endpoint, checkpoints, options))
+        let kafka = tokio::task::spawn_blocking(move || KafkaSource::start(&start_endpoint, checkpoints, options))
             .await
             .map_err(|e| Error::Internal(format!("Kafka connect task failed: {e}")))??;
-        let control = source.control.clone();
-        let result = self.consume(&mut source, &control, &endpoint, &routes, summary).await;
+        let control = kafka.control.clone();
+        let brokers = endpoint.brokers.join(",");
+        let mut source = Source::Kafka(KafkaInput { source: kafka, control: control.clone(), routes, brokers });
+        let result = self.consume(&mut source, summary).await;
         control.finish();
-        source.join().await;
+        if let Source::Kafka(input) = source {
+            input.source.join().await;
+        }
         result
     }
 
-    async fn consume(
-        &mut self,
-        source: &mut KafkaSource,
-        control: &SourceControl,
-        endpoint: &KafkaEndpoint,
-        routes: &TopicRoutes,
-        summary: &mut RunSummary,
-    ) -> Result<()> {
-        let mut parts: HashMap<(Arc<str>, i32), Partition> = HashMap::new();
+    /// The one consume loop: reads `source` ([`crate::input`]) until it stops, handing each partition's
+    /// records to its open batch, closing batches on their deadline, ticking the health checks, feeding
+    /// quiet live partitions to the silence rules, and on a shutdown making what was read durable.
+    async fn consume(&mut self, source: &mut Source, summary: &mut RunSummary) -> Result<()> {
+        let mut parts: BTreeMap<PartitionId, Partition> = BTreeMap::new();
         let mut shutdown = self.shutdown.subscribe();
         let mut stopping = false;
-        let brokers = endpoint.brokers.join(",");
         let idle_check = Duration::from_secs(self.config.rules.idle_check_secs.max(1));
-        let watch_idle = self.engine.has_silence();
+        let watch_idle = self.engine.has_silence() && source.is_live();
         let mut idle_tick = tokio::time::interval(idle_check);
         idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let health = self.metrics.health();
         let mut health_tick = tokio::time::interval(health.tick_interval());
         health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if source.is_live() {
+                // A live source's batches close on their deadline even while records keep coming.
+                self.close_due(&mut parts, source).await?;
+            }
             let next_deadline = parts.values().filter_map(|p| p.deadline).min();
             let event = tokio::select! {
-                _ = health_tick.tick() => {
-                    health.tick();
-                    continue;
-                }
+                // A shutdown first, then the health tick, then records: a file's batch closes on its
+                // deadline only while the reader has nothing ready.
+                biased;
                 _ = shutdown.wait_for(|stop| *stop), if !stopping => {
                     tracing::info!("shutdown requested: finishing open batches");
-                    control.stop();
+                    source.stop();
                     stopping = true;
                     continue;
                 }
-                _ = sleep_until(next_deadline) => {
-                    let now = tokio::time::Instant::now();
-                    let due: Vec<(Arc<str>, i32)> = parts
-                        .iter()
-                        .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    for key in due {
-                        if let Some(part) = parts.get_mut(&key) {
-                            self.close_batch(part, &mut summary.alerts_by_rule).await?;
-                            report_durable(control, part);
+                _ = health_tick.tick() => {
+                    health.tick();
+                    // A write that finished while the input is quiet (stdin) is settled now: durable,
+                    // counted, not taken for a stuck one. The rules have seen nothing after it.
+                    for part in parts.values_mut() {
+                        if part.in_flight.as_ref().is_some_and(|w| w.task.is_finished()) {
+                            self.settle(part, true).await?;
+                            report_durable(source, part);
                         }
                     }
                     continue;
                 }
                 _ = idle_tick.tick(), if watch_idle && !stopping => {
-                    self.check_idle(&mut parts, idle_check, &mut summary.alerts_by_rule).await?;
+                    self.check_idle(&mut parts, idle_check).await?;
                     continue;
                 }
-                event = source.events.recv() => event,
+                event = source.next() => event,
+                _ = sleep_until(next_deadline) => {
+                    self.close_due(&mut parts, source).await?;
+                    continue;
+                }
             };
             match event {
-                Some(SourceEvent::Assigned { partitions }) => {
-                    // The group is joined, even when it gave this member nothing (readiness).
-                    health.kafka_joined();
+                Event::Assigned(openings) => {
+                    if source.is_live() {
+                        // The group is joined, even when it gave this member nothing (readiness).
+                        health.kafka_joined();
+                    }
                     // Opened now, not at their first record: a partition that stays quiet still has its
                     // silence rules watched.
-                    for (topic, partition) in partitions {
-                        let part = self.open_kafka_partition(&mut parts, routes, &brokers, topic, partition).await?;
+                    for opening in openings {
+                        let part = self.open_partition(&mut parts, opening).await?;
                         part.last_records_at = tokio::time::Instant::now();
                     }
                 }
-                Some(SourceEvent::Records { topic, partition, records }) => {
-                    let part = self.open_kafka_partition(&mut parts, routes, &brokers, topic, partition).await?;
-                    part.last_records_at = tokio::time::Instant::now();
-                    for (offset, bytes) in records.iter() {
-                        self.accept(part, offset, bytes, &mut summary.alerts_by_rule).await?;
+                Event::Records { partition, records } => {
+                    let part = match parts.contains_key(&partition) {
+                        true => parts.get_mut(&partition),
+                        false => Some(self.open_partition(&mut parts, source.opening(&partition)?).await?),
                     }
-                    health.read_through(&part.ingest_source, part.partition, part.last_offset);
-                    report_durable(control, part);
-                    self.bound_memory(&mut parts, control, &mut summary.alerts_by_rule).await?;
+                    .ok_or_else(|| Error::Internal(format!("partition {partition} is not open")))?;
+                    part.last_records_at = tokio::time::Instant::now();
+                    match records {
+                        Records::Messages(records) => {
+                            for (offset, bytes) in records.iter() {
+                                self.accept(part, offset, bytes).await?;
+                            }
+                        }
+                        Records::Lines(chunk) => {
+                            for ((offset, bytes), mark) in chunk.records.iter().zip(chunk.marks) {
+                                self.accept(part, offset, bytes).await?;
+                                // After `accept`, which may have closed the batch before this record.
+                                part.prefix = Some(mark);
+                            }
+                        }
+                        Records::TooLarge(Oversized { offset, code, reason, prefix, blob, mark }) => {
+                            self.accept_too_large(part, offset, code, reason, prefix, blob).await?;
+                            part.prefix = Some(mark);
+                        }
+                    }
+                    health.read_through(&part.id, part.last_offset);
+                    report_durable(source, part);
+                    self.bound_memory(&mut parts, source).await?;
                 }
-                Some(SourceEvent::Lost { topic, partition, first, last, reason }) => {
-                    let part = self.open_kafka_partition(&mut parts, routes, &brokers, topic, partition).await?;
-                    self.commit_lost(part, first, last, &reason, &mut summary.alerts_by_rule).await?;
-                    report_durable(control, part);
+                Event::Lost { partition, first, last, reason } => {
+                    let part = match parts.contains_key(&partition) {
+                        true => parts.get_mut(&partition),
+                        false => Some(self.open_partition(&mut parts, source.opening(&partition)?).await?),
+                    }
+                    .ok_or_else(|| Error::Internal(format!("partition {partition} is not open")))?;
+                    self.commit_lost(part, first, last, &reason).await?;
+                    report_durable(source, part);
                 }
-                Some(SourceEvent::Revoked { partitions, lost, done }) => {
-                    for key in partitions {
-                        self.metrics.forget_kafka_partition(&key.0, key.1);
-                        let Some(mut part) = parts.remove(&key) else { continue };
+                Event::End { partition, last_offset, already_archived } => {
+                    let Some(mut part) = parts.remove(&partition) else {
+                        return Err(Error::Internal(format!("the end of {partition}, which is not open")));
+                    };
+                    part.summary.already_archived += already_archived;
+                    if last_offset > part.resume_after {
+                        part.last_offset = part.last_offset.max(last_offset);
+                    }
+                    // The file's end ends its stream: stateful rules release what they hold.
+                    part.end_of_input = true;
+                    self.close_batch(&mut part).await?;
+                    summary.inputs.push(self.close_partition(part, source).await?);
+                }
+                Event::Revoked { partitions, lost, done } => {
+                    for id in partitions {
+                        self.metrics.forget_kafka_partition(&id);
+                        let Some(mut part) = parts.remove(&id) else { continue };
                         if lost {
                             tracing::warn!(
-                                topic = %key.0,
-                                partition = key.1,
+                                partition = %id,
                                 dropped = part.records.len() + part.too_large.len(),
                                 "assignment lost: the open batch is dropped unwritten; its new owner reads it again"
                             );
-                            self.rule_state.forget(&mut self.engine, &key.0, key.1);
+                            self.rule_state.forget(&self.engine, part.rules);
+                            health.partition_closed(&id);
+                            summary.inputs.push(part.summary);
                         } else {
-                            self.close_batch(&mut part, &mut summary.alerts_by_rule).await?;
-                            report_durable(control, &mut part);
-                            self.rule_state.close(&self.archive, &mut self.engine, &key.0, key.1).await?;
+                            self.close_batch(&mut part).await?;
+                            summary.inputs.push(self.close_partition(part, source).await?);
                         }
-                        health.partition_closed(&key.0, key.1);
-                        summary.inputs.push(part.summary);
                     }
                     let _ = done.send(());
                 }
-                Some(SourceEvent::Stopped { caught_up }) => {
+                Event::Stopped { caught_up } => {
                     for part in parts.values_mut() {
-                        self.close_batch(part, &mut summary.alerts_by_rule).await?;
-                        report_durable(control, part);
+                        self.close_batch(part).await?;
+                        report_durable(source, part);
+                        // A file stopped before its end is read on from here by the next run.
+                        part.summary.interrupted |= !source.is_live();
                     }
                     summary.caught_up = caught_up;
+                    summary.interrupted |= !caught_up && !source.is_live();
                     break;
                 }
-                Some(SourceEvent::Failed(e)) => return Err(e.into()),
-                None => return Err(Error::Internal("the Kafka source stopped without saying why".into())),
+                Event::Failed(e) => return Err(e),
             }
         }
-        let mut rest: Vec<Partition> = parts.into_values().collect();
-        rest.sort_by(|a, b| (&a.ingest_source, a.partition).cmp(&(&b.ingest_source, b.partition)));
-        for part in &rest {
-            self.rule_state.close(&self.archive, &mut self.engine, &part.ingest_source, part.partition).await?;
+        for part in parts.into_values() {
+            summary.inputs.push(self.close_partition(part, source).await?);
         }
-        summary.inputs.extend(rest.into_iter().map(|p| p.summary));
         Ok(())
     }
 
-    /// The partition, opened at its chain head when first seen, with its rule state loaded.
-    async fn open_kafka_partition<'a>(
+    /// The partition, opened at its chain head with its rule state loaded, and reported to the metrics.
+    async fn open_partition<'a>(
         &mut self,
-        parts: &'a mut HashMap<(Arc<str>, i32), Partition>,
-        routes: &TopicRoutes,
-        brokers: &str,
-        topic: Arc<str>,
-        partition: i32,
+        parts: &'a mut BTreeMap<PartitionId, Partition>,
+        opening: Opening,
     ) -> Result<&'a mut Partition> {
-        let key = (topic.clone(), partition);
-        if !parts.contains_key(&key) {
-            let normalizer = routes
-                .route(&topic)
-                .ok_or_else(|| Error::Internal(format!("topic {topic} matches no input although subscribed")))?;
-            let input = format!("kafka://{brokers}/{topic}/{partition}");
-            let part = Partition::open(&self.archive, input, normalizer, topic, partition, 0).await?;
+        let (id, display, checked_against) = (opening.id.clone(), opening.input.clone(), opening.checked_against);
+        if !parts.contains_key(&id) {
+            let part = Partition::open(&self.archive, (&self.rule_state, &mut self.engine), opening).await?;
+            if let Some(checked) = checked_against
+                && part.resume_after != checked.max(0)
+            {
+                return Err(Error::Input {
+                    input: display,
+                    reason: format!(
+                        "the chain {} moved to offset {} while the file was checked against offset {checked}: \
+                         another process is archiving the same file; run one instance per file input",
+                        id.source(),
+                        part.resume_after,
+                    ),
+                });
+            }
             self.track(&part);
-            parts.insert(key.clone(), part);
+            parts.insert(id.clone(), part);
         }
-        let part = parts.get_mut(&key).ok_or_else(|| Error::Internal("a partition just opened is missing".into()))?;
-        let (source, head) = (part.ingest_source.clone(), part.head.clone());
-        self.rule_state.open(&self.archive, &mut self.engine, &source, partition, head.as_ref()).await?;
-        Ok(part)
+        parts.get_mut(&id).ok_or_else(|| Error::Internal(format!("partition {id} just opened is missing")))
+    }
+
+    /// A partition is done here (its file ended, it was revoked, the run ends): its last write settled
+    /// and reported, its rule state stored; returns what it did.
+    async fn close_partition(&mut self, mut part: Partition, source: &Source) -> Result<InputSummary> {
+        self.settle(&mut part, true).await?;
+        report_durable(source, &mut part);
+        self.rule_state.close(&self.archive, &self.engine, &part.id, part.rules).await?;
+        self.metrics.health().partition_closed(&part.id);
+        Ok(part.summary)
+    }
+
+    /// Closes every batch whose `batch_ms` passed since its first record.
+    async fn close_due(&mut self, parts: &mut BTreeMap<PartitionId, Partition>, source: &Source) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        for part in parts.values_mut().filter(|p| p.deadline.is_some_and(|d| d <= now)) {
+            self.close_batch(part).await?;
+            report_durable(source, part);
+        }
+        Ok(())
     }
 
     /// Silence rules of partitions that received nothing for `idle_check` or longer: their quiet counts
-    /// as event time ([`RuleEngine::idle_in`]). Alerts go to the outputs now and into the archive with the
+    /// as event time ([`RuleEngine::idle`]). Alerts go to the outputs now and into the archive with the
     /// partition's next range; the rule state is stored at once, so a restart does not raise them again.
-    async fn check_idle(
-        &mut self,
-        parts: &mut HashMap<(Arc<str>, i32), Partition>,
-        idle_check: Duration,
-        alerts_by_rule: &mut BTreeMap<String, u64>,
-    ) -> Result<()> {
+    async fn check_idle(&mut self, parts: &mut BTreeMap<PartitionId, Partition>, idle_check: Duration) -> Result<()> {
         let now = tokio::time::Instant::now();
-        let mut keys: Vec<(Arc<str>, i32)> = parts.keys().cloned().collect();
-        keys.sort();
-        for key in keys {
-            let Some(part) = parts.get_mut(&key) else { continue };
+        for part in parts.values_mut() {
             let idle = now.saturating_duration_since(part.last_records_at);
             if !part.batch_is_empty() || idle < idle_check {
                 continue;
             }
-            let stream = stream_name(&part.ingest_source, part.partition);
             let idle_us = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
-            let alerts = self.engine.idle_in(&stream, idle_us);
+            let alerts = self.engine.idle(&mut part.rules.state, idle_us);
             if alerts.is_empty() {
                 continue;
             }
             tracing::warn!(
-                ingest_source = %part.ingest_source,
-                partition = part.partition,
+                partition = %part.id,
                 idle_secs = idle.as_secs(),
                 alerts = alerts.len(),
                 "partition quiet: silence rules alerted"
             );
             self.alerts.alerts(&alerts).await?;
-            part.summary.alerts += alerts.len() as u64;
-            for alert in &alerts {
-                *alerts_by_rule.entry(alert.rule_id.clone()).or_default() += 1;
-            }
             part.idle_alerts.extend(alerts);
-            self.rule_state.changed(&part.ingest_source, part.partition);
-            self.rule_state.save(&self.archive, &self.engine, &part.ingest_source, part.partition, true).await?;
+            part.rules.changed();
+            self.rule_state.save(&self.archive, &self.engine, &part.id, &mut part.rules, true).await?;
         }
         Ok(())
     }
 
     /// Closes the largest open batches while all open batches together hold more than
     /// `max_buffered_bytes`.
-    async fn bound_memory(
-        &mut self,
-        parts: &mut HashMap<(Arc<str>, i32), Partition>,
-        control: &SourceControl,
-        alerts_by_rule: &mut BTreeMap<String, u64>,
-    ) -> Result<()> {
+    async fn bound_memory(&mut self, parts: &mut BTreeMap<PartitionId, Partition>, source: &Source) -> Result<()> {
         let max = self.config.pipeline.max_buffered_bytes;
         while parts.values().map(Partition::buffered_bytes).sum::<usize>() > max {
             let Some(largest) = parts.values_mut().max_by_key(|p| p.buffered_bytes()) else { break };
-            self.close_batch(largest, alerts_by_rule).await?;
-            report_durable(control, largest);
+            self.close_batch(largest).await?;
+            report_durable(source, largest);
         }
         Ok(())
     }

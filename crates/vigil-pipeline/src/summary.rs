@@ -47,9 +47,28 @@ pub struct InputSummary {
     pub future_dated: u64,
     /// Stopped by a shutdown before the end of the input (the rest is read on the next run).
     pub interrupted: bool,
+    /// Alerts archived, per rule id (summed into [`RunSummary::alerts_by_rule`]).
+    #[serde(skip)]
+    pub alerts_by_rule: BTreeMap<String, u64>,
 }
 
 impl InputSummary {
+    /// Adds a batch that became durable (the same counts the metrics add).
+    pub fn add(&mut self, counts: &vigil_metrics::BatchCounts) {
+        self.records_read += counts.records_read;
+        self.bytes_read += counts.bytes_read;
+        self.events += counts.events;
+        self.event_bytes += counts.event_bytes;
+        self.dead_letters += counts.dead_letter_total();
+        self.dead_letter_bytes += counts.dead_letter_bytes;
+        self.skipped_blank += counts.skipped;
+        self.alerts += counts.alert_total();
+        self.batches += 1;
+        for (rule, n) in &counts.alerts {
+            *self.alerts_by_rule.entry(rule.clone()).or_default() += n;
+        }
+    }
+
     /// Whether every record read ended up in exactly one of events and dead letters, whole.
     pub fn reconciles(&self) -> bool {
         self.records_reconcile() && self.bytes_reconcile()

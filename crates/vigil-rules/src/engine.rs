@@ -205,16 +205,17 @@ struct CompiledRule {
 }
 
 /// The state of the stateful rules over one stream of events (a source partition).
+/// The stateful rules' state of one stream of events: one source partition (a file, a Kafka topic
+/// partition). The reader of the partition owns it and hands it to every [`RuleEngine`] call, so the
+/// state moves with the partition (stored, restored, dropped) and no partition sees another's events.
+/// Made by [`RuleEngine::new_state`]; stateless rules keep nothing in it.
 #[derive(Debug, Clone)]
-struct Stream {
+pub struct PartitionState {
     /// Newest event time seen in the stream.
     newest_us: i64,
     /// Per compiled rule (same order), its state; `None` for stateless rules.
     states: Vec<Option<RuleState>>,
 }
-
-/// The stream [`RuleEngine::evaluate`] and the other stream-less calls use.
-pub const DEFAULT_STREAM: &str = "";
 
 /// The rule engine's state as stored between runs: the newest event time seen and every stateful rule's
 /// [`RuleSnapshot`], by rule id.
@@ -265,8 +266,6 @@ pub struct RuleEngine {
     uses_widened: bool,
     rules: Vec<CompiledRule>,
     pack_hash: String,
-    /// Stateful rules' state per stream (source partition), created on first use.
-    streams: HashMap<String, Stream>,
     budget: RuleBudget,
     max_future_skew_us: i64,
     /// Per compiled rule (same order): why it is quarantined, once it is.
@@ -440,7 +439,6 @@ impl RuleEngine {
             uses_widened,
             rules,
             pack_hash: pack.hash.clone(),
-            streams: HashMap::new(),
             budget: options.budget,
             max_future_skew_us: i64::try_from(options.max_future_skew.as_micros()).unwrap_or(i64::MAX),
             quarantined,
@@ -495,88 +493,52 @@ impl RuleEngine {
         self.rules.iter().any(|c| c.state.is_some())
     }
 
-    /// Counters of every stateful rule, by rule id, summed over the streams held.
-    pub fn state_counters(&self) -> BTreeMap<String, StateCounters> {
-        let mut out = BTreeMap::new();
-        for name in self.streams.keys() {
-            add_counters(&mut out, &self.stream_counters(name));
-        }
-        out
+    /// A new, empty state for one stream of events (a source partition): every stateful rule starts
+    /// with nothing held and event time before any event.
+    pub fn new_state(&self) -> PartitionState {
+        PartitionState { newest_us: i64::MIN, states: self.rules.iter().map(|c| c.state.clone()).collect() }
     }
 
-    /// Counters of every stateful rule in one stream, by rule id.
-    pub fn stream_counters(&self, stream: &str) -> BTreeMap<String, StateCounters> {
-        let Some(s) = self.streams.get(stream) else { return BTreeMap::new() };
+    /// Counters of every stateful rule in one partition's state, by rule id.
+    pub fn counters(&self, state: &PartitionState) -> BTreeMap<String, StateCounters> {
         self.rules
             .iter()
-            .zip(&s.states)
+            .zip(&state.states)
             .filter_map(|(c, state)| Some((c.rule.id.clone(), state.as_ref()?.counters())))
             .collect()
     }
 
-    /// The stream `name`, created with every stateful rule's empty state on first use.
-    fn stream(&mut self, name: &str) -> &mut Stream {
-        let rules = &self.rules;
-        self.streams
-            .entry(name.to_string())
-            .or_insert_with(|| Stream { newest_us: i64::MIN, states: rules.iter().map(|c| c.state.clone()).collect() })
-    }
-
-    /// The state of every stateful rule in the default stream (see [`RuleEngine::snapshot_of`]).
-    pub fn snapshot(&self) -> EngineSnapshot {
-        self.snapshot_of(DEFAULT_STREAM)
-    }
-
-    /// The state of every stateful rule in `stream`, to store beside the evidence.
-    pub fn snapshot_of(&self, stream: &str) -> EngineSnapshot {
-        let Some(s) = self.streams.get(stream) else {
-            return EngineSnapshot { newest_us: i64::MIN, rules: BTreeMap::new() };
-        };
+    /// The state of every stateful rule in `state`, to store beside the evidence.
+    pub fn snapshot(&self, state: &PartitionState) -> EngineSnapshot {
         EngineSnapshot {
             // never a watermark past the wall clock (see crate::budget)
-            newest_us: s.newest_us.min(now_us()),
+            newest_us: state.newest_us.min(now_us()),
             rules: self
                 .rules
                 .iter()
-                .zip(&s.states)
+                .zip(&state.states)
                 .filter_map(|(c, state)| Some((c.rule.id.clone(), state.as_ref()?.snapshot())))
                 .collect(),
         }
     }
 
-    /// Continues the default stream from a stored snapshot (see [`RuleEngine::restore_in`]).
-    pub fn restore(&mut self, snapshot: EngineSnapshot) -> Vec<String> {
-        self.restore_in(DEFAULT_STREAM, snapshot)
-    }
-
-    /// Continues `stream` from a stored snapshot. Returns the ids of rules whose stored state was
+    /// Continues a partition from a stored snapshot. Returns the ids of rules whose stored state was
     /// discarded (the rule's kind or key changed); rules not in the snapshot start empty.
-    pub fn restore_in(&mut self, stream: &str, snapshot: EngineSnapshot) -> Vec<String> {
-        let ids: Vec<String> = self.rules.iter().map(|c| c.rule.id.clone()).collect();
-        let accepted_until = self.accepted_until();
-        let s = self.stream(stream);
+    pub fn restore(&self, state: &mut PartitionState, snapshot: EngineSnapshot) -> Vec<String> {
         // A state stored before the future-skew guard existed may carry a future watermark (one record
         // dated 2099): its true value is unknown, so event time starts again from the events that come.
-        s.newest_us = if snapshot.newest_us > accepted_until { i64::MIN } else { snapshot.newest_us };
+        state.newest_us = if snapshot.newest_us > self.accepted_until() { i64::MIN } else { snapshot.newest_us };
         let mut stored = snapshot.rules;
         let mut discarded = Vec::new();
-        for (id, state) in ids.iter().zip(s.states.iter_mut()) {
-            let (Some(state), Some(saved)) = (state.as_mut(), stored.remove(id)) else { continue };
-            if !state.restore(saved) {
-                discarded.push(id.clone());
+        for (compiled, rule_state) in self.rules.iter().zip(state.states.iter_mut()) {
+            let (Some(rule_state), Some(saved)) = (rule_state.as_mut(), stored.remove(&compiled.rule.id)) else {
+                continue;
+            };
+            if !rule_state.restore(saved) {
+                discarded.push(compiled.rule.id.clone());
             }
         }
         discarded
-    }
-
-    /// Forgets `stream` (its partition was closed or handed to another instance; store it first).
-    pub fn drop_stream(&mut self, stream: &str) {
-        self.streams.remove(stream);
-    }
-
-    /// [`RuleEngine::evaluate_in`] on the default stream.
-    pub async fn evaluate(&mut self, batches: &[RecordBatch]) -> Result<Vec<Alert>> {
-        self.evaluate_in(DEFAULT_STREAM, batches).await
     }
 
     /// Runs every rule over `batches` (one micro-batch, any number of partitions, rows in arrival order).
@@ -584,9 +546,9 @@ impl RuleEngine {
     /// as event time passes (see [`crate::stateful`]). Alerts come in rule order, then by time and id,
     /// whatever the partitioning.
     ///
-    /// Stateful rules keep their state per `stream`: one per source partition (a file, a Kafka topic
-    /// partition), so state moves with a partition between the instances of a consumer group.
-    pub async fn evaluate_in(&mut self, stream: &str, batches: &[RecordBatch]) -> Result<Vec<Alert>> {
+    /// Stateful rules keep their state in `state`, the partition's own: one per source partition (a file,
+    /// a Kafka topic partition), so state moves with a partition between the instances of a consumer group.
+    pub async fn evaluate(&mut self, state: &mut PartitionState, batches: &[RecordBatch]) -> Result<Vec<Alert>> {
         let partitions: Vec<Vec<RecordBatch>> =
             batches.iter().filter(|b| b.num_rows() > 0).map(|b| vec![b.clone()]).collect();
         if partitions.is_empty() {
@@ -620,10 +582,10 @@ impl RuleEngine {
         let now = now_us();
         let accepted_until = now.saturating_add(self.max_future_skew_us);
         let has_stateful = self.has_stateful();
-        let newest_before = self.stream(stream).newest_us;
+        let newest_before = state.newest_us;
         let arrivals = Arrivals::of(batches, newest_before, (now, accepted_until), has_stateful)?;
         let origin = BatchOrigin::of(batches);
-        let mut states = std::mem::take(&mut self.stream(stream).states);
+        let states = &mut state.states;
         let mut all = Vec::new();
         let mut failed = Vec::new();
         for (i, ((compiled, output), state)) in self.rules.iter().zip(outputs).zip(states.iter_mut()).enumerate() {
@@ -696,66 +658,43 @@ impl RuleEngine {
             );
             all.push(future_events_alert(&origin, arrivals.future, arrivals.future_newest, accepted_until, now));
         }
-        let s = self.stream(stream);
-        s.states = states;
-        s.newest_us = arrivals.newest;
+        state.newest_us = arrivals.newest;
         Ok(all)
     }
 
-    /// [`RuleEngine::finish_in`] on the default stream.
-    pub fn finish(&mut self) -> Vec<Alert> {
-        self.finish_in(DEFAULT_STREAM)
-    }
-
-    /// The end of a finite input (a file): the stream's stateful rules release what they hold pending
+    /// The end of a finite input (a file): the partition's stateful rules release what they hold pending
     /// and alert on it.
-    pub fn finish_in(&mut self, stream: &str) -> Vec<Alert> {
-        let mut states = std::mem::take(&mut self.stream(stream).states);
+    pub fn finish(&self, state: &mut PartitionState) -> Vec<Alert> {
         let mut all = Vec::new();
-        for (compiled, state) in self.rules.iter().zip(states.iter_mut()) {
-            if let Some(state) = state {
-                let mut alerts = state.finish(&compiled.rule);
+        for (compiled, rule_state) in self.rules.iter().zip(state.states.iter_mut()) {
+            if let Some(rule_state) = rule_state {
+                let mut alerts = rule_state.finish(&compiled.rule);
                 alerts.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
                 alerts.dedup_by(|a, b| a.alert_id == b.alert_id);
                 all.extend(alerts);
             }
         }
-        self.stream(stream).states = states;
         all
     }
 
     /// A live stream (a Kafka partition) has received nothing for `idle_us` of wall-clock time: its
     /// silence rules count that quiet as event time and alert on keys quiet past their window
     /// ([`RuleState::idle`]); other rules wait for events.
-    pub fn idle_in(&mut self, stream: &str, idle_us: i64) -> Vec<Alert> {
-        let s = self.stream(stream);
-        let newest_us = s.newest_us;
-        let mut states = std::mem::take(&mut s.states);
+    pub fn idle(&self, state: &mut PartitionState, idle_us: i64) -> Vec<Alert> {
+        let newest_us = state.newest_us;
         let mut all = Vec::new();
-        for (compiled, state) in self.rules.iter().zip(states.iter_mut()) {
-            if let Some(state) = state {
-                all.extend(state.idle(&compiled.rule, newest_us, idle_us));
+        for (compiled, rule_state) in self.rules.iter().zip(state.states.iter_mut()) {
+            if let Some(rule_state) = rule_state {
+                all.extend(rule_state.idle(&compiled.rule, newest_us, idle_us));
             }
         }
-        self.stream(stream).states = states;
         all.sort_by(|a, b| (a.time_us, &a.alert_id).cmp(&(b.time_us, &b.alert_id)));
         all
     }
 
-    /// Whether any rule is a silence rule (only they act on [`RuleEngine::idle_in`]).
+    /// Whether any rule is a silence rule (only they act on [`RuleEngine::idle`]).
     pub fn has_silence(&self) -> bool {
         self.rules.iter().any(|c| c.rule.kind == RuleKind::Silence)
-    }
-}
-
-/// Adds counters by rule id into `total`.
-pub fn add_counters(total: &mut BTreeMap<String, StateCounters>, more: &BTreeMap<String, StateCounters>) {
-    for (rule, c) in more {
-        let t = total.entry(rule.clone()).or_default();
-        t.released += c.released;
-        t.late += c.late;
-        t.evicted += c.evicted;
-        t.forced += c.forced;
     }
 }
 

@@ -18,7 +18,8 @@
 //! let text = "-- id: demo\n-- title: Demo\n-- severity: low\n-- criteria: CC7.2\nSELECT time, event_id FROM events WHERE outcome = 'failure'";
 //! let pack = RulePack::new(vec![parse_rule("demo.sql".as_ref(), text).unwrap()]).unwrap();
 //! let mut engine = RuleEngine::new(&pack, 2).await.unwrap();
-//! assert!(engine.evaluate(&[]).await.unwrap().is_empty());
+//! let mut state = engine.new_state(); // one per source partition: stateful rules keep it
+//! assert!(engine.evaluate(&mut state, &[]).await.unwrap().is_empty());
 //! # });
 //! ```
 
@@ -35,7 +36,7 @@ pub mod validate;
 pub use alert::{Alert, alert_id, alerts_to_batch, format_time_us};
 pub use budget::{RuleBudget, RuleFailure};
 pub use engine::{
-    DEFAULT_MAX_FUTURE_SKEW, DEFAULT_STREAM, EngineOptions, EngineSnapshot, RuleEngine, RulePack, TABLES, load_rules,
+    DEFAULT_MAX_FUTURE_SKEW, EngineOptions, EngineSnapshot, PartitionState, RuleEngine, RulePack, TABLES, load_rules,
     rule_files,
 };
 pub use error::{Error, Result};

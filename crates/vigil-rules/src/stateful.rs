@@ -115,6 +115,19 @@ pub struct StateCounters {
     pub forced: u64,
 }
 
+impl StateCounters {
+    /// Adds `more`, by rule id, into `total` (counters of several partitions into one).
+    pub fn add_into(total: &mut BTreeMap<String, StateCounters>, more: &BTreeMap<String, StateCounters>) {
+        for (rule, c) in more {
+            let t = total.entry(rule.clone()).or_default();
+            t.released += c.released;
+            t.late += c.late;
+            t.evicted += c.evicted;
+            t.forced += c.forced;
+        }
+    }
+}
+
 /// The state of one stateful rule.
 #[derive(Debug, Clone)]
 pub struct RuleState {

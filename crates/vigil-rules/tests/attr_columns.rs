@@ -80,7 +80,8 @@ fn alerts(options: EngineOptions) -> (Vec<String>, Vec<String>) {
         let per_call = engine.rules_parsing_attrs_per_call().into_iter().map(str::to_string).collect();
         // Two partitions, as the pipeline makes them.
         let parts = [batch(0, &ATTRS[..7]), batch(7, &ATTRS[7..])];
-        let mut alerts: Vec<Alert> = engine.evaluate(&parts).await.expect("rules run");
+        let mut state = engine.new_state();
+        let mut alerts: Vec<Alert> = engine.evaluate(&mut state, &parts).await.expect("rules run");
         alerts.sort_by(|a, b| (&a.rule_id, &a.alert_id).cmp(&(&b.rule_id, &b.alert_id)));
         (alerts.iter().map(|a| serde_json::to_string(a).expect("test setup")).collect(), per_call)
     })

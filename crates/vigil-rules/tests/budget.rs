@@ -87,8 +87,9 @@ fn ids(alerts: &[Alert], rule: &str) -> Vec<String> {
 fn two_batches(pack: &RulePack, options: EngineOptions) -> (Vec<Alert>, Vec<Alert>, Vec<String>) {
     runtime().block_on(async {
         let mut engine = RuleEngine::with_options(pack, 2, options).await.expect("rules plan");
-        let first = engine.evaluate(&[events(40, BASE, 1)]).await.expect("evaluate");
-        let second = engine.evaluate(&[events(40, BASE + 40 * MIN, 41)]).await.expect("evaluate");
+        let mut state = engine.new_state();
+        let first = engine.evaluate(&mut state, &[events(40, BASE, 1)]).await.expect("evaluate");
+        let second = engine.evaluate(&mut state, &[events(40, BASE + 40 * MIN, 41)]).await.expect("evaluate");
         let quarantined = engine.quarantined().into_iter().map(|f| format!("{}: {}", f.rule_id, f.reason)).collect();
         (first, second, quarantined)
     })
@@ -135,7 +136,10 @@ fn a_stop_request_cuts_a_rule_that_holds_the_batch_up() {
         let (stop, watch) = tokio::sync::watch::channel(false);
         engine.set_stop_signal(watch);
         // the evaluation runs on a worker of its own, as in a run (the signal handler is another task)
-        let evaluation = tokio::spawn(async move { engine.evaluate(&[events(40, BASE, 1)]).await });
+        let evaluation = tokio::spawn(async move {
+            let mut state = engine.new_state();
+            engine.evaluate(&mut state, &[events(40, BASE, 1)]).await
+        });
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!evaluation.is_finished(), "a 40^6-row join does not finish in 0.5 s");
         stop.send_replace(true);
@@ -161,16 +165,18 @@ fn a_future_dated_event_is_flagged_and_does_not_blind_the_stateful_rules() {
     let start = recent();
     let reference = rt.block_on(async {
         let mut engine = RuleEngine::new(&plain, 2).await.expect("rules plan");
-        engine.evaluate(&[events(40, start, 2)]).await.expect("evaluate")
+        let mut state = engine.new_state();
+        engine.evaluate(&mut state, &[events(40, start, 2)]).await.expect("evaluate")
     });
     assert!(!ids(&reference, "failures").is_empty());
     // one record dated 2099 arrives first, then the same events as above
     const Y2099: i64 = 4_070_908_800_000_000;
     let (alerts, snapshot, future_count) = rt.block_on(async {
         let mut engine = RuleEngine::new(&plain, 2).await.expect("rules plan");
-        let mut alerts = engine.evaluate(&[events(1, Y2099, 1)]).await.expect("evaluate");
-        alerts.extend(engine.evaluate(&[events(40, start, 2)]).await.expect("evaluate"));
-        (alerts, engine.snapshot(), engine.future_events())
+        let mut state = engine.new_state();
+        let mut alerts = engine.evaluate(&mut state, &[events(1, Y2099, 1)]).await.expect("evaluate");
+        alerts.extend(engine.evaluate(&mut state, &[events(40, start, 2)]).await.expect("evaluate"));
+        (alerts, engine.snapshot(&state), engine.future_events())
     });
     assert_eq!(ids(&alerts, "failures"), ids(&reference, "failures"), "the threshold rule still fires");
     let flagged: Vec<&Alert> = alerts.iter().filter(|a| a.rule_id == EVENT_TIME_IN_FUTURE).collect();
@@ -183,9 +189,10 @@ fn a_future_dated_event_is_flagged_and_does_not_blind_the_stateful_rules() {
     // a state stored with a future watermark (before this guard existed) is not taken as it is
     let restored = rt.block_on(async {
         let mut engine = RuleEngine::new(&plain, 2).await.expect("rules plan");
-        engine.restore(EngineSnapshot { newest_us: Y2099, ..snapshot.clone() });
-        assert!(engine.snapshot().newest_us < Y2099);
-        engine.evaluate(&[events(40, start + 41 * MIN, 42)]).await.expect("evaluate")
+        let mut state = engine.new_state();
+        engine.restore(&mut state, EngineSnapshot { newest_us: Y2099, ..snapshot.clone() });
+        assert!(engine.snapshot(&state).newest_us < Y2099);
+        engine.evaluate(&mut state, &[events(40, start + 41 * MIN, 42)]).await.expect("evaluate")
     });
     assert!(!ids(&restored, "failures").is_empty(), "events after the restore are not all late");
 }

@@ -95,20 +95,22 @@ fn run(events: &[Ev], size: usize, threads: usize, restart_at: Option<usize>) ->
     rt.block_on(async {
         let pack = pack();
         let mut engine = RuleEngine::new(&pack, threads).await.expect("test setup");
+        let mut state = engine.new_state();
         let mut alerts = Vec::new();
         let numbered: Vec<(usize, Ev)> = events.iter().cloned().enumerate().collect();
         for (i, chunk) in numbered.chunks(size.max(1)).enumerate() {
             if restart_at == Some(i) {
-                let stored = serde_json::to_string(&engine.snapshot()).expect("test setup");
+                let stored = serde_json::to_string(&engine.snapshot(&state)).expect("test setup");
                 engine = RuleEngine::new(&pack, threads).await.expect("test setup");
+                state = engine.new_state();
                 let snapshot: EngineSnapshot = serde_json::from_str(&stored).expect("test setup");
-                assert!(engine.restore(snapshot).is_empty());
+                assert!(engine.restore(&mut state, snapshot).is_empty());
             }
             // Several partitions per batch, as the pipeline makes them.
             let parts: Vec<RecordBatch> = chunk.chunks(chunk.len().div_ceil(3).max(1)).map(batch).collect();
-            alerts.extend(engine.evaluate(&parts).await.expect("test setup"));
+            alerts.extend(engine.evaluate(&mut state, &parts).await.expect("test setup"));
         }
-        alerts.extend(engine.finish());
+        alerts.extend(engine.finish(&mut state));
         canonical(alerts)
     })
 }
@@ -192,9 +194,10 @@ fn threshold_counts_in_event_time_and_late_events_are_counted_not_evaluated() {
     let counters = rt.block_on(async {
         let mut engine = RuleEngine::new(&pack(), 1).await.expect("test setup");
         let numbered: Vec<(usize, Ev)> = late.iter().cloned().enumerate().collect();
-        engine.evaluate(&[batch(&numbered)]).await.expect("test setup");
-        engine.finish();
-        engine.state_counters()
+        let mut state = engine.new_state();
+        engine.evaluate(&mut state, &[batch(&numbered)]).await.expect("test setup");
+        engine.finish(&mut state);
+        engine.counters(&state)
     });
     assert_eq!(counters["failures"].late, 1, "{counters:?}");
     // Outside the window (more than 10 minutes apart) there is no alert; a fourth failure after an alert
@@ -273,25 +276,27 @@ fn silence_alerts_on_a_stream_that_stops_altogether_once_its_quiet_passes_the_wi
         let events =
             [ev(0, 1, 1, false, 3, 0), ev(0, 1, 1, false, 3, 1), ev(5, 1, 1, false, 3, 0), ev(5, 1, 1, false, 3, 1)];
         let numbered: Vec<(usize, Ev)> = events.iter().cloned().enumerate().collect();
-        let _ = engine.evaluate(&[batch(&numbered)]).await.expect("test setup");
+        let mut state = engine.new_state();
+        let _ = engine.evaluate(&mut state, &[batch(&numbered)]).await.expect("test setup");
         let quiet = |alerts: &[Alert]| alerts.iter().filter(|a| a.rule_id == "quiet").count();
         // Quiet for 10 minutes: 5 + 10 - 5 (lateness) = minute 10, before the deadline of minute 20.
-        assert_eq!(quiet(&engine.idle_in("", 10 * MIN)), 0);
+        assert_eq!(quiet(&engine.idle(&mut state, 10 * MIN)), 0);
         // Quiet for 30 minutes: minute 30 is past it; each source alerts once, at minute 20.
-        let alerts = engine.idle_in("", 30 * MIN);
+        let alerts = engine.idle(&mut state, 30 * MIN);
         assert_eq!(quiet(&alerts), 2, "{alerts:?}");
         assert!(alerts.iter().all(|a| chrono_free_minutes(&vigil_rules::format_time_us(a.time_us)) == 20));
         // Still quiet: no second alert for the same spell; other kinds never act on idle time.
-        assert!(engine.idle_in("", 90 * MIN).is_empty());
+        assert!(engine.idle(&mut state, 90 * MIN).is_empty());
         // A stored and restored state remembers that the spell was reported.
-        let stored = serde_json::to_string(&engine.snapshot()).expect("test setup");
+        let stored = serde_json::to_string(&engine.snapshot(&state)).expect("test setup");
         let mut restarted = RuleEngine::new(&pack(), 1).await.expect("test setup");
-        assert!(restarted.restore(serde_json::from_str(&stored).expect("test setup")).is_empty());
-        assert!(restarted.idle_in("", 90 * MIN).is_empty());
+        let mut state = restarted.new_state();
+        assert!(restarted.restore(&mut state, serde_json::from_str(&stored).expect("test setup")).is_empty());
+        assert!(restarted.idle(&mut state, 90 * MIN).is_empty());
         // Source 0 comes back at minute 100 and then stops again: one new alert at 115.
         let back: Vec<(usize, Ev)> = vec![(4, ev(100, 1, 1, false, 3, 0))];
-        let _ = restarted.evaluate(&[batch(&back)]).await.expect("test setup");
-        let alerts = restarted.idle_in("", 30 * MIN);
+        let _ = restarted.evaluate(&mut state, &[batch(&back)]).await.expect("test setup");
+        let alerts = restarted.idle(&mut state, 30 * MIN);
         assert_eq!(quiet(&alerts), 1, "{alerts:?}");
         assert_eq!(chrono_free_minutes(&vigil_rules::format_time_us(alerts[0].time_us)), 115);
     });

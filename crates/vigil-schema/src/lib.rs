@@ -26,12 +26,14 @@ mod builder;
 mod columns;
 pub mod failure;
 pub mod json_scan;
+mod partition;
 pub mod redact;
 pub mod time;
 
 pub use builder::{EventBatchBuilder, EventRow, Provenance, event_id};
 pub use columns::*;
 pub use failure::ErrorClass;
+pub use partition::PartitionId;
 pub use time::{date_hour, format_time_us};
 
 use std::sync::{Arc, OnceLock};

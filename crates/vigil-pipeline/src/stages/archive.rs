@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use vigil_evidence::RangeCommit;
+use vigil_metrics::BatchCounts;
 use vigil_normalize::{NormalizedBatch, dead_letters_to_batch};
 use vigil_rules::{Alert, alerts_to_batch};
 
@@ -18,27 +19,13 @@ use crate::{Error, Result};
 pub(crate) struct InFlight {
     /// Last offset of its range.
     pub(crate) last: i64,
-    pub(crate) events: u64,
-    /// Its dead letters by reason code.
-    pub(crate) dead_letters: Vec<(&'static str, u64)>,
-    /// Raw bytes of its events, and of its dead-letter rows that have no blob (blobs are counted from
-    /// the manifest entry once it is written).
-    pub(crate) event_bytes: u64,
-    pub(crate) dead_letter_row_bytes: u64,
+    /// What it adds to the run once durable. Its dead-letter bytes are those of rows without a blob so
+    /// far: blobs are counted from the manifest entry once it is written.
+    pub(crate) counts: BatchCounts,
     /// When the batch's first record was read, and when its write started.
     pub(crate) opened_at: Instant,
     pub(crate) started: Instant,
     pub(crate) task: tokio::task::JoinHandle<Result<vigil_evidence::ManifestEntry>>,
-}
-
-/// What a batch's range holds, for the partition's summary.
-pub(crate) struct Archived {
-    /// Events.
-    pub(crate) rows: u64,
-    /// Dead letters.
-    pub(crate) dead_letters: u64,
-    /// Offsets of the range that held no record (blank lines, holes).
-    pub(crate) skipped: u64,
 }
 
 impl Pipeline {
@@ -49,24 +36,41 @@ impl Pipeline {
         batch: ClosedBatch,
         normalized: NormalizedBatch,
         alerts: &[Alert],
-    ) -> Result<Archived> {
+    ) -> Result<()> {
         let stage = Instant::now();
         let zstd = self.config.pipeline.zstd_level;
-        let partition = part.partition;
-        let ClosedBatch { blobs, source_prefix, first, last, opened_at, read, ingest_time_us, normalizer, .. } = batch;
+        let partition = part.id.partition;
+        let ClosedBatch {
+            blobs,
+            source_prefix,
+            first,
+            last,
+            opened_at,
+            read,
+            bytes_read,
+            ingest_time_us,
+            normalizer,
+            ..
+        } = batch;
         let dead_batch = dead_letters_to_batch(
             &normalized.dead_letters,
             normalizer.as_ref(),
-            &part.ingest_source,
+            part.id.source(),
             partition,
             ingest_time_us,
         );
-        let alert_batch = if part.idle_alerts.is_empty() {
-            alerts_to_batch(alerts, &part.ingest_source, partition)
+        // Silence alerts raised while the partition was idle are archived (and counted) with this range.
+        let idle_alerts = std::mem::take(&mut part.idle_alerts);
+        let mut alerts_by_rule = std::collections::BTreeMap::new();
+        for alert in idle_alerts.iter().chain(alerts) {
+            *alerts_by_rule.entry(alert.rule_id.clone()).or_default() += 1;
+        }
+        let alert_batch = if idle_alerts.is_empty() {
+            alerts_to_batch(alerts, part.id.source(), partition)
         } else {
-            let mut archived = std::mem::take(&mut part.idle_alerts);
+            let mut archived = idle_alerts;
             archived.extend(alerts.iter().cloned());
-            alerts_to_batch(&archived, &part.ingest_source, partition)
+            alerts_to_batch(&archived, part.id.source(), partition)
         };
         let events: Vec<RecordBatch> = normalized.batches;
         let rows = events.iter().map(RecordBatch::num_rows).sum::<usize>();
@@ -82,7 +86,7 @@ impl Pipeline {
         let format = normalizer.format().to_string();
         let input = part.input.clone();
         let pack_hash = self.engine.pack_hash().to_string();
-        let src = part.ingest_source.clone();
+        let src = part.id.source.clone();
         // One write at a time per partition: the next entry chains after the previous one. The rules have
         // seen this batch already, so the state is not stored as of the previous one here.
         self.settle(part, false).await?;
@@ -116,27 +120,36 @@ impl Pipeline {
             vigil_evidence::failpoint::hit("before_archive");
             Ok(archive.commit(prepared, head.as_ref()).await?)
         });
-        let dead_letters = normalized.dead_letters.len() as u64;
-        let mut by_reason: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+        let mut dead_letters = std::collections::BTreeMap::new();
         for dead in &normalized.dead_letters {
-            *by_reason.entry(dead.code.as_str()).or_default() += 1;
+            *dead_letters.entry(dead.code.as_str()).or_default() += 1;
         }
-        part.in_flight = Some(InFlight {
-            last,
+        let counts = BatchCounts {
+            records_read: read as u64,
+            bytes_read,
             events: rows as u64,
-            dead_letters: by_reason.into_iter().collect(),
             event_bytes,
-            dead_letter_row_bytes,
-            opened_at,
-            started: stage,
-            task,
-        });
+            dead_letters,
+            dead_letter_bytes: dead_letter_row_bytes,
+            skipped,
+            alerts: alerts_by_rule,
+        };
+        tracing::debug!(
+            partition = %part.id,
+            first,
+            last,
+            rows,
+            dead = counts.dead_letter_total(),
+            alerts = counts.alert_total(),
+            "batch handed to the archive"
+        );
+        part.in_flight = Some(InFlight { last, counts, opened_at, started: stage, task });
         part.next_first = Some(last + 1);
         self.stages.archive += stage.elapsed();
         if !part.overlap_archive {
             self.settle(part, true).await?;
         }
-        Ok(Archived { rows: rows as u64, dead_letters, skipped })
+        Ok(())
     }
 }
 

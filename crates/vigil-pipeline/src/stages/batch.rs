@@ -8,26 +8,30 @@
 //! with its chain head (what is durable) and its open batch. Records at or before the head are counted
 //! as `already_archived` and not processed again.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_evidence::{Archive, ChainHead, DeadLetterBlob, SourcePrefix};
 use vigil_normalize::{DeadLetter, Normalizer, RawRecords, ReasonCode};
-use vigil_rules::Alert;
+use vigil_rules::{Alert, RuleEngine};
+use vigil_schema::PartitionId;
 
 use super::archive::InFlight;
 use crate::Result;
+use crate::input::Opening;
+use crate::rule_state::{PartitionRules, RuleStateStore};
 use crate::run::Pipeline;
 use crate::source::{DEAD_LETTER_PREFIX, PrefixMark};
 use crate::summary::InputSummary;
 
-/// One source partition being read: its identity, its chain head, and the micro-batch being filled.
+/// One source partition being read: its identity, its chain head, its rule state and the micro-batch
+/// being filled.
 pub(crate) struct Partition {
     pub(crate) input: String,
     pub(crate) normalizer: Arc<dyn Normalizer>,
-    pub(crate) ingest_source: Arc<str>,
-    pub(crate) partition: i32,
+    pub(crate) id: PartitionId,
+    /// Its stateful rules' state (loaded when it opened, stored as it goes).
+    pub(crate) rules: PartitionRules,
     /// The newest manifest entry of this partition's chain.
     pub(crate) head: Option<ChainHead>,
     /// Records at or before this offset are already archived.
@@ -48,7 +52,7 @@ pub(crate) struct Partition {
     pub(crate) deadline: Option<tokio::time::Instant>,
     /// When the open batch's first record was read: where its events' latency starts.
     pub(crate) opened_at: Option<Instant>,
-    /// Kafka: the next offset last reported durable to the source.
+    /// The next offset last reported durable to the source.
     pub(crate) reported: Option<i64>,
     /// The open batch ends the run's input: stateful rules release what they hold when it closes.
     pub(crate) end_of_input: bool,
@@ -66,17 +70,16 @@ pub(crate) struct Partition {
 }
 
 impl Partition {
-    /// Opens a partition at its chain head, removing what an interrupted write left. File offsets
-    /// count from 1, Kafka offsets from 0.
+    /// Opens a partition at its chain head, removing what an interrupted write left, with its rule state
+    /// loaded and caught up with the archive. File offsets count from 1, Kafka offsets from 0.
     pub(crate) async fn open(
         archive: &Archive,
-        input: String,
-        normalizer: Arc<dyn Normalizer>,
-        ingest_source: Arc<str>,
-        partition: i32,
-        first_offset: i64,
+        (rule_state, engine): (&RuleStateStore, &mut RuleEngine),
+        opening: Opening,
     ) -> Result<Self> {
-        let head = archive.resume(&ingest_source, partition).await?.head;
+        let Opening { id, input, normalizer, first_offset, overlap_archive, .. } = opening;
+        let head = archive.resume(id.source(), id.partition).await?.head;
+        let (rules, _) = rule_state.open(archive, engine, &id, head.as_ref()).await?;
         let resume_after = head.as_ref().map_or(first_offset - 1, |h| h.last_offset);
         let next_first = match &head {
             Some(h) => Some(h.last_offset + 1),
@@ -87,14 +90,14 @@ impl Partition {
             summary: InputSummary {
                 input: input.clone(),
                 format: normalizer.format().to_string(),
-                ingest_source: ingest_source.to_string(),
-                partition,
+                ingest_source: id.source().to_string(),
+                partition: id.partition,
                 ..InputSummary::default()
             },
             input,
             normalizer,
-            ingest_source,
-            partition,
+            id,
+            rules,
             head,
             resume_after,
             next_first,
@@ -110,7 +113,7 @@ impl Partition {
             last_records_at: tokio::time::Instant::now(),
             idle_alerts: Vec::new(),
             in_flight: None,
-            overlap_archive: false,
+            overlap_archive,
         })
     }
 
@@ -184,13 +187,7 @@ impl ClosedBatch {
 
 impl Pipeline {
     /// Adds one record to the open batch of `part` (closing the batch when full).
-    pub(crate) async fn accept(
-        &mut self,
-        part: &mut Partition,
-        offset: i64,
-        bytes: &[u8],
-        alerts_by_rule: &mut BTreeMap<String, u64>,
-    ) -> Result<()> {
+    pub(crate) async fn accept(&mut self, part: &mut Partition, offset: i64, bytes: &[u8]) -> Result<()> {
         if offset <= part.resume_after {
             part.summary.already_archived += 1;
             return Ok(());
@@ -201,9 +198,7 @@ impl Pipeline {
             let reason = format!("record of {} bytes is larger than max_record_bytes ({max}); kept whole", bytes.len());
             let prefix = bytes[..bytes.len().min(DEAD_LETTER_PREFIX)].to_vec();
             let blob = DeadLetterBlob::in_memory(offset, bytes.to_vec());
-            return self
-                .accept_too_large(part, offset, ReasonCode::TooLarge, reason, prefix, blob, alerts_by_rule)
-                .await;
+            return self.accept_too_large(part, offset, ReasonCode::TooLarge, reason, prefix, blob).await;
         }
         // A full batch closes when the next record comes, so the last batch of an input is never empty
         // and its end (stateful rules releasing what they hold) always has a range to be archived in.
@@ -213,7 +208,7 @@ impl Pipeline {
         if part.records.len() + part.too_large.len() >= settings.batch_rows
             || (!part.batch_is_empty() && part.buffered_bytes() + bytes.len() > settings.max_buffered_bytes)
         {
-            self.close_batch(part, alerts_by_rule).await?;
+            self.close_batch(part).await?;
         }
         self.start_batch(part, offset);
         part.records.push(offset, bytes);
@@ -227,20 +222,19 @@ impl Pipeline {
             part.deadline = Some(tokio::time::Instant::now() + batch_ms);
             part.opened_at = Some(Instant::now());
             part.next_first.get_or_insert(offset);
-            self.metrics.health().batch_opened(&part.ingest_source, part.partition, offset, batch_ms);
+            self.metrics.health().batch_opened(&part.id, offset, batch_ms);
         }
     }
 
     /// Starts reporting `part` (just opened at its chain head) to the metrics and the health checks.
     pub(crate) fn track(&self, part: &Partition) {
-        self.metrics.partition_opened(&part.ingest_source, part.partition);
+        self.metrics.partition_opened(&part.id);
         let health = self.metrics.health();
-        health.partition_opened(&part.ingest_source, part.partition, &part.input, part.resume_after);
+        health.partition_opened(&part.id, &part.input, part.resume_after);
     }
 
     /// Adds an oversized record to the open batch: a dead-letter row with its first bytes and a blob that
     /// the archive stores whole. Counted like any record towards the batch's limits.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn accept_too_large(
         &mut self,
         part: &mut Partition,
@@ -249,7 +243,6 @@ impl Pipeline {
         reason: String,
         prefix: Vec<u8>,
         blob: DeadLetterBlob,
-        alerts_by_rule: &mut BTreeMap<String, u64>,
     ) -> Result<()> {
         if offset <= part.resume_after {
             part.summary.already_archived += 1;
@@ -259,10 +252,10 @@ impl Pipeline {
         if part.records.len() + part.too_large.len() >= settings.batch_rows
             || (!part.batch_is_empty() && part.buffered_bytes() + prefix.len() > settings.max_buffered_bytes)
         {
-            self.close_batch(part, alerts_by_rule).await?;
+            self.close_batch(part).await?;
         }
         self.start_batch(part, offset);
-        let path = vigil_evidence::layout::dead_letter_blob_relative(&part.ingest_source, part.partition, offset);
+        let path = vigil_evidence::layout::dead_letter_blob_relative(part.id.source(), part.id.partition, offset);
         let reason = format!(
             "{reason}: {path} ({} bytes, SHA-256 {}); raw holds its first {} bytes",
             blob.size,
@@ -276,52 +269,23 @@ impl Pipeline {
     }
 
     /// Closes the open micro-batch of `part` and hands it down the stages: normalize, detect, emit,
-    /// archive (whose write [`commit`](super::commit) settles), then counts it in the partition's summary.
-    pub(crate) async fn close_batch(
-        &mut self,
-        part: &mut Partition,
-        alerts_by_rule: &mut BTreeMap<String, u64>,
-    ) -> Result<()> {
+    /// archive (whose write [`commit`](super::commit) settles, and only then counts it).
+    pub(crate) async fn close_batch(&mut self, part: &mut Partition) -> Result<()> {
         part.deadline = None;
         if part.batch_is_empty() {
             return Ok(()); // nothing but blank lines: the next range starts at the same place
         }
         let mut batch = ClosedBatch::take(part);
-        let (read, bytes_read, first, last) = (batch.read, batch.bytes_read, batch.first, batch.last);
-        self.metrics.health().batch_closed(&part.ingest_source, part.partition, last);
-        self.metrics.read(&part.ingest_source, part.partition, read as u64, bytes_read);
+        self.metrics.health().batch_closed(&part.id, batch.last);
         let normalized = self.normalize(part, &mut batch).await?;
         // The previous batch's write runs beside this normalization and, unless the rule state is due to
         // be stored, beside these rules too. When it is due, the write must be durable first, so the
         // state is stored as of that batch, before these events change it.
-        if !part.overlap_archive || self.rule_state.save_due(&part.ingest_source, part.partition) {
+        if !part.overlap_archive || self.rule_state.save_due(&part.rules) {
             self.settle(part, true).await?;
         }
         let alerts = self.detect(part, &normalized).await?;
         self.emit(part, &batch, &normalized, &alerts).await?;
-        let archived = self.archive(part, batch, normalized, &alerts).await?;
-
-        let summary = &mut part.summary;
-        summary.records_read += read as u64;
-        summary.bytes_read += bytes_read;
-        summary.events += archived.rows;
-        summary.dead_letters += archived.dead_letters;
-        summary.skipped_blank += archived.skipped;
-        summary.batches += 1;
-        summary.alerts += alerts.len() as u64;
-        for alert in &alerts {
-            *alerts_by_rule.entry(alert.rule_id.clone()).or_default() += 1;
-        }
-        tracing::debug!(
-            ingest_source = %part.ingest_source,
-            partition = part.partition,
-            first,
-            last,
-            rows = archived.rows,
-            dead = archived.dead_letters,
-            alerts = alerts.len(),
-            "batch archived"
-        );
-        Ok(())
+        self.archive(part, batch, normalized, &alerts).await
     }
 }

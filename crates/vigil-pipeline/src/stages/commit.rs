@@ -1,16 +1,17 @@
 //! Stage 6, **commit**: a batch's archive write is awaited ([`Pipeline::settle`]); then its range is
 //! durable, the partition's chain head moves to the new manifest entry, the range counts as archived
-//! (summary and metrics), its rule state may be stored, and — Kafka — its offsets are reported to the
-//! source for the offset commit ([`report_durable`]). A range the source no longer had is committed as
+//! (the same [`vigil_metrics::BatchCounts`] into the run summary and the metrics), its rule state may be
+//! stored, and its offsets are reported to the source ([`report_durable`]: Kafka commits them). A range the source no longer had is committed as
 //! a completeness break ([`Pipeline::commit_lost`]).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use vigil_evidence::{Archive, ChainHead, RangeCommit};
-use vigil_kafka::{Checkpoints, SourceControl};
+use vigil_kafka::Checkpoints;
+use vigil_schema::PartitionId;
 
 use super::batch::Partition;
+use crate::input::Source;
 use crate::run::Pipeline;
 use crate::{Error, Result};
 
@@ -21,9 +22,9 @@ pub(crate) struct ArchiveCheckpoints {
 }
 
 impl Checkpoints for ArchiveCheckpoints {
-    fn resume_after(&self, topic: &str, partition: i32) -> std::result::Result<Option<i64>, String> {
+    fn resume_after(&self, partition: &PartitionId) -> std::result::Result<Option<i64>, String> {
         self.runtime
-            .block_on(self.archive.resume(topic, partition))
+            .block_on(self.archive.resume(partition.source(), partition.partition))
             .map(|r| r.head.map(|h| h.last_offset))
             .map_err(|e| e.to_string())
     }
@@ -43,27 +44,21 @@ impl Pipeline {
             Err(e) => return Err(self.archive_failed(e)),
         };
         vigil_evidence::failpoint::hit("before_commit");
-        self.rule_state.covered(&part.ingest_source, part.partition, in_flight.last);
+        part.rules.covered(in_flight.last);
         if may_store_state {
-            self.rule_state.save(&self.archive, &self.engine, &part.ingest_source, part.partition, false).await?;
+            self.rule_state.save(&self.archive, &self.engine, &part.id, &mut part.rules, false).await?;
         }
         part.head = Some(ChainHead::from(&entry));
         part.resume_after = in_flight.last;
-        part.summary.event_bytes += in_flight.event_bytes;
-        let blob_bytes: u64 = entry.files.iter().filter(|f| f.kind == vigil_evidence::BLOB_KIND).map(|f| f.size).sum();
-        part.summary.dead_letter_bytes += in_flight.dead_letter_row_bytes + blob_bytes;
+        let mut counts = in_flight.counts;
+        counts.dead_letter_bytes +=
+            entry.files.iter().filter(|f| f.kind == vigil_evidence::BLOB_KIND).map(|f| f.size).sum::<u64>();
+        part.summary.add(&counts);
+        self.metrics.archived(&part.id, &counts, in_flight.opened_at.elapsed());
         self.stages.archive += stage.elapsed();
         self.metrics.stage("archive", in_flight.started.elapsed());
-        let since_read = in_flight.opened_at.elapsed();
-        self.metrics.archived(
-            &part.ingest_source,
-            part.partition,
-            in_flight.events,
-            &in_flight.dead_letters,
-            since_read,
-        );
         let health = self.metrics.health();
-        health.durable(&part.ingest_source, part.partition, in_flight.last);
+        health.durable(&part.id, in_flight.last);
         health.store_reachable();
         Ok(())
     }
@@ -82,9 +77,8 @@ impl Pipeline {
         first: i64,
         last: i64,
         reason: &str,
-        alerts_by_rule: &mut BTreeMap<String, u64>,
     ) -> Result<()> {
-        self.close_batch(part, alerts_by_rule).await?;
+        self.close_batch(part).await?;
         self.settle(part, true).await?;
         let first = part.next_first.map_or(first, |n| n.max(first));
         if first > last {
@@ -92,8 +86,8 @@ impl Pipeline {
         }
         let format = part.normalizer.format().to_string();
         let commit = RangeCommit {
-            ingest_source: &part.ingest_source,
-            partition: part.partition,
+            ingest_source: part.id.source(),
+            partition: part.id.partition,
             first_offset: first,
             last_offset: last,
             format: &format,
@@ -107,9 +101,9 @@ impl Pipeline {
             Ok(entry) => entry,
             Err(e) => return Err(self.archive_failed(e.into())),
         };
-        self.metrics.completeness_break(&part.ingest_source, part.partition, (last - first + 1) as u64);
-        self.metrics.health().durable(&part.ingest_source, part.partition, last);
-        self.rule_state.covered(&part.ingest_source, part.partition, last);
+        self.metrics.completeness_break(&part.id, (last - first + 1) as u64);
+        self.metrics.health().durable(&part.id, last);
+        part.rules.covered(last);
         part.head = Some(ChainHead::from(&entry));
         part.next_first = Some(last + 1);
         part.resume_after = last;
@@ -119,14 +113,14 @@ impl Pipeline {
     }
 }
 
-/// Tells the source that `part` is durable up to its next range, once per new position (each report is
-/// an offset commit).
-pub(crate) fn report_durable(control: &SourceControl, part: &mut Partition) {
+/// Tells the source that `part` is durable up to its next range, once per new position (for Kafka each
+/// report is an offset commit).
+pub(crate) fn report_durable(source: &Source, part: &mut Partition) {
     if part.head.is_some()
         && let Some(next) = part.next_first
         && part.reported != Some(next)
     {
-        control.durable(&part.ingest_source, part.partition, next);
+        source.durable(&part.id, next);
         part.reported = Some(next);
     }
 }

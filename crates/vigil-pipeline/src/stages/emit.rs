@@ -25,8 +25,8 @@ impl Pipeline {
         let ingest_time = format_time_us(batch.ingest_time_us);
         let origin = DeadLetterOrigin {
             normalizer: batch.normalizer.as_ref(),
-            ingest_source: &part.ingest_source,
-            partition: part.partition,
+            ingest_source: part.id.source(),
+            partition: part.id.partition,
             input: &part.input,
             ingest_time: &ingest_time,
         };
@@ -40,9 +40,7 @@ impl Pipeline {
         }
         self.stages.emit += stage.elapsed();
         self.metrics.stage("emit", stage.elapsed());
-        for alert in alerts {
-            self.metrics.alert(&alert.rule_id, batch.opened_at.elapsed());
-        }
+        self.metrics.alerts_sent(alerts.len() as u64, batch.opened_at.elapsed());
         Ok(())
     }
 }

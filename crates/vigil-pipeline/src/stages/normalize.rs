@@ -18,8 +18,8 @@ impl Pipeline {
         let records = std::mem::take(&mut batch.records);
         let chunk_rows = records.len().div_ceil(threads * 2).clamp(256, 8192);
         let n = batch.normalizer.clone();
-        let src = part.ingest_source.clone();
-        let partition = part.partition;
+        let src = part.id.source.clone();
+        let partition = part.id.partition;
         let ingest_time_us = batch.ingest_time_us;
         let mut normalized: NormalizedBatch = tokio::task::spawn_blocking(move || {
             normalize_records(n.as_ref(), records, &src, partition, ingest_time_us, chunk_rows)
