@@ -14,6 +14,7 @@ pub mod duckdb;
 pub mod fault_proxy;
 pub mod kafka;
 pub mod process;
+pub mod receiver;
 pub mod s3;
 
 /// The repository root.
@@ -55,8 +56,11 @@ pub fn config(inputs: &[(&str, PathBuf)], out: &Path, batch_rows: usize, threads
             .collect(),
         rules: RulesConfig { dirs: vec![repo().join("pipelines/rules/soc2")], ..RulesConfig::default() },
         evidence: EvidenceConfig::at(out.join("evidence").display().to_string()),
-        alerts: OutputConfig { path: Some(out.join("alerts.ndjson").display().to_string()), kafka: None },
-        dead_letters: OutputConfig { path: Some(out.join("dead_letters.ndjson").display().to_string()), kafka: None },
+        alerts: OutputConfig { path: Some(out.join("alerts.ndjson").display().to_string()), ..Default::default() },
+        dead_letters: OutputConfig {
+            path: Some(out.join("dead_letters.ndjson").display().to_string()),
+            ..Default::default()
+        },
     }
 }
 

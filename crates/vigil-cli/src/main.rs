@@ -505,10 +505,15 @@ struct PipelineArgs {
     /// VIGIL_SIGNING_KEY_FILE does not override the config's signing_key_file.
     #[arg(long, value_name = "FILE", env = "VIGIL_SIGNING_KEY_FILE")]
     signing_key: Option<PathBuf>,
-    /// Alerts: an NDJSON file (appended), - for stdout, or kafka://HOST:PORT/TOPIC (keyed by alert id).
-    /// Give it twice for a file and a topic (in VIGIL_ALERTS: one per line).
+    /// Alerts: an NDJSON file (appended), - for stdout, kafka://HOST:PORT/TOPIC (keyed by alert id), or a
+    /// destination delivered from a durable queue: https://... (a webhook signed with VIGIL_WEBHOOK_SECRET),
+    /// slack+https://... or slack:// (VIGIL_SLACK_WEBHOOK_URL), pagerduty:// (VIGIL_PAGERDUTY_ROUTING_KEY).
+    /// Repeatable (in VIGIL_ALERTS: one per line).
     #[arg(long, value_name = "PATH|-|URL", env = "VIGIL_ALERTS", hide_env_values = true)]
     alerts: Vec<String>,
+    /// How alerts are written: vigil (vigil's alert JSON, the default) or ocsf (OCSF Detection Finding).
+    #[arg(long, value_name = "FORMAT", env = "VIGIL_ALERTS_FORMAT")]
+    alerts_format: Option<String>,
     /// Dead letters: an NDJSON file (appended), - for stdout, or kafka://HOST:PORT/TOPIC (original bytes,
     /// reason and source position as headers). Give it twice for a file and a topic (in VIGIL_DLQ: one per
     /// line).
@@ -607,6 +612,9 @@ impl PipelineArgs {
         }
         for a in one_per_line(&self.alerts) {
             config.alerts.set_from_flag(&a, "alerts")?;
+        }
+        if let Some(format) = &self.alerts_format {
+            config.alerts.format = format.parse()?;
         }
         for d in one_per_line(&self.dlq) {
             config.dead_letters.set_from_flag(&d, "dlq")?;

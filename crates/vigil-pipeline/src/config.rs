@@ -429,20 +429,99 @@ impl EvidenceConfig {
     }
 }
 
-/// An output of alerts or dead letters: an NDJSON file (or stdout) and/or a Kafka topic.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// An output of alerts or dead letters: an NDJSON file (or stdout) and/or a Kafka topic; for alerts also
+/// webhooks, Slack and PagerDuty (`destinations`, see `vigil_destinations`), in vigil's JSON or OCSF.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// File path, or `-` for stdout; none means not written (still archived).
     pub path: Option<String>,
     /// A Kafka topic (`topic` names it).
     pub kafka: Option<KafkaEndpoint>,
+    /// Alerts: `vigil` (default: vigil's alert JSON) or `ocsf` (OCSF Detection Finding, class 2004),
+    /// for the file, the topic and webhooks alike. Also `--alerts-format`.
+    #[serde(default)]
+    pub format: AlertFormat,
+    /// Alerts: webhooks, Slack, PagerDuty (`[[alerts.destinations]]`, or `--alerts URL`), delivered from a
+    /// durable local queue at least once.
+    #[serde(default)]
+    pub destinations: Vec<vigil_destinations::DestinationConfig>,
+    /// Alerts: where the queue of undelivered alerts lives (default `{evidence}/state/alert-spool` for a
+    /// local archive; required with an `s3://` archive: a local disk that outlives the process).
+    #[serde(default)]
+    pub spool_dir: Option<String>,
+    /// Alerts: at the end of a run, seconds to go on delivering what is queued (default 10); what is
+    /// left stays queued for the next run.
+    #[serde(default = "default_drain_secs")]
+    pub drain_secs: u64,
+}
+
+fn default_drain_secs() -> u64 {
+    10
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            path: None,
+            kafka: None,
+            format: AlertFormat::default(),
+            destinations: Vec::new(),
+            spool_dir: None,
+            drain_secs: default_drain_secs(),
+        }
+    }
+}
+
+/// How alerts are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    /// vigil's alert JSON (`vigil_rules::Alert`).
+    #[default]
+    Vigil,
+    /// OCSF Detection Finding (see [`crate::sink::ocsf`]).
+    Ocsf,
+}
+
+impl std::str::FromStr for AlertFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "vigil" | "json" => Ok(AlertFormat::Vigil),
+            "ocsf" => Ok(AlertFormat::Ocsf),
+            other => Err(Error::Config {
+                origin: "--alerts-format".into(),
+                reason: format!("`{}` is no alert format: write vigil or ocsf", vigil_schema::redact::text(other)),
+            }),
+        }
+    }
 }
 
 impl OutputConfig {
-    /// Sets the output a flag names: `kafka://HOST:PORT/TOPIC`, or a path (`-` for stdout).
+    /// The directory of the alert spool: `spool_dir`, else `{evidence}/state/alert-spool` when the
+    /// archive is a local directory.
+    pub fn spool_root(&self, evidence_url: &str) -> Option<PathBuf> {
+        if let Some(dir) = &self.spool_dir {
+            return Some(PathBuf::from(dir));
+        }
+        let local = evidence_url.strip_prefix("file://").or((!evidence_url.contains("://")).then_some(evidence_url));
+        local.map(|root| Path::new(root).join("state").join("alert-spool"))
+    }
+
+    /// Sets the output a flag names: `kafka://HOST:PORT/TOPIC`, a destination (`https://...`, `slack+https://...`,
+    /// `slack://`, `pagerduty://`), or a path (`-` for stdout).
     pub fn set_from_flag(&mut self, flag: &str, name: &str) -> Result<()> {
-        if KafkaEndpoint::is_url(flag) {
+        if vigil_destinations::DestinationConfig::is_destination(flag) {
+            if name != "alerts" {
+                return Err(Error::Config {
+                    origin: format!("--{name}"),
+                    reason: "webhooks, Slack and PagerDuty take alerts only: give a file, - or kafka://".into(),
+                });
+            }
+            self.destinations.push(vigil_destinations::DestinationConfig::from_url(flag));
+        } else if KafkaEndpoint::is_url(flag) {
             let endpoint = KafkaEndpoint::from_url(flag)
                 .map_err(|e| Error::Config { origin: format!("--{name}"), reason: e.to_string() })?;
             self.kafka = Some(endpoint.into_output());
@@ -527,7 +606,9 @@ impl PipelineConfig {
         if let Some(key) = &mut config.evidence.signing_key_file {
             *key = PathBuf::from(rebase(&base, &key.to_string_lossy()));
         }
-        for p in [&mut config.alerts.path, &mut config.dead_letters.path].into_iter().flatten() {
+        for p in
+            [&mut config.alerts.path, &mut config.dead_letters.path, &mut config.alerts.spool_dir].into_iter().flatten()
+        {
             *p = rebase(&base, p);
         }
         Ok(config)
@@ -582,6 +663,17 @@ impl PipelineConfig {
                     problem(format!("{name}.kafka ({}): {p}", k.describe()));
                 }
             }
+        }
+        let dl = &self.dead_letters;
+        if !dl.destinations.is_empty() || dl.format != AlertFormat::Vigil || dl.spool_dir.is_some() {
+            problem("dead_letters take path and kafka only (destinations, format and spool_dir are for alerts)".into());
+        }
+        if !self.alerts.destinations.is_empty() && self.alerts.spool_root(&self.evidence.url).is_none() {
+            problem(
+                "alerts.destinations need a local queue: set [alerts] spool_dir to a directory that outlives the \
+                 process (the archive is not a local directory)"
+                    .into(),
+            );
         }
         let stdin_inputs = self.inputs.iter().filter(|i| i.path == "-").count();
         if stdin_inputs > 1 {

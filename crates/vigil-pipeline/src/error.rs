@@ -57,6 +57,9 @@ pub enum Error {
     /// The evidence archive failed.
     #[error(transparent)]
     Evidence(#[from] vigil_evidence::Error),
+    /// An alert destination is set up wrong, or its queue cannot be written.
+    #[error(transparent)]
+    Destinations(#[from] vigil_destinations::Error),
     /// A worker task failed: a bug.
     #[error("internal error (a bug, please report it): {0}")]
     Internal(String),
@@ -82,6 +85,7 @@ impl Error {
             Error::Eval(e) => e.class(),
             Error::Kafka(e) => e.class(),
             Error::Evidence(e) => e.class(),
+            Error::Destinations(e) => e.class(),
             Error::Internal(_) => Internal,
         }
     }

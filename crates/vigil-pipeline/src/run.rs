@@ -185,6 +185,9 @@ impl Pipeline {
     pub async fn run(mut self) -> Result<RunSummary> {
         let (stop_signing, signing) = self.sign_periodically();
         let result = self.run_inputs().await;
+        // Destinations get a moment to deliver what is queued (none after a shutdown signal); the rest
+        // stays queued for the next run.
+        self.alerts.finish(self.shutting_down()).await;
         let _ = stop_signing.send(());
         if let Some(task) = signing {
             let _ = task.await;

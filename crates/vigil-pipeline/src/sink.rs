@@ -1,15 +1,20 @@
 //! Outputs for alerts and dead letters: NDJSON (a file, appended, flushed and synced per batch, or
-//! stdout) and/or a Kafka topic (acknowledged by the broker before the batch is checkpointed).
+//! stdout) and/or a Kafka topic (acknowledged by the broker before the batch is checkpointed). Alerts
+//! may also go to webhooks, Slack and PagerDuty: they are queued durably (`vigil_destinations`) before
+//! the batch is checkpointed and delivered in the background, so a destination that is down delays
+//! nothing. Alerts are written as vigil's JSON or as OCSF Detection Findings ([`ocsf`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+
+pub mod ocsf;
 
 use base64::Engine;
 use vigil_kafka::{KafkaSink, OutRecord};
 use vigil_normalize::{DeadLetter, Normalizer};
 use vigil_rules::Alert;
 
-use crate::config::OutputConfig;
+use crate::config::{AlertFormat, OutputConfig, PipelineConfig};
 use crate::{Error, Result};
 
 /// Where one kind of record (alerts or dead letters) goes; every target is written before the batch's
@@ -18,9 +23,43 @@ use crate::{Error, Result};
 pub struct Output {
     ndjson: Option<NdjsonSink>,
     kafka: Option<KafkaSink>,
+    format: AlertFormat,
+    destinations: Option<vigil_destinations::Destinations>,
+    drain: std::time::Duration,
 }
 
 impl Output {
+    /// Opens the alert outputs of `config`: [`Output::open`], and the destinations with their spool
+    /// (secrets read now: a missing one stops the start with what to set), delivering what an earlier run left.
+    pub async fn open_alerts(config: &PipelineConfig, metrics: &vigil_metrics::Metrics) -> Result<Self> {
+        let mut output = Self::open(&config.alerts).await?;
+        if !config.alerts.destinations.is_empty() {
+            let root = config.alerts.spool_root(&config.evidence.url).ok_or_else(|| Error::Config {
+                origin: "[alerts]".into(),
+                reason: "destinations need spool_dir (the archive is not a local directory)".into(),
+            })?;
+            let env = |name: &str| std::env::var(name).ok();
+            output.destinations =
+                Some(vigil_destinations::Destinations::open(&config.alerts.destinations, &root, metrics, &env)?);
+        }
+        Ok(output)
+    }
+
+    /// At the end of a run: gives the destinations `drain_secs` (none in a `hurry`: a shutdown signal) to
+    /// deliver what is queued; returns what is left (queued durably, delivered by the next run).
+    pub async fn finish(&mut self, hurry: bool) -> u64 {
+        let limit = if hurry { std::time::Duration::ZERO } else { self.drain };
+        match self.destinations.take() {
+            Some(destinations) => destinations.finish(limit).await,
+            None => 0,
+        }
+    }
+
+    /// Alerts queued for destinations and not yet delivered.
+    pub fn pending(&self) -> u64 {
+        self.destinations.as_ref().map_or(0, |d| d.pending())
+    }
+
     /// Opens the targets of `config` (connecting to Kafka, which fails fast with what to fix).
     pub async fn open(config: &OutputConfig) -> Result<Self> {
         let ndjson = config.path.as_deref().map(NdjsonSink::open).transpose()?;
@@ -35,23 +74,37 @@ impl Output {
             }
             None => None,
         };
-        Ok(Output { ndjson, kafka })
+        Ok(Output {
+            ndjson,
+            kafka,
+            format: config.format,
+            destinations: None,
+            drain: std::time::Duration::from_secs(config.drain_secs),
+        })
     }
 
-    /// Writes alerts to every target.
+    /// Writes alerts to every target (destinations: queued durably).
     pub async fn alerts(&mut self, alerts: &[Alert]) -> Result<()> {
         if alerts.is_empty() {
             return Ok(());
         }
+        let format = self.format;
+        let lines: Vec<String> = alerts.iter().map(|a| formatted_line(a, format)).collect();
         if let Some(sink) = &mut self.ndjson {
-            sink.write_lines(alerts.iter().map(alert_line))?;
+            sink.write_lines(lines.iter().cloned())?;
+        }
+        if let Some(destinations) = &self.destinations {
+            let outgoing: Vec<vigil_destinations::Outgoing> =
+                alerts.iter().zip(&lines).map(|(a, line)| outgoing(a, line)).collect();
+            destinations.enqueue(&outgoing)?;
         }
         if let Some(kafka) = &mut self.kafka {
             let records: Vec<OutRecord> = alerts
                 .iter()
-                .map(|a| OutRecord {
+                .zip(lines)
+                .map(|(a, line)| OutRecord {
                     key: a.alert_id.clone(),
-                    value: alert_line(a).into_bytes(),
+                    value: line.into_bytes(),
                     headers: vec![
                         ("vigil.rule_id", a.rule_id.clone()),
                         ("vigil.severity", a.severity.to_string()),
@@ -172,6 +225,29 @@ impl NdjsonSink {
 /// The NDJSON line of an alert.
 pub fn alert_line(alert: &Alert) -> String {
     serde_json::to_string(alert).unwrap_or_default()
+}
+
+/// The line of an alert in `format`.
+pub fn formatted_line(alert: &Alert, format: AlertFormat) -> String {
+    match format {
+        AlertFormat::Vigil => alert_line(alert),
+        AlertFormat::Ocsf => ocsf::detection_finding(alert).to_string(),
+    }
+}
+
+/// An alert for the destinations: what Slack and PagerDuty messages show, and `line` as the webhook body.
+fn outgoing(alert: &Alert, line: &str) -> vigil_destinations::Outgoing {
+    vigil_destinations::Outgoing {
+        alert_id: alert.alert_id.clone(),
+        rule_id: alert.rule_id.clone(),
+        title: alert.rule_title.clone(),
+        severity: alert.severity.to_string(),
+        time: alert.time.clone(),
+        criteria: alert.criteria.clone(),
+        events: alert.event_ids.len() as u64,
+        fields: alert.fields.clone(),
+        webhook_body: line.to_string(),
+    }
 }
 
 /// The NDJSON line of a dead letter: provenance, reason and the original bytes (`raw` as text when it
