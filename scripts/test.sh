@@ -21,6 +21,9 @@ export VIGIL_REQUIRE_KAFKA=1
 # The S3-compatible server the S3 tests start (one per test): moto and the AWS CLI, pinned, in a venv.
 deploy/local/s3.sh install >/dev/null
 export VIGIL_REQUIRE_S3=1
+# Headless Chromium, DejaVu fonts and pdftotext (Debian packages) render and print `vigil report`'s workpaper.
+deploy/local/chromium.sh install >/dev/null
+export VIGIL_REQUIRE_CHROMIUM=1
 
 step "format"
 cargo fmt --all -- --check

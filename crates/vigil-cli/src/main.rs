@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod auditor;
 mod bench;
 mod sigma;
 mod logs;
@@ -46,6 +47,12 @@ enum Command {
     Query(QueryArgs),
     /// Draw a reproducible evidence sample (ranked by SHA-256 of seed and record id) into a package folder.
     Sample(SampleArgs),
+    /// Alert triage: record decisions (`triage`), list the queue (`list`).
+    #[command(subcommand)]
+    Alerts(auditor::AlertsCommand),
+    /// Write the auditor's workpaper: one HTML page per SOC 2 control (rules and their archived text,
+    /// population, alerts and triage, a sample with proofs, verify) and an index, printable to PDF.
+    Report(auditor::ReportArgs),
     /// Sigma rules: `convert` prints the vigil rule each becomes, or why it is refused.
     #[command(subcommand)]
     Sigma(sigma::SigmaCommand),
@@ -979,6 +986,8 @@ fn main() -> ExitCode {
         Command::Evidence(EvidenceCommand::Expire(args)) => expire(args),
         Command::Keys(command) => keys(command),
         Command::Sigma(command) => sigma::sigma(command),
+        Command::Alerts(command) => auditor::alerts(command),
+        Command::Report(args) => auditor::report(args),
     };
     match result {
         Ok(code) => code,
@@ -1020,6 +1029,9 @@ fn class_of(err: &anyhow::Error) -> ErrorClass {
             return e.class();
         }
         if let Some(e) = cause.downcast_ref::<vigil_audit::Error>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<vigil_report::Error>() {
             return e.class();
         }
         if let Some(e) = cause.downcast_ref::<vigil_rules::Error>() {

@@ -26,6 +26,7 @@ mod error;
 mod input;
 pub mod rule_state;
 pub mod rule_tests;
+pub mod rule_texts;
 mod run;
 pub mod sink;
 pub mod source;

@@ -145,6 +145,7 @@ impl Pipeline {
             }
         }
         health.store_reachable();
+        crate::rule_texts::record(&archive, &pack).await?;
         let alerts = Output::open_alerts(&config, &metrics).await?;
         let dead_letters = Output::open(&config.dead_letters).await?;
         Ok(Pipeline {

@@ -191,7 +191,7 @@ impl Context<'_> {
         };
         format!(
             "{}<header class=\"page\"><div><h1>{}</h1><div class=\"sub\">{}</div></div>\n<table class=\"meta\">\
-             <tr><th>period</th><td>{} to {} (exclusive)</td></tr>\
+             <tr><th>period</th><td>{} to {} (end exclusive, UTC)</td></tr>\
              <tr><th>archive</th><td>{}</td></tr>\
              <tr><th>integrity</th><td>{verify}</td></tr>\
              <tr><th>public key id</th><td>{}</td></tr>\
@@ -200,8 +200,8 @@ impl Context<'_> {
             if crumbs { "<nav class=\"crumbs\"><a href=\"index.html\">Workpaper index</a></nav>\n" } else { "" },
             esc(title),
             esc(subtitle),
-            esc(&o.from),
-            esc(&o.to),
+            esc(&short_time(&o.from)),
+            esc(&short_time(&o.to)),
             esc(self.archive.location()),
             esc(&keys),
             esc(&o.seed),
@@ -341,6 +341,15 @@ async fn read_digests(archive: &Archive) -> Result<Vec<Digest>> {
     Ok(out)
 }
 
+/// An RFC 3339 time for people: the date alone at midnight, else date and minutes.
+fn short_time(text: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) if t.timestamp_micros() % 86_400_000_000 == 0 => t.format("%Y-%m-%d").to_string(),
+        Ok(t) => t.format("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => text.to_string(),
+    }
+}
+
 fn format_us(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us).map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M").to_string())
 }
@@ -368,12 +377,12 @@ fn chart(title: &str, months: &[String], rows: &[Vec<String>]) -> String {
 }
 
 /// The population section: the same on every control page (the events the control's rules ran over).
-async fn population_section(c: &Context<'_>) -> Result<String> {
+async fn population_section(c: &Context<'_>) -> Result<(String, String)> {
     let period = &c.period;
     let mut out = String::from(
         "<h2 id=\"population\">Population</h2>\n<p class=\"note\">Every record the archive holds for the period: the population the rules ran over and an auditor samples from. Counts read only files the manifest chains list.</p>\n",
     );
-    let (html, _) = c
+    let (html, total) = c
         .shown(
             "q-population-total",
             &["events", "sources", "first event", "last event"],
@@ -434,7 +443,7 @@ async fn population_section(c: &Context<'_>) -> Result<String> {
             &format!(
                 "SELECT source, to_char(prev, '%Y-%m-%d %H:%M') AS silent_from, to_char(time, '%Y-%m-%d %H:%M') AS silent_until, (CAST(time AS BIGINT) - CAST(prev AS BIGINT)) / 3600000000 AS hours \
                  FROM (SELECT source, time, lag(time) OVER (PARTITION BY source ORDER BY time) AS prev FROM events WHERE {period}) \
-                 WHERE prev IS NOT NULL AND CAST(time AS BIGINT) - CAST(prev AS BIGINT) > {silence_us} ORDER BY source, silent_from"
+                 WHERE prev IS NOT NULL AND CAST(time AS BIGINT) - CAST(prev AS BIGINT) > {silence_us} ORDER BY source, prev, time"
             ),
         )
         .await?;
@@ -453,7 +462,8 @@ async fn population_section(c: &Context<'_>) -> Result<String> {
         )
         .await?;
     out += &html;
-    Ok(out)
+    let events = total.first().and_then(|r| r.first()).cloned().unwrap_or_default();
+    Ok((out, events))
 }
 
 fn verify_command(c: &Context<'_>) -> String {
@@ -484,7 +494,7 @@ struct Version {
     first_recorded: String,
 }
 
-async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Result<ControlSummary> {
+async fn control_page(c: &Context<'_>, control: &str, population: &(String, String)) -> Result<ControlSummary> {
     let o = c.options;
     let crit = format!("array_has(criteria, {})", quote(control));
     let period = &c.period;
@@ -515,10 +525,11 @@ async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Resul
     }
     body += "</div>\n<p>Tested here: the detection rules mapped to this criterion ran over the complete population of the period, raised the alerts below, and each alert was triaged; a sample of alerts is traced back to the raw records and to the signed digests that prove them.</p>\n";
 
+    let glance_at = body.len();
     // Rules and their versions.
     body += "<h2 id=\"rules\">Rules mapped to the control</h2>\n<p class=\"note\">The text of every rule version that ran, from the archive's <code>rules</code> table (chained and signed with the evidence). A version is named by its rule hash, which every alert it raised carries.</p>\n";
     let sql = format!(
-        "SELECT rule_id, rule_hash, to_char(min(recorded_at), '%Y-%m-%d %H:%M:%S') AS first_recorded, count(DISTINCT pack_hash) AS packs FROM rules WHERE {crit} GROUP BY rule_id, rule_hash ORDER BY rule_id, first_recorded"
+        "SELECT rule_id, rule_hash, to_char(min(recorded_at), '%Y-%m-%d %H:%M:%S') AS first_recorded, count(DISTINCT pack_hash) AS packs FROM rules WHERE {crit} GROUP BY rule_id, rule_hash ORDER BY rule_id, min(recorded_at), rule_hash"
     );
     let (html, version_rows) = c
         .shown("q-rule-versions", &["rule", "rule hash", "first recorded", "packs"], &[false, false, false, true], &sql)
@@ -546,7 +557,7 @@ async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Resul
         v.packs.insert(r[2].clone());
     }
     let per_version_sql = format!(
-        "SELECT rule_id, rule_hash, count(*) AS alerts, to_char(min(time), '%Y-%m-%d %H:%M') AS first_alert, to_char(max(time), '%Y-%m-%d %H:%M') AS last_alert FROM alerts WHERE {crit} AND {period} GROUP BY rule_id, rule_hash ORDER BY rule_id, first_alert"
+        "SELECT rule_id, rule_hash, count(*) AS alerts, to_char(min(time), '%Y-%m-%d %H:%M') AS first_alert, to_char(max(time), '%Y-%m-%d %H:%M') AS last_alert FROM alerts WHERE {crit} AND {period} GROUP BY rule_id, rule_hash ORDER BY rule_id, min(time), rule_hash"
     );
     let (per_version_html, per_version) = c
         .shown(
@@ -558,6 +569,7 @@ async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Resul
         .await?;
     let ordered: Vec<&Version> =
         version_rows.iter().filter_map(|r| versions.get(&(r[0].clone(), r[1].clone()))).collect();
+    let mut cards = String::new();
     for v in &ordered {
         let span =
             v.packs.iter().filter_map(|p| c.pack_ranges.get(p)).fold(None, |acc: Option<(i64, i64)>, (a, b)| {
@@ -568,7 +580,7 @@ async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Resul
         let alerts = per_version.iter().find(|r| r[0] == v.rule_id && r[1] == v.rule_hash);
         let hash_ok = v.text_sha256 == v.rule_hash;
         let _ = writeln!(
-            body,
+            cards,
             "<div class=\"rulecard\" data-rule=\"{}\" data-rule-hash=\"{}\"><div class=\"head\"><strong>{}</strong><span>{} · {} · {}</span></div><div class=\"body\"><dl>\
              <dt>title</dt><dd>{}</dd><dt>rule hash</dt><dd><code>{}</code></dd><dt>text SHA-256</dt><dd><code>{}</code> {}</dd>\
              <dt>file</dt><dd>{}</dd><dt>first recorded</dt><dd>{} (run start)</dd>\
@@ -598,7 +610,7 @@ async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Resul
             esc(&v.text),
         );
     }
-    body += "<p class=\"note\">\"In force\" is the event time span of the ranges archived while a pack holding this version ran (each manifest entry names its rule pack hash; <code>vigil verify</code> checks the entries).</p>\n";
+    cards += "<p class=\"note\">\"In force\" is the event time span of the ranges archived while a pack holding this version ran (each manifest entry names its rule pack hash; <code>vigil verify</code> checks the entries).</p>\n";
     let orphans: Vec<&Vec<String>> =
         per_version.iter().filter(|r| !versions.contains_key(&(r[0].clone(), r[1].clone()))).collect();
     if !orphans.is_empty() {
@@ -609,7 +621,7 @@ async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Resul
         );
     }
 
-    body += population;
+    body += &population.0;
 
     // Alerts and triage.
     body += "<h2 id=\"alerts\">Alerts and their triage</h2>\n";
@@ -631,7 +643,21 @@ async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Resul
             &["status", "alerts"],
             &[false, true],
             &format!(
-                "WITH {LATEST_TRIAGE} SELECT COALESCE(l.status, 'open') AS status, count(*) AS alerts FROM alerts a LEFT JOIN latest l ON l.alert_id = a.alert_id AND l.n = 1 WHERE {} AND {} GROUP BY COALESCE(l.status, 'open') ORDER BY status",
+                "WITH {LATEST_TRIAGE} SELECT COALESCE(l.status, 'open') AS latest_status, count(*) AS alerts FROM alerts a LEFT JOIN latest l ON l.alert_id = a.alert_id AND l.n = 1 WHERE {} AND {} GROUP BY COALESCE(l.status, 'open') ORDER BY latest_status",
+                crit.replace("criteria", "a.criteria"),
+                period.replace("time", "a.time")
+            ),
+        )
+        .await?;
+    body += &html;
+    body += "<h3>Triage records</h3>\n<p class=\"note\">Every decision recorded about the period's alerts of this control, oldest first (at most 200 listed): appended to the archive's <code>triage</code> table, never edited.</p>\n";
+    let (html, _) = c
+        .shown(
+            "q-triage-records",
+            &["recorded", "alert", "rule", "status", "by", "ticket", "note"],
+            &[false; 7],
+            &format!(
+                "SELECT to_char(t.time, '%Y-%m-%d %H:%M:%S') AS recorded, t.alert_id, t.rule_id, t.status, t.triaged_by, t.ticket, t.note FROM triage t JOIN alerts a ON a.alert_id = t.alert_id WHERE {} AND {} ORDER BY t.time, t.triage_id LIMIT 200",
                 crit.replace("criteria", "a.criteria"),
                 period.replace("time", "a.time")
             ),
@@ -665,7 +691,7 @@ async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Resul
         quote(&o.to),
         i64::from(o.unresolved_days) * 86_400_000_000
     );
-    let (html, _) = c
+    let (html, unresolved) = c
         .shown(
             "q-unresolved-count",
             &["unresolved alerts"],
@@ -701,8 +727,28 @@ async fn control_page(c: &Context<'_>, control: &str, population: &str) -> Resul
     let (sample_html, sampled) = sample_section(c, control, &drawn, &folder).await?;
     body += &sample_html;
 
-    // Verify.
+    // Verify, then the rule texts.
     body += &verify_section(c);
+    body += "<h2 id=\"rule-texts\">Appendix: the text of each rule version</h2>\n";
+    body += &cards;
+    let unresolved = unresolved.first().and_then(|r| r.first()).cloned().unwrap_or_default();
+    let glance = format!(
+        "<h2 id=\"glance\">At a glance</h2>\n<div class=\"kpis\">\
+         <div class=\"kpi\" data-from=\"q-rule-versions\"><div class=\"v\">{}</div><div class=\"k\">rule versions mapped</div></div>\
+         <div class=\"kpi\" data-from=\"q-population-total\"><div class=\"v\">{}</div><div class=\"k\">events in the population</div></div>\
+         <div class=\"kpi\" data-from=\"q-alerts-months\"><div class=\"v\">{total}</div><div class=\"k\">alerts raised</div></div>\
+         <div class=\"kpi\" data-from=\"q-unresolved-count\"><div class=\"v\">{}</div><div class=\"k\">unresolved after {} days</div></div>\
+         <div class=\"kpi\" data-from=\"sample\"><div class=\"v\">{sampled}</div><div class=\"k\">alerts sampled (seed {})</div></div>\
+         <div class=\"kpi\" data-from=\"verify\"><div class=\"v\">{}</div><div class=\"k\">archive integrity</div></div></div>\n\
+         <p class=\"note\">Each figure is the total of a table below, which prints the query it comes from.</p>\n",
+        ordered.len(),
+        esc(&population.1),
+        esc(&unresolved),
+        o.unresolved_days,
+        esc(&o.seed),
+        if c.verify.ok() { "intact" } else { "problems" },
+    );
+    body.insert_str(glance_at, &glance);
 
     let header = c.header(&title, "SOC 2 workpaper: control test from the evidence archive", true);
     let footer = format!(
@@ -1085,12 +1131,12 @@ async fn index_page(c: &Context<'_>, controls: &[ControlSummary]) -> Result<Path
     let period = &c.period;
     let mut body = String::from("<h2>Controls tested</h2>\n");
     let sql = format!(
-        "WITH {LATEST_TRIAGE}, a AS (SELECT unnest(a.criteria) AS control, a.alert_id, COALESCE(l.status, 'open') AS status FROM alerts a LEFT JOIN latest l ON l.alert_id = a.alert_id AND l.n = 1 WHERE {}) \
-         SELECT control, count(*) AS alerts, count(*) FILTER (WHERE status IN ('open', 'investigating')) AS unresolved FROM a GROUP BY control ORDER BY control",
+        "WITH {LATEST_TRIAGE}, per AS (SELECT unnest(a.criteria) AS control, a.alert_id, COALESCE(l.status, 'open') AS latest_status FROM alerts a LEFT JOIN latest l ON l.alert_id = a.alert_id AND l.n = 1 WHERE {}) \
+         SELECT control, count(*) AS alerts, count(*) FILTER (WHERE latest_status IN ('open', 'investigating')) AS unresolved FROM per GROUP BY control ORDER BY control",
         period.replace("time", "a.time")
     );
     let counts = c.rows(&sql).await?;
-    body += "<table class=\"data\" data-query=\"q-index\"><thead><tr><th>control</th><th>criterion</th><th class=\"n\">rule versions</th><th class=\"n\">alerts</th><th class=\"n\">unresolved</th><th class=\"n\">sampled</th></tr></thead><tbody>\n";
+    body += "<table class=\"data\" data-from=\"q-index\"><thead><tr><th>control</th><th>criterion</th><th class=\"n\">rule versions</th><th class=\"n\">alerts</th><th class=\"n\">open or investigating</th><th class=\"n\">sampled</th></tr></thead><tbody>\n";
     for s in controls {
         let row = counts.iter().find(|r| r[0] == s.id);
         let _ = writeln!(
@@ -1107,7 +1153,7 @@ async fn index_page(c: &Context<'_>, controls: &[ControlSummary]) -> Result<Path
     }
     body += "</tbody></table>\n";
     body += &html::query_command("q-index-sql", &o.evidence, &sql);
-    body += "<p class=\"note\">Alerts and unresolved alerts per control: the query above (one row per criterion an alert serves). Rule versions and samples: on each control's page.</p>\n";
+    body += "<p class=\"note\">Alerts, and alerts whose latest status is open or investigating, per control: the query above (one row per criterion an alert serves). Rule versions and samples: on each control's page.</p>\n";
     body += &verify_section(c);
     body += "<h2>How to read this workpaper</h2>\n<p>Each control's page shows the criterion, the rules mapped to it with the exact text of every version that ran (from the archive, not from a repository), the population of the period, the alerts and what was done about them, a reproducible sample traced to raw records and signed digests, and the archive's integrity for the period. Every table is one SQL query over the archive printed beneath it: run it with <code>vigil query</code> to get the same rows. The pages load nothing and run no script; print them to PDF from any browser.</p>\n";
     let header = c.header("SOC 2 workpaper", "Control tests from the vigil evidence archive", false);
