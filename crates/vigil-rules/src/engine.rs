@@ -316,7 +316,14 @@ fn shape_of(rule: &Rule, schema: &arrow::datatypes::Schema) -> Result<Shape> {
             return Err(Error::rule(
                 &rule.path,
                 line,
-                format!("a {} rule returns one row per event (`event_id`), not `event_ids`", rule.kind.as_str()),
+                match rule.kind {
+                    RuleKind::Group => {
+                        "a rule with `suppress` returns one row per event (`event_id`), not `event_ids`: \
+                                        the groups gather them"
+                            .to_string()
+                    }
+                    kind => format!("a {} rule returns one row per event (`event_id`), not `event_ids`", kind.as_str()),
+                },
             ));
         }
         let mut needed: Vec<&str> = spec.key.iter().map(String::as_str).collect();
@@ -692,9 +699,10 @@ impl RuleEngine {
         all
     }
 
-    /// Whether any rule is a silence rule (only they act on [`RuleEngine::idle`]).
+    /// Whether any rule acts on [`RuleEngine::idle`]: silence rules, and grouped rules (`suppress`), whose
+    /// open groups close when their window ends by the wall clock on a quiet stream.
     pub fn has_silence(&self) -> bool {
-        self.rules.iter().any(|c| c.rule.kind == RuleKind::Silence)
+        self.rules.iter().any(|c| matches!(c.rule.kind, RuleKind::Silence | RuleKind::Group))
     }
 }
 

@@ -79,6 +79,9 @@ pub enum RuleKind {
     FirstSeen,
     /// No event of a key for `window`.
     Silence,
+    /// A stateless rule with `suppress` (and `group_by`): one alert per group within the suppression
+    /// window, carrying the count, first and last time and the event ids (see [`crate::stateful`]).
+    Group,
 }
 
 impl RuleKind {
@@ -90,6 +93,7 @@ impl RuleKind {
             RuleKind::Sequence => "sequence",
             RuleKind::FirstSeen => "first_seen",
             RuleKind::Silence => "silence",
+            RuleKind::Group => "group",
         }
     }
 
@@ -193,7 +197,7 @@ pub struct Rule {
     pub source_rule: Option<crate::sigma::SourceRule>,
 }
 
-const KNOWN_KEYS: [&str; 18] = [
+const KNOWN_KEYS: [&str; 20] = [
     "id",
     "title",
     "severity",
@@ -212,6 +216,8 @@ const KNOWN_KEYS: [&str; 18] = [
     "ttl",
     "max_keys",
     "baseline",
+    "group_by",
+    "suppress",
 ];
 
 /// Header keys that only stateful kinds take.
@@ -303,7 +309,7 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
             format!("`{bad}` is not a SOC 2 Trust Services Criterion (write it like CC6.1, A1.2, C1.1, PI1.3, P4.2)"),
         ));
     }
-    let kind = match get("kind") {
+    let mut kind = match get("kind") {
         None => RuleKind::Stateless,
         Some((text, line)) => RuleKind::parse(text).ok_or_else(|| {
             Error::rule(
@@ -313,6 +319,28 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
             )
         })?,
     };
+    // `suppress` makes a stateless rule a grouped one: one alert per group and suppression window.
+    match (get("suppress"), get("group_by")) {
+        (Some(_), _) if kind == RuleKind::Stateless => kind = RuleKind::Group,
+        (Some((_, line)), _) => {
+            return Err(Error::rule(
+                path,
+                line,
+                format!(
+                    "`suppress` applies to stateless rules; a {} rule already alerts once per key and window",
+                    kind.as_str()
+                ),
+            ));
+        }
+        (None, Some((_, line))) => {
+            return Err(Error::rule(
+                path,
+                line,
+                "`group_by` needs `suppress: DURATION` (one alert per group within that long, such as 1h)",
+            ));
+        }
+        (None, None) => {}
+    }
     let stateful = stateful_spec(path, kind, &get)?;
     Ok(Rule {
         id: id.to_string(),
@@ -344,6 +372,7 @@ fn stateful_spec<'a>(
         RuleKind::Sequence => &["key", "window", "lateness", "steps", "max_keys"],
         RuleKind::FirstSeen => &["key", "lateness", "ttl", "max_keys", "baseline"],
         RuleKind::Silence => &["key", "window", "lateness", "max_keys"],
+        RuleKind::Group => &["lateness", "max_keys"],
     };
     for key in STATEFUL_KEYS {
         if let Some((_, line)) = get(key).filter(|_| !takes.contains(&key)) {
@@ -374,9 +403,21 @@ fn stateful_spec<'a>(
             .filter(|n| *n > 0)
             .ok_or_else(|| Error::rule(path, line, format!("{key} `{text}` is not a positive whole number")))
     };
-    let key = list(need("key", "the result columns state is kept per, such as src_ip or actor_user")?.0);
+    let key = match kind {
+        // No group_by: one group per rule.
+        RuleKind::Group => get("group_by").map(|(v, _)| list(v)).unwrap_or_default(),
+        _ => list(need("key", "the result columns state is kept per, such as src_ip or actor_user")?.0),
+    };
     let window_us = match kind {
         RuleKind::FirstSeen => 0,
+        RuleKind::Group => {
+            let (text, line) = need("suppress", "such as 15m or 1h")?;
+            let w = duration("suppress", (text, line))?;
+            if w == 0 {
+                return Err(Error::rule(path, line, "suppress must be longer than 0"));
+            }
+            w
+        }
         _ => {
             let w = duration("window", need("window", "such as 10m or 1h")?)?;
             if w == 0 {

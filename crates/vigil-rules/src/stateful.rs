@@ -1,4 +1,5 @@
-//! State of the stateful rule kinds (threshold, sequence, first_seen, silence), kept between micro-batches.
+//! State of the stateful rule kinds (threshold, sequence, first_seen, silence, and grouped rules: a
+//! stateless rule with `suppress`), kept between micro-batches.
 //!
 //! A stateful rule's query runs over each micro-batch like any rule; each result row is a *signal*
 //! (`time`, `event_id`, the `key` columns, `step` for sequences, the `distinct` column for distinct
@@ -34,6 +35,15 @@
 //!   alert (time = last signal + window, naming that last event); the key is re-armed by its next signal.
 //!   A live stream that receives nothing at all cannot show `t`: there [`RuleState::idle`] lets the
 //!   wall-clock time it has been quiet count as event time.
+//! - **group** (`suppress` and `group_by` on a stateless rule): the first signal of group `k` opens a
+//!   window `[t, t + suppress)`; every signal of `k` in it is counted (the first [`GROUP_EVENT_IDS`] event
+//!   ids kept, in event-time order), and no alert is raised meanwhile. When event time (the watermark)
+//!   reaches the window's end, or a signal of `k` at or after it is released, or the input ends, the
+//!   group raises one alert: at its first time, naming the kept ids, with the fields of its first
+//!   signal and `event_count`, `first_time`, `last_time`, `suppress` (and `event_ids_capped` when ids were
+//!   left out). Its id is the rule id and the kept ids, like every alert's. A signal after the window
+//!   opens the next one. On a live stream that goes quiet, [`RuleState::idle`] closes groups as their
+//!   window ends by the wall clock, like silence rules.
 //!
 //! **Bounds.** Per rule at most `max_keys` keys (default 100,000): beyond it the least recently seen keys
 //! are forgotten (counted in `evicted`). A threshold window holds fewer than `threshold` signals, a
@@ -51,6 +61,9 @@ use crate::rule::{Rule, RuleKind, StatefulSpec};
 
 /// Most pending signals a rule holds before releasing the oldest early.
 pub const MAX_PENDING: usize = 1_000_000;
+
+/// Event ids a group alert names (the rest are counted in `event_count`).
+pub const GROUP_EVENT_IDS: usize = 100;
 
 /// Released signals between two sweeps of expired keys.
 const SWEEP_EVERY: u64 = 4096;
@@ -100,6 +113,13 @@ pub struct KeyState {
     /// Silence: already alerted for the current quiet spell; tumbling threshold: for the current window.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub alerted: bool,
+    /// Group: signals counted in the current window.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub count: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Counters of one stateful rule.
@@ -214,6 +234,13 @@ impl RuleState {
                 }
             }
         }
+        if self.kind == RuleKind::Group {
+            for (key, state) in &snapshot.keys {
+                if let Some(start) = state.started_us {
+                    self.deadlines.insert((start.saturating_add(self.spec.window_us), key.clone()));
+                }
+            }
+        }
         self.keys = snapshot.keys;
         self.first_us = snapshot.first_us;
         self.next_arrival = snapshot.next_arrival;
@@ -250,6 +277,10 @@ impl RuleState {
             }
             self.release(rule, signal, &mut alerts);
         }
+        if self.kind == RuleKind::Group {
+            // Every signal before the watermark is released: groups whose window ended are complete.
+            self.close_groups(rule, watermark, &mut alerts);
+        }
         alerts
     }
 
@@ -266,12 +297,22 @@ impl RuleState {
             RuleKind::Sequence => self.sequence(rule, signal, alerts),
             RuleKind::FirstSeen => self.first_seen(rule, signal, alerts),
             RuleKind::Silence => self.silence(rule, signal, alerts),
+            RuleKind::Group => self.group(rule, signal, alerts),
             RuleKind::Stateless => {}
         }
         if self.counters.released.is_multiple_of(SWEEP_EVERY) {
             self.sweep(t);
         }
-        self.bound_keys();
+        if self.kind == RuleKind::Group {
+            // Over max_keys, the oldest groups close early: an alert is raised, never lost.
+            while self.keys.len() > self.spec.max_keys.max(1) {
+                let Some((_, key)) = self.deadlines.first().cloned() else { break };
+                self.close_group(rule, &key, alerts);
+                self.counters.evicted += 1;
+            }
+        } else {
+            self.bound_keys();
+        }
     }
 
     fn threshold(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
@@ -365,13 +406,66 @@ impl RuleState {
     /// alerts although no later event arrives to show it (a source or partition that stopped altogether).
     /// What is pending is released first. Other kinds wait for events: nothing happens.
     pub fn idle(&mut self, rule: &Rule, newest_us: i64, idle_us: i64) -> Vec<Alert> {
-        if self.kind != RuleKind::Silence || newest_us == i64::MIN {
+        if !matches!(self.kind, RuleKind::Silence | RuleKind::Group) || newest_us == i64::MIN {
             return Vec::new();
         }
         let clock = newest_us.saturating_add(idle_us.max(0));
         let mut alerts = self.advance(rule, clock);
-        self.alert_quiet_keys(rule, clock.saturating_sub(self.spec.lateness_us), &mut alerts);
+        if self.kind == RuleKind::Silence {
+            self.alert_quiet_keys(rule, clock.saturating_sub(self.spec.lateness_us), &mut alerts);
+        }
         alerts
+    }
+
+    /// Group: counts `signal` in its group's window, first closing the group if the window has ended.
+    fn group(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
+        let window_us = self.spec.window_us;
+        let ended = self
+            .keys
+            .get(&signal.key)
+            .and_then(|s| s.started_us)
+            .is_some_and(|start| signal.time_us >= start.saturating_add(window_us));
+        if ended {
+            self.close_group(rule, &signal.key, alerts);
+        }
+        let state = self.keys.entry(signal.key.clone()).or_default();
+        if state.started_us.is_none() {
+            state.started_us = Some(signal.time_us);
+            state.last = Some((signal.event_id.clone(), signal.fields));
+            self.deadlines.insert((signal.time_us.saturating_add(window_us), signal.key.clone()));
+        }
+        state.count += 1;
+        state.last_us = state.last_us.max(signal.time_us);
+        if state.window.len() < GROUP_EVENT_IDS {
+            state.window.push_back((signal.time_us, signal.event_id, None));
+        }
+    }
+
+    /// Group: closes every group whose window ends at or before `until_us`.
+    fn close_groups(&mut self, rule: &Rule, until_us: i64, alerts: &mut Vec<Alert>) {
+        while let Some((deadline, key)) = self.deadlines.first().cloned() {
+            if deadline > until_us {
+                break;
+            }
+            self.close_group(rule, &key, alerts);
+        }
+    }
+
+    /// Group: the one alert of `key`'s window; the key is forgotten until its next signal.
+    fn close_group(&mut self, rule: &Rule, key: &str, alerts: &mut Vec<Alert>) {
+        let Some(state) = self.keys.remove(key) else { return };
+        let Some(start) = state.started_us else { return };
+        self.deadlines.remove(&(start.saturating_add(self.spec.window_us), key.to_string()));
+        let (_, mut fields) = state.last.unwrap_or_default();
+        let ids: Vec<String> = state.window.into_iter().map(|(_, id, _)| id).collect();
+        fields.insert("event_count".into(), Value::from(state.count));
+        fields.insert("first_time".into(), Value::from(format_time_us(start)));
+        fields.insert("last_time".into(), Value::from(format_time_us(state.last_us)));
+        fields.insert("suppress".into(), Value::from(duration_text(self.spec.window_us)));
+        if state.count > ids.len() as u64 {
+            fields.insert("event_ids_capped".into(), Value::from(true));
+        }
+        alerts.push(Alert::new(rule, start, ids, fields));
     }
 
     fn silence(&mut self, rule: &Rule, signal: Signal, alerts: &mut Vec<Alert>) {
@@ -415,7 +509,8 @@ impl RuleState {
                 self.keys.retain(|_, s| s.last_us > t.saturating_sub(window_us));
             }
             RuleKind::FirstSeen => self.keys.retain(|_, s| s.last_us >= t.saturating_sub(ttl_us)),
-            RuleKind::Silence | RuleKind::Stateless => {}
+            // Groups are closed (and forgotten) by the watermark, never swept unreported.
+            RuleKind::Silence | RuleKind::Group | RuleKind::Stateless => {}
         }
     }
 

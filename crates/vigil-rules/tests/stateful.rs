@@ -43,7 +43,7 @@ fn batch(events: &[(usize, Ev)]) -> RecordBatch {
     b.finish()
 }
 
-const RULES: [(&str, &str); 8] = [
+const RULES: [(&str, &str); 9] = [
     (
         "brute.sql",
         "-- id: brute\n-- title: B\n-- severity: high\n-- criteria: CC6.1\n-- kind: sequence\n-- key: src_ip\n-- window: 30m\n-- steps: failed*3, ok\nSELECT time, event_id, src_ip, CASE outcome WHEN 'failure' THEN 'failed' ELSE 'ok' END AS step FROM events WHERE activity = 'ListBuckets'",
@@ -71,6 +71,11 @@ const RULES: [(&str, &str); 8] = [
     (
         "hourly.sql",
         "-- id: hourly\n-- title: H\n-- severity: medium\n-- criteria: CC6.1\n-- kind: threshold\n-- key: src_ip\n-- window: 1h\n-- threshold: 3\n-- windowing: tumbling\nSELECT time, event_id, src_ip FROM events WHERE outcome = 'failure'",
+    ),
+    (
+        // Issue 20: a stateless rule grouped per source address, one alert per 15 minutes.
+        "burst.sql",
+        "-- id: burst\n-- title: K\n-- severity: medium\n-- criteria: CC6.1\n-- group_by: src_ip\n-- suppress: 15m\nSELECT time, event_id, src_ip, actor_user FROM events WHERE activity = 'CreateAccessKey'",
     ),
     (
         "plain.sql",
@@ -328,7 +333,7 @@ fn a_long_mixed_stream_alerts_on_every_kind_and_stays_invariant() {
         })
         .collect();
     let expected = run(&events, events.len(), 2, None);
-    for rule in ["brute", "failures", "spray", "chain", "first", "quiet", "plain"] {
+    for rule in ["brute", "failures", "spray", "chain", "first", "quiet", "burst", "plain"] {
         assert!(expected.iter().any(|a| a.contains(&format!("\"rule_id\":\"{rule}\""))), "{rule} never fired");
     }
     assert_eq!(run(&events, 1, 1, Some(700)), expected);
@@ -349,4 +354,70 @@ fn a_repeated_step_needs_that_many_signals_before_the_next() {
     // More failures than needed: one alert, naming the first three and the success.
     let more: Vec<Ev> = (0..6).map(|m| ev(m, 1, 0, true, 3, 0)).chain([ev(7, 1, 0, false, 3, 0)]).collect();
     assert_eq!(found(&more, "brute"), vec![(7, 4)]);
+}
+
+/// Alerts of `rule` as JSON, the stream in one batch per event.
+fn alerts_of(events: &[Ev], rule: &str) -> Vec<serde_json::Value> {
+    run(events, 1, 1, None)
+        .iter()
+        .map(|a| serde_json::from_str::<serde_json::Value>(a).expect("test setup"))
+        .filter(|a| a["rule_id"] == rule)
+        .collect()
+}
+
+#[test]
+fn grouping_raises_one_alert_per_group_and_suppression_window() {
+    // CreateAccessKey (action 1): ip 1 at minutes 0-4, ip 2 at 1 and 2, ip 1 again at 14 (same window,
+    // which ends at 15) and 20 (a new window).
+    let mut events: Vec<Ev> = (0..5).map(|m| ev(m, 1, m as u8 % 5, false, 1, 0)).collect();
+    events.extend([ev(1, 2, 0, false, 1, 0), ev(2, 2, 0, false, 1, 0), ev(14, 1, 0, false, 1, 0)]);
+    events.push(ev(20, 1, 0, false, 1, 0));
+    // Other activity never counts.
+    events.push(ev(3, 1, 0, false, 3, 0));
+    assert_eq!(found(&events, "burst"), vec![(0, 6), (1, 2), (20, 1)]);
+    let alerts = alerts_of(&events, "burst");
+    let first = &alerts[0];
+    assert_eq!(first["fields"]["event_count"], 6);
+    assert_eq!(first["fields"]["src_ip"], "10.0.0.1");
+    assert_eq!(chrono_free_minutes(first["fields"]["first_time"].as_str().expect("first_time")), 0);
+    assert_eq!(chrono_free_minutes(first["fields"]["last_time"].as_str().expect("last_time")), 14);
+    assert_eq!(first["fields"]["suppress"], "15m");
+    assert!(first["fields"].get("event_ids_capped").is_none());
+    // A burst of 150 in the window: one alert naming the first 100 events, counting all 150.
+    let burst: Vec<Ev> = (0..150).map(|i| Ev { t: BASE + i * MIN / 20, ..ev(0, 3, 0, false, 1, 0) }).collect();
+    let alerts = alerts_of(&burst, "burst");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["event_ids"].as_array().expect("ids").len(), vigil_rules::stateful::GROUP_EVENT_IDS);
+    assert_eq!(
+        (alerts[0]["fields"]["event_count"].as_u64(), alerts[0]["fields"]["event_ids_capped"].as_bool()),
+        (Some(150), Some(true))
+    );
+    // The same stream however cut, and across a restart mid-window: the same alerts, the same ids.
+    let expected = run(&burst, burst.len(), 1, None);
+    assert_eq!(run(&burst, 7, 2, Some(10)), expected);
+    assert_eq!(run(&events, 2, 1, Some(2)), run(&events, events.len(), 1, None));
+}
+
+#[test]
+fn grouping_header_mistakes_are_refused_with_the_line() {
+    let base = "-- id: g\n-- title: G\n-- severity: low\n-- criteria: CC6.1\n";
+    for (header, expected) in [
+        ("-- group_by: src_ip\n", "5: `group_by` needs `suppress"),
+        ("-- suppress: soon\n", "5: suppress `soon` is not a duration"),
+        ("-- suppress: 0m\n", "5: suppress must be longer than 0"),
+        (
+            "-- kind: threshold\n-- key: src_ip\n-- window: 1m\n-- threshold: 2\n-- suppress: 1h\n",
+            "9: `suppress` applies to stateless rules",
+        ),
+        ("-- suppress: 1h\n-- key: src_ip\n", "6: `key` does not apply to kind group"),
+    ] {
+        let text = format!("{base}{header}SELECT time, event_id, src_ip FROM events");
+        let err = parse_rule(Path::new("g.sql"), &text).expect_err(header).to_string();
+        assert!(err.contains(expected), "{header}: {err}");
+    }
+    // Without group_by, a rule is one group; lateness and max_keys are taken.
+    let rule =
+        parse_rule(Path::new("g.sql"), &format!("{base}-- suppress: 1h\n-- lateness: 1m\nSELECT 1")).expect("parses");
+    let spec = rule.stateful.expect("grouped rules keep state");
+    assert_eq!((rule.kind.as_str(), spec.key.len(), spec.window_us), ("group", 0, 3_600_000_000));
 }
