@@ -6,6 +6,7 @@
 //! object per file instead (`path`, `converted`, and `id`, `sigma_id`, `sql`, or `line`, `kind`, `reason`),
 //! which the Sigma comparison script reads.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -60,6 +61,7 @@ pub fn sigma(command: SigmaCommand) -> Result<ExitCode> {
     }
     let mut refused = 0usize;
     let mut first = true;
+    let mut out = String::new();
     for file in &files {
         let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
         let result = vigil_sigma::convert(file, &text);
@@ -81,15 +83,16 @@ pub fn sigma(command: SigmaCommand) -> Result<ExitCode> {
                     object.insert("reason".into(), reason.clone().into());
                 }
             }
-            println!("{}", serde_json::Value::Object(object));
+            out.push_str(&serde_json::Value::Object(object).to_string());
+            out.push('\n');
         } else {
             match &result {
                 Ok(c) => {
                     if !first {
-                        println!();
+                        out.push('\n');
                     }
                     first = false;
-                    print!("{}", c.sql);
+                    out.push_str(&c.sql);
                 }
                 Err(e) => eprintln!("{e}"),
             }
@@ -97,6 +100,12 @@ pub fn sigma(command: SigmaCommand) -> Result<ExitCode> {
         if result.is_err() {
             refused += 1;
         }
+    }
+    // a closed pipe (`| head`) is not an error
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        other => other.context("cannot write to stdout")?,
     }
     if !args.json {
         eprintln!("{} converted, {refused} refused", files.len() - refused);

@@ -116,10 +116,10 @@ fn convert_inner(path: &Path, text: &str) -> std::result::Result<Converted, Refu
     let text_of = |key: &str| -> std::result::Result<Option<String>, Refused> {
         match doc.get(key) {
             None => Ok(None),
-            Some(node) => match node.scalar() {
-                Some(Scalar::Str(s)) => Ok(Some(s.to_string())),
-                Some(Scalar::Null) => Ok(None),
-                Some(Scalar::Int(n)) => Ok(Some(n.to_string())),
+            // metadata is kept as written, whatever YAML would type it as
+            Some(node) => match (node.scalar(), node.text()) {
+                (Some(Scalar::Null), _) => Ok(None),
+                (_, Some(text)) => Ok(Some(text.to_string())),
                 _ => refuse(node.line, Refusal::Yaml, format!("`{key}` must be text")),
             },
         }
@@ -389,6 +389,9 @@ fn item_sql(line: u64, key: &str, value: &Node, selection: &Selection) -> std::r
     let keyword = field.is_empty();
     let (values, flags): (Vec<values::Val>, ItemFlags) = values::apply(line, &modifiers, raw, !keyword)?;
     let expr = if keyword { RAW_TEXT.to_string() } else { mapping::field(line, selection.fields, field)? };
+    if !keyword {
+        values::check_nullish(line, field, &values, mapping::nullish(selection.fields, field))?;
+    }
     let fields: Fields = selection.fields;
     let field_of = move |name: &str| mapping::field(line, fields, name);
     values::item_sql(line, &expr, keyword, &values, flags, &field_of)
@@ -438,5 +441,38 @@ mod tests {
         assert!(convert(Path::new("r.yml"), &text).unwrap().sql.contains("-- criteria: CC6.1, A1.2\n"));
         let text = rule("  sel:\n    eventName: x\n  condition: sel") + "criteria: CC8.1\n";
         assert!(convert(Path::new("r.yml"), &text).unwrap().sql.contains("-- criteria: CC8.1\n"));
+    }
+}
+
+#[cfg(test)]
+mod web_tests {
+    use super::*;
+
+    fn web(item: &str) -> Result<Converted> {
+        convert(
+            Path::new("w.yml"),
+            &format!("title: W\nlogsource:\n  category: proxy\ndetection:\n  sel:\n    {item}\n  condition: sel\n"),
+        )
+    }
+
+    #[test]
+    fn values_the_access_log_columns_cannot_tell_from_missing_are_refused() {
+        for item in [
+            "c-useragent: ''",
+            "c-useragent|contains: '-'",
+            "cs-method: null",
+            "c-uri|exists: true",
+            "c-useragent|re: '^$'",
+        ] {
+            let err = web(item).unwrap_err();
+            assert_eq!(
+                (err.kind(), err.to_string().starts_with("w.yml:6: field")),
+                (Refusal::Field, true),
+                "{item}: {err}"
+            );
+        }
+        for item in ["c-useragent: 'curl/*'", "cs-method: GET", "c-useragent|endswith: '='", "sc-status: 404"] {
+            assert!(web(item).is_ok(), "{item}");
+        }
     }
 }

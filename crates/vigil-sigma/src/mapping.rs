@@ -33,7 +33,9 @@
 //! | `cs-username` | `actor_user` |
 //!
 //! Any other field (`dst_ip`, `cs-cookie`, ...) is not in access logs: the rule is refused rather than
-//! loaded to never match.
+//! loaded to never match. The normalizers keep no empty text in these columns, and no `-` as user agent
+//! or user: a value that would match `""` (or `-` there), `null` and `exists` are refused on them, since
+//! the column cannot tell those records from ones without the field.
 //!
 //! **Keywords** (values without a field) search the record as received: `raw` as text (a record that is
 //! not UTF-8 is not searched).
@@ -112,6 +114,18 @@ pub(crate) fn selection(
                 if label.is_empty() { "(empty)".to_string() } else { label.clone() }
             ),
         ),
+    }
+}
+
+/// Texts a field's column reads as null although the record holds them: the access-log normalizers
+/// keep no empty text in a column, and no `-` (the log's "none") as user agent or user. A value whose
+/// match on one of these would be true is refused (see `values::check_nullish`).
+pub(crate) fn nullish(fields: Fields, name: &str) -> &'static [&'static str] {
+    match (fields, name) {
+        (Fields::Web, "c-useragent" | "cs-user-agent" | "cs(User-Agent)" | "cs-username") => &["", "-"],
+        (Fields::Web, "cs-referer" | "cs(Referer)" | "cs-host" | "c-host" | "cs(Host)") => &[],
+        (Fields::Web, _) => &[""],
+        _ => &[],
     }
 }
 

@@ -669,6 +669,59 @@ fn cidr(line: u64, text: &str) -> Result<Val, Refused> {
     Ok(Val::Expansion(members))
 }
 
+/// Refuses a value that would match one of `texts`, which the field's column reads as null (see
+/// `mapping::nullish`): there the SQL and Sigma's reading of the record would differ.
+pub(crate) fn check_nullish(line: u64, field: &str, values: &[Val], texts: &[&str]) -> Result<(), Refused> {
+    if texts.is_empty() {
+        return Ok(());
+    }
+    let differ = |why: String| {
+        refuse::<()>(
+            line,
+            Refusal::Field,
+            format!(
+                "field `{field}`: {why}; vigil's access-log columns read {} as missing, so the match would differ",
+                texts.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(" and ")
+            ),
+        )
+    };
+    for v in values {
+        let hit = match v {
+            Val::Expansion(members) => {
+                check_nullish(line, field, members, texts)?;
+                false
+            }
+            Val::Str(s) => {
+                let re = regex::Regex::new(&s.regex()).map_err(|e| Refused {
+                    line,
+                    kind: Refusal::Value,
+                    reason: e.to_string(),
+                })?;
+                texts.iter().any(|t| re.is_match(&s.fold(t)))
+            }
+            Val::Num(_) | Val::Cmp(..) => false,
+            Val::Bool(b) => texts
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(if *b { "true" } else { "false" }) || *t == if *b { "1" } else { "0" }),
+            Val::Re(pattern) => {
+                let re = regex::Regex::new(pattern).map_err(|e| Refused {
+                    line,
+                    kind: Refusal::Value,
+                    reason: e.to_string(),
+                })?;
+                texts.iter().any(|t| re.is_match(t))
+            }
+            Val::Null => return differ("`null`".into()),
+            Val::Exists(_) => return differ("`exists`".into()),
+            Val::FieldRef { .. } => return differ("`fieldref`".into()),
+        };
+        if hit {
+            return differ("a value that matches such a text".into());
+        }
+    }
+    Ok(())
+}
+
 /// `translate(e, 'A..Z', 'a..z')`: ASCII-only case folding.
 pub(crate) fn fold(expr: &str) -> String {
     format!("translate({expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')")
