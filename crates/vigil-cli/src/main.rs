@@ -6,12 +6,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vigil_pipeline::check::Reach;
 
 mod auditor;
 mod bench;
-mod sigma;
 mod logs;
 mod progress;
+mod sigma;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -563,6 +564,11 @@ struct ValidateArgs {
     /// id, warnings. The exit code is the same.
     #[arg(long)]
     json: bool,
+    /// Check the config, rules and key only: do not reach the evidence store or the Kafka brokers (for a
+    /// build machine that cannot reach them; as Vector's `validate --no-environment`). Without it,
+    /// validate makes the same check `vigil run` makes at its start.
+    #[arg(long, env = "VIGIL_NO_ENVIRONMENT")]
+    no_environment: bool,
 }
 
 /// Values of a repeatable flag: each given value, and a value from its variable split into lines.
@@ -819,7 +825,7 @@ impl Problem {
 }
 
 fn validate(args: ValidateArgs) -> Result<ExitCode> {
-    let ValidateArgs { pipeline: args, json } = args;
+    let ValidateArgs { pipeline: args, json, no_environment } = args;
     let origin = args.origin();
     let config = match args.resolve() {
         Ok(config) => config,
@@ -839,59 +845,19 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
             return Err(e);
         }
     };
-    let mut problems: Vec<Problem> =
-        config.problems(&origin).iter().map(|e| Problem::of_pipeline(e, &origin)).collect();
-    let mut warnings: Vec<String> = Vec::new();
-    let rt = runtime(1)?;
-    let rule_count = match vigil_rules::load_rules(&config.rules.dirs) {
-        Err(errors) => {
-            problems.extend(errors.iter().map(|e| Problem::of_rule(e, &origin)));
-            0
-        }
-        Ok(pack) => match rt.block_on(vigil_rules::RuleEngine::new(&pack, 1)) {
-            Ok(engine) => engine.rules().count(),
-            Err(errors) => {
-                problems.extend(errors.iter().map(|e| Problem::of_rule(e, &origin)));
-                0
-            }
-        },
-    };
-    let mut key_id = None;
-    match config.evidence.signer() {
-        Err(e) => problems.push(Problem::other(&origin, e.to_string())),
-        Ok(None) => warnings.push(format!(
-            "{origin}: no signing key ([evidence] signing_key_file, VIGIL_SIGNING_KEY_FILE or \
-             VIGIL_SIGNING_KEY): the evidence will not be signed, and `vigil verify --public-key` cannot prove it"
-        )),
-        Ok(Some(signer)) => {
-            if !json {
-                logs::say(tracing::Level::INFO, &format!("{origin}: digests signed with key {}", signer.key_id()));
-            }
-            key_id = Some(signer.key_id().to_string());
-        }
+    // The same check `vigil run` makes before it reads anything (vigil_pipeline::check).
+    let reach = if no_environment { Reach::ConfigOnly } else { Reach::Environment };
+    let checked = runtime(1)?.block_on(vigil_pipeline::check::check(&config, &origin, reach));
+    let mut problems: Vec<Problem> = checked.problems.iter().map(|e| Problem::of_pipeline(e, &origin)).collect();
+    problems.extend(checked.rule_problems.iter().map(|e| Problem::of_rule(e, &origin)));
+    let rule_count = checked.engine.as_ref().map_or(0, |engine| engine.rules().count());
+    let key_id = checked.signer.as_ref().map(|signer| signer.key_id().to_string());
+    if let Some(id) = &key_id
+        && !json
+    {
+        logs::say(tracing::Level::INFO, &format!("{origin}: digests signed with key {id}"));
     }
-    let location = vigil_evidence::store::Location::parse(&config.evidence.url);
-    match location.and_then(|l| match l {
-        vigil_evidence::store::Location::S3 { .. } => vigil_evidence::Archive::open(&config.evidence.url).map(Some),
-        vigil_evidence::store::Location::Local(_) => Ok(None),
-    }) {
-        Err(e) => problems.push(Problem::other(&origin, e.to_string())),
-        Ok(None) => {}
-        Ok(Some(archive)) => {
-            if let Some(bucket) = archive.bucket() {
-                match rt.block_on(bucket.lock_status()) {
-                    Err(e) => problems.push(Problem::other(&origin, e.to_string())),
-                    Ok(status) if !status.enabled => warnings.push(format!(
-                        "{origin}: evidence bucket `{}` has no Object Lock, so evidence could be deleted or \
-                         overwritten before its retention ends; create the bucket with Object Lock enabled \
-                         (aws s3api create-bucket --object-lock-enabled-for-bucket)",
-                        bucket.settings().bucket
-                    )),
-                    Ok(_) => {}
-                }
-            }
-        }
-    }
+    let warnings = checked.warnings;
     let evidence = redact::url(&config.evidence.url);
     let code = if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
     if json {

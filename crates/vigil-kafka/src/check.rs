@@ -170,3 +170,39 @@ pub fn connected<C: ClientContext>(
     }
     Ok(())
 }
+
+/// The client context of a [`probe`]: errors collected, OAUTHBEARER tokens served.
+#[derive(Default)]
+struct ProbeContext {
+    errors: ErrorLog,
+}
+
+impl ClientContext for ProbeContext {
+    crate::oauth::oauthbearer_refresh!();
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.errors.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.record(&error, reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ProbeContext {}
+
+/// Checks an input endpoint without joining its group: the brokers answer, the login is accepted and
+/// every named topic exists (the cluster's metadata, as a consumer with the endpoint's own settings
+/// sees it). What `vigil validate` and the start of `vigil run` ask; blocks for up to about 10 s when
+/// the brokers do not answer.
+pub fn probe(endpoint: &KafkaEndpoint) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let config = endpoint.consumer_config()?;
+    let context = ProbeContext::default();
+    let errors = context.errors.clone();
+    let consumer: BaseConsumer<ProbeContext> =
+        config.create_with_context(context).map_err(|e| endpoint.refused_config(&e))?;
+    connected(consumer.client(), endpoint, &endpoint.topics, &errors, &|| {
+        let _ = consumer.poll(Duration::ZERO);
+    })
+}

@@ -24,6 +24,7 @@ pub mod oidc;
 pub mod sink;
 pub mod source;
 
+pub use check::probe;
 pub use config::{KafkaEndpoint, StartPosition};
 pub use error::{Error, Result};
 pub use oauth::{OAuth, OAuthBearer, OAuthMethod};

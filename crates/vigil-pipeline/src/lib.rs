@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod check;
 pub mod config;
 mod error;
 mod input;

@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use vigil_evidence::Archive;
 use vigil_kafka::{Checkpoints, KafkaEndpoint, KafkaSource, SourceOptions};
 use vigil_metrics::{Health, Metrics, StoreStatus};
-use vigil_rules::{RuleEngine, load_rules};
+use vigil_rules::RuleEngine;
 use vigil_schema::PartitionId;
 
 use crate::config::{InputConfig, PipelineConfig};
@@ -88,9 +88,6 @@ impl Pipeline {
     /// [`Pipeline::new`], reporting into `metrics` (and its [`Health`]) from the start: serve them before
     /// calling this, and `/readyz` says what is still being done (rules compiling, the store not reached).
     pub async fn with_metrics(config: PipelineConfig, origin: &str, metrics: Metrics) -> Result<Self> {
-        if let Some(first) = config.problems(origin).into_iter().next() {
-            return Err(first);
-        }
         let health = metrics.health();
         health.config_loaded();
         health.set_stuck_after(Duration::from_secs(config.pipeline.stuck_after_secs));
@@ -102,47 +99,36 @@ impl Pipeline {
                 last_error: trouble.last_error,
             }
         }));
-        let pack = load_rules(&config.rules.dirs).map_err(Error::Rules)?;
-        let mut engine =
-            RuleEngine::with_options(&pack, config.pipeline.effective_threads(), config.rules.engine_options())
-                .await
-                .map_err(Error::Rules)?;
+        // The check `vigil validate` makes: config, rules, key, store, brokers (see `crate::check`).
+        let mut checked = crate::check::check(&config, origin, crate::check::Reach::Environment).await;
+        if let Some(problem) = checked.first_problem() {
+            return Err(problem);
+        }
+        for warning in &checked.warnings {
+            tracing::warn!("{warning}");
+        }
+        let (Some(mut engine), Some(pack)) = (checked.engine, checked.pack) else {
+            return Err(Error::Internal("the start check passed without rules".into()));
+        };
+        let archive = match checked.archive {
+            Some(archive) => archive,
+            // A local directory that does not exist yet: created now.
+            None => match checked.signer {
+                Some(signer) => Archive::open(&config.evidence.url)?.with_signer(signer),
+                None => Archive::open(&config.evidence.url)?,
+            },
+        };
         metrics.register_rules(engine.rules().map(|r| (r.id.as_str(), r.kind != vigil_rules::RuleKind::Stateless)));
         health.rules_compiled();
         let (shutdown, stop) = watch::channel(false);
         // A shutdown cuts a rule that holds the batch up (after a short grace) instead of waiting for it.
         engine.set_stop_signal(stop);
-        let mut archive = Archive::open(&config.evidence.url)?;
-        let signer = config.evidence.signer()?;
-        // Also the start's check that the store answers (readiness).
-        let signed = archive.is_signed().await?;
-        match signer {
-            Some(signer) => archive = archive.with_signer(signer),
-            // A signed archive stays signed: entries without a digest would fail `verify --public-key`.
-            None if signed => {
-                return Err(
-                    vigil_evidence::Error::SigningKeyMissing { location: archive.location().to_string() }.into()
-                );
-            }
-            None => tracing::warn!(
-                evidence = %archive.location(),
-                "evidence is not signed: no signing key ([evidence] signing_key_file, VIGIL_SIGNING_KEY_FILE or \
-                 VIGIL_SIGNING_KEY; create one with `vigil keys generate`), so `vigil verify --public-key` cannot \
-                 prove who wrote it"
-            ),
-        }
         let interval = Duration::from_secs(config.rules.state_checkpoint_secs);
         let rule_state = RuleStateStore::new(&engine, interval, config.pipeline.batch_rows);
         if let Some(bucket) = archive.bucket() {
             let (mode, days) = (&config.evidence.object_lock_mode, config.evidence.retention_days);
-            let status = bucket.ensure_default_retention(mode, days).await?;
-            if !status.enabled {
-                tracing::warn!(
-                    bucket = %bucket.settings().bucket,
-                    "the evidence bucket has no Object Lock: evidence can be deleted or overwritten before its \
-                     retention ends; create the bucket with Object Lock enabled"
-                );
-            }
+            // (A bucket without Object Lock was warned about by the check.)
+            bucket.ensure_default_retention(mode, days).await?;
         }
         health.store_reachable();
         crate::rule_texts::record(&archive, &pack).await?;
