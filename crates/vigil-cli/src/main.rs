@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vigil_pipeline::check::Reach;
 
 mod auditor;
 mod bench;
@@ -16,6 +15,7 @@ mod sigma;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use vigil_pipeline::check::Reach;
 use vigil_pipeline::config::{EvidenceConfig, InputConfig, OutputConfig, PipelineConfig, RulesConfig, Settings};
 use vigil_pipeline::{Pipeline, ShutdownHandle, rule_tests};
 use vigil_schema::{ErrorClass, redact};
