@@ -206,7 +206,7 @@ def main():
 
     reasons = sorted({k for row in table.values() for k in row if k.startswith("refused:")})
     print(f"Sigma rules in {', '.join(rule_dirs)}; {sum(1 for _ in inputs)} inputs; vigil alerts carry the Sigma id/author: {'yes' if sigma_meta_ok else 'NO'}")
-    header = ["logsource", "rules", "converted", "refused"] + [k.split(":", 1)[1] for k in reasons] + ["fired", "equal to pySigma", "different", "oracle error"]
+    header = ["logsource", "rules", "converted", "refused"] + [f"refused: {k.split(':', 1)[1]}" for k in reasons] + ["fired", "equal to pySigma", "different", "oracle error"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     total = collections.Counter()

@@ -13,6 +13,9 @@ export VIGIL_DUCKDB_PYTHON VIGIL_REQUIRE_DUCKDB=1
 # The OCSF Detection Finding model (py-ocsf-models, pinned) that `--alerts-format ocsf` is validated against.
 VIGIL_OCSF_PYTHON="$(deploy/local/ocsf.sh install)"
 export VIGIL_OCSF_PYTHON VIGIL_REQUIRE_OCSF=1
+# pySigma and its SQLite backend (pinned): the independent evaluator vigil's Sigma rules are compared with.
+VIGIL_SIGMA_PYTHON="$(deploy/local/sigma.sh install)"
+export VIGIL_SIGMA_PYTHON VIGIL_REQUIRE_SIGMA=1
 # rdkafka builds librdkafka against the system's OpenSSL and zlib.
 if ! pkg-config --exists openssl zlib 2>/dev/null; then
   command -v apt-get >/dev/null || { echo "OpenSSL and zlib headers are needed (libssl-dev, zlib1g-dev, pkg-config)" >&2; exit 1; }
