@@ -26,7 +26,8 @@ fn convert_prints_the_rule_or_file_line_and_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("console_login.yml"), GOOD).expect("rule");
     std::fs::write(dir.path().join("placeholder.yml"), PLACEHOLDER).expect("rule");
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil")).arg("sigma").arg("convert").arg(dir.path()).output().expect("vigil");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_vigil")).arg("sigma").arg("convert").arg(dir.path()).output().expect("vigil");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "a refused rule is the author's to fix: {stderr}");
     assert!(stdout.starts_with("-- id: console_login\n-- title: Console login\n-- severity: high\n"), "{stdout}");
@@ -38,7 +39,13 @@ fn convert_prints_the_rule_or_file_line_and_reason() {
     let evidence = dir.path().join("evidence");
     let run = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .current_dir(repo())
-        .args(["run", "--no-progress", "--input", "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson", "--rules"])
+        .args([
+            "run",
+            "--no-progress",
+            "--input",
+            "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson",
+            "--rules",
+        ])
         .arg(dir.path())
         .arg("--evidence")
         .arg(&evidence)
@@ -52,7 +59,13 @@ fn convert_prints_the_rule_or_file_line_and_reason() {
     std::fs::remove_file(dir.path().join("placeholder.yml")).expect("rm");
     let run = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .current_dir(repo())
-        .args(["run", "--no-progress", "--input", "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson", "--rules"])
+        .args([
+            "run",
+            "--no-progress",
+            "--input",
+            "cloudtrail:fixtures/cloudtrail/stratus-detonations.ndjson",
+            "--rules",
+        ])
         .arg(dir.path())
         .arg("--evidence")
         .arg(&evidence)
@@ -130,7 +143,10 @@ fn converted_sigmahq_rules_match_exactly_what_pysigma_matches() {
             // every converted rule fires, except those fixtures/sigma/INDEX.md says it has no record for
             let rel = path.split("sigma-rules/").last().expect("relative path");
             if r["vigil"] == 0 {
-                assert!(index.contains(&format!("| {rel} | - | no record found")), "{rel} never fires and has no fixture");
+                assert!(
+                    index.contains(&format!("| {rel} | - | no record found")),
+                    "{rel} never fires and has no fixture"
+                );
             }
         } else {
             assert!(r["line"].as_u64().is_some_and(|l| l > 0), "a refusal names its line: {r}");
