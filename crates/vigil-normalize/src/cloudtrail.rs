@@ -176,6 +176,11 @@ impl Normalizer for CloudTrail {
     }
 }
 
+/// The `cloudtrail` format's normalizer (no options).
+pub(crate) fn build(_: &crate::FormatOptions) -> crate::Result<std::sync::Arc<dyn crate::Normalizer>> {
+    Ok(std::sync::Arc::new(CloudTrail))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,7 @@
 //! top-level member in `attrs`; an address rewritten to canonical form keeps its original there too).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use simd_json::prelude::*;
 use vigil_schema::{EventBatchBuilder, EventRow, Provenance, class as classes, outcome};
@@ -410,6 +411,31 @@ impl Normalizer for JsonNormalizer {
             Ok(())
         })
     }
+}
+
+/// A JSON format's normalizer: `defaults`, overridden by the input's `source`, `class` and `fields`.
+fn build(format: &'static str, defaults: Mapping, options: &FormatOptions) -> Result<Arc<dyn crate::Normalizer>> {
+    Ok(Arc::new(JsonNormalizer::new(format, defaults, options)?))
+}
+
+/// The `web_access_json` format's normalizer.
+pub(crate) fn build_web_access(options: &FormatOptions) -> Result<Arc<dyn crate::Normalizer>> {
+    build("web_access_json", Mapping::web_access(), options)
+}
+
+/// The `okta` format's normalizer.
+pub(crate) fn build_okta(options: &FormatOptions) -> Result<Arc<dyn crate::Normalizer>> {
+    build("okta", Mapping::okta(), options)
+}
+
+/// The `github_audit` format's normalizer.
+pub(crate) fn build_github_audit(options: &FormatOptions) -> Result<Arc<dyn crate::Normalizer>> {
+    build("github_audit", Mapping::github_audit(), options)
+}
+
+/// The `json` format's normalizer (the mapping comes from the input's `fields`).
+pub(crate) fn build_generic(options: &FormatOptions) -> Result<Arc<dyn crate::Normalizer>> {
+    build("json", Mapping::generic(), options)
 }
 
 #[cfg(test)]

@@ -163,6 +163,11 @@ impl Normalizer for K8sAudit {
     }
 }
 
+/// The `k8s_audit` format's normalizer (no options).
+pub(crate) fn build(_: &crate::FormatOptions) -> crate::Result<std::sync::Arc<dyn crate::Normalizer>> {
+    Ok(std::sync::Arc::new(K8sAudit))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

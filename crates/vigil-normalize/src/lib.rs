@@ -32,6 +32,7 @@
 
 pub mod cloudtrail;
 mod fields;
+mod formats;
 pub mod json;
 pub mod k8s_audit;
 pub mod linux_auth;
@@ -77,82 +78,7 @@ pub enum Error {
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The input formats vigil reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// AWS CloudTrail: NDJSON, `{"Records":[...]}` objects or bare arrays.
-    Cloudtrail,
-    /// Kubernetes audit.k8s.io Event, NDJSON or `EventList`.
-    K8sAudit,
-    /// Web access log already as JSON (field mapping in config; defaults fit the common layout).
-    WebAccessJson,
-    /// Apache/NGINX combined (or common) log format text lines.
-    ApacheCombined,
-    /// Linux authentication syslog lines (sshd, sudo, su, PAM).
-    LinuxAuth,
-    /// Okta System Log events (JSON).
-    Okta,
-    /// GitHub organization / enterprise audit log events (JSON).
-    GithubAudit,
-    /// Any JSON log, mapped to the canonical columns in config.
-    Json,
-}
-
-impl Format {
-    /// Every format, in the order shown to users.
-    pub const ALL: [Format; 8] = [
-        Format::Cloudtrail,
-        Format::K8sAudit,
-        Format::WebAccessJson,
-        Format::ApacheCombined,
-        Format::LinuxAuth,
-        Format::Okta,
-        Format::GithubAudit,
-        Format::Json,
-    ];
-
-    /// The name used in configs and `--input FORMAT:PATH`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Cloudtrail => "cloudtrail",
-            Format::K8sAudit => "k8s_audit",
-            Format::WebAccessJson => "web_access_json",
-            Format::ApacheCombined => "apache_combined",
-            Format::LinuxAuth => "linux_auth",
-            Format::Okta => "okta",
-            Format::GithubAudit => "github_audit",
-            Format::Json => "json",
-        }
-    }
-
-    /// A normalizer for this format with `options`.
-    pub fn build(self, options: &FormatOptions) -> Result<Arc<dyn Normalizer>> {
-        Ok(match self {
-            Format::Cloudtrail => Arc::new(cloudtrail::CloudTrail),
-            Format::K8sAudit => Arc::new(k8s_audit::K8sAudit),
-            Format::ApacheCombined => Arc::new(web_access::ApacheCombined),
-            Format::LinuxAuth => {
-                use chrono::Datelike;
-                Arc::new(match (options.year, options.file_date) {
-                    (Some(year), _) => linux_auth::LinuxAuth::new(year, 12), // the given year, no roll-back
-                    (None, Some((year, month, day))) => linux_auth::LinuxAuth::for_file_dated(year, month, day),
-                    (None, None) => {
-                        let now = chrono::Utc::now();
-                        linux_auth::LinuxAuth::for_file_dated(now.year(), now.month(), now.day())
-                    }
-                })
-            }
-            Format::WebAccessJson => {
-                Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::web_access(), options)?)
-            }
-            Format::Okta => Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::okta(), options)?),
-            Format::GithubAudit => {
-                Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::github_audit(), options)?)
-            }
-            Format::Json => Arc::new(json::JsonNormalizer::new(self.name(), json::Mapping::generic(), options)?),
-        })
-    }
-}
+pub use formats::Format;
 
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -163,7 +89,7 @@ impl fmt::Display for Format {
 impl FromStr for Format {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Format::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| Error::UnknownFormat {
+        Format::ALL.iter().copied().find(|f| f.name() == s).ok_or_else(|| Error::UnknownFormat {
             name: s.to_string(),
             known: Format::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
         })
@@ -779,7 +705,7 @@ mod tests {
     #[test]
     fn format_names_round_trip() {
         for f in Format::ALL {
-            assert_eq!(f.name().parse::<Format>().unwrap(), f);
+            assert_eq!(f.name().parse::<Format>().unwrap(), *f);
         }
         let err = "syslog".parse::<Format>().unwrap_err().to_string();
         assert!(err.contains("cloudtrail") && err.contains("syslog"), "{err}");

@@ -345,6 +345,20 @@ impl Normalizer for LinuxAuth {
     }
 }
 
+/// The `linux_auth` format's normalizer: syslog times carry no year, so it comes from `year`, else from
+/// the file's modification date (`file_date`, set by the pipeline), else from today.
+pub(crate) fn build(options: &crate::FormatOptions) -> crate::Result<std::sync::Arc<dyn crate::Normalizer>> {
+    use chrono::Datelike;
+    Ok(std::sync::Arc::new(match (options.year, options.file_date) {
+        (Some(year), _) => LinuxAuth::new(year, 12), // the given year, no roll-back
+        (None, Some((year, month, day))) => LinuxAuth::for_file_dated(year, month, day),
+        (None, None) => {
+            let now = chrono::Utc::now();
+            LinuxAuth::for_file_dated(now.year(), now.month(), now.day())
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -265,6 +265,11 @@ impl Normalizer for ApacheCombined {
     }
 }
 
+/// The `apache_combined` format's normalizer (no options).
+pub(crate) fn build(_: &crate::FormatOptions) -> crate::Result<std::sync::Arc<dyn crate::Normalizer>> {
+    Ok(std::sync::Arc::new(ApacheCombined))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
