@@ -43,7 +43,9 @@
 //!   signal and `event_count`, `first_time`, `last_time`, `suppress` (and `event_ids_capped` when ids were
 //!   left out). Its id is the rule id and the kept ids, like every alert's. A signal after the window
 //!   opens the next one. On a live stream that goes quiet, [`RuleState::idle`] closes groups as their
-//!   window ends by the wall clock, like silence rules.
+//!   window ends by the wall clock, like silence rules. A match that arrives late (below the watermark)
+//!   is not grouped but not lost either: it alerts alone (`event_count` 1, `late`), as the rule would
+//!   without `suppress`.
 //!
 //! **Bounds.** Per rule at most `max_keys` keys (default 100,000): beyond it the least recently seen keys
 //! are forgotten (counted in `evicted`). A threshold window holds fewer than `threshold` signals, a
@@ -160,6 +162,9 @@ pub struct RuleState {
     first_us: Option<i64>,
     next_arrival: u64,
     counters: StateCounters,
+    /// Group: matches that arrived late, alerted alone by the next [`RuleState::advance`] (never stored:
+    /// the engine advances right after pushing).
+    late_matches: Vec<Signal>,
 }
 
 /// A rule's state as stored: everything needed to continue exactly where it stopped.
@@ -193,6 +198,7 @@ impl RuleState {
             first_us: None,
             next_arrival: 0,
             counters: StateCounters::default(),
+            late_matches: Vec::new(),
         }
     }
 
@@ -252,6 +258,10 @@ impl RuleState {
     pub fn push(&mut self, mut signal: Signal, newest_us: i64) {
         if signal.time_us < newest_us.saturating_sub(self.spec.lateness_us) {
             self.counters.late += 1;
+            if self.kind == RuleKind::Group {
+                // Grouping never loses a match: a late one alerts alone at the next advance.
+                self.late_matches.push(signal);
+            }
             return;
         }
         signal.arrival = self.next_arrival;
@@ -264,6 +274,12 @@ impl RuleState {
     pub fn advance(&mut self, rule: &Rule, newest_us: i64) -> Vec<Alert> {
         let watermark = newest_us.saturating_sub(self.spec.lateness_us);
         let mut alerts = Vec::new();
+        for signal in std::mem::take(&mut self.late_matches) {
+            let mut fields = signal.fields;
+            fields.insert("event_count".into(), Value::from(1));
+            fields.insert("late".into(), Value::from(true));
+            alerts.push(Alert::new(rule, signal.time_us, vec![signal.event_id], fields));
+        }
         loop {
             let over = self.pending.len() > MAX_PENDING;
             let Some(entry) = self.pending.first_entry() else { break };

@@ -392,6 +392,11 @@ fn grouping_raises_one_alert_per_group_and_suppression_window() {
         (alerts[0]["fields"]["event_count"].as_u64(), alerts[0]["fields"]["event_ids_capped"].as_bool()),
         (Some(150), Some(true))
     );
+    // A match arriving late (10 minutes behind the newest event, past the 5 minutes of lateness) is not
+    // grouped, and not lost: it alerts alone.
+    let late = [ev(10, 4, 0, false, 1, 0), ev(0, 4, 0, false, 1, 0)];
+    assert_eq!(found(&late, "burst"), vec![(0, 1), (10, 1)]);
+    assert_eq!(alerts_of(&late, "burst")[0]["fields"]["late"], true);
     // The same stream however cut, and across a restart mid-window: the same alerts, the same ids.
     let expected = run(&burst, burst.len(), 1, None);
     assert_eq!(run(&burst, 7, 2, Some(10)), expected);
