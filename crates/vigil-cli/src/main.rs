@@ -801,6 +801,12 @@ impl Problem {
             vigil_pipeline::Error::Config { origin, reason } => {
                 Problem { origin: origin.clone(), reason: reason.clone(), text: e.to_string() }
             }
+            vigil_pipeline::Error::Format { origin, source } => {
+                Problem { origin: origin.clone(), reason: source.to_string(), text: e.to_string() }
+            }
+            vigil_pipeline::Error::KafkaUrl { origin, source } => {
+                Problem { origin: origin.clone(), reason: source.to_string(), text: e.to_string() }
+            }
             other => Problem::other(origin, other.to_string()),
         }
     }

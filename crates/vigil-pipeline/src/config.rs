@@ -201,10 +201,7 @@ impl InputConfig {
 
     /// The parsed format.
     pub fn format(&self) -> Result<Format> {
-        self.format.parse().map_err(|e: vigil_normalize::Error| Error::Config {
-            origin: format!("input `{}`", self.display()),
-            reason: e.to_string(),
-        })
+        self.format.parse().map_err(|source| Error::Format { origin: format!("input `{}`", self.display()), source })
     }
 
     /// The Kafka endpoint of a Kafka input (a `kafka` table or a `kafka://` path); `None` for files.
@@ -213,8 +210,7 @@ impl InputConfig {
             return Some(Ok(k.clone()));
         }
         KafkaEndpoint::is_url(&self.path).then(|| {
-            KafkaEndpoint::from_url(&self.path)
-                .map_err(|e| Error::Config { origin: "--input".into(), reason: e.to_string() })
+            KafkaEndpoint::from_url(&self.path).map_err(|source| Error::KafkaUrl { origin: "--input".into(), source })
         })
     }
 
@@ -523,7 +519,7 @@ impl OutputConfig {
             self.destinations.push(vigil_destinations::DestinationConfig::from_url(flag));
         } else if KafkaEndpoint::is_url(flag) {
             let endpoint = KafkaEndpoint::from_url(flag)
-                .map_err(|e| Error::Config { origin: format!("--{name}"), reason: e.to_string() })?;
+                .map_err(|source| Error::KafkaUrl { origin: format!("--{name}"), source })?;
             self.kafka = Some(endpoint.into_output());
         } else {
             self.path = Some(flag.to_string());

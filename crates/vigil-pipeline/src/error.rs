@@ -11,6 +11,33 @@ pub enum Error {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// An input names a format vigil does not know, or options its format refuses.
+    #[error("{origin}: {source}")]
+    Format {
+        /// The input (path, `--input` flag).
+        origin: String,
+        /// What the format said.
+        #[source]
+        source: vigil_normalize::Error,
+    },
+    /// A `kafka://` URL does not parse.
+    #[error("{origin}: {source}")]
+    KafkaUrl {
+        /// The flag or input that holds it.
+        origin: String,
+        /// What is wrong with it.
+        #[source]
+        source: vigil_kafka::Error,
+    },
+    /// A `^` topic pattern is not a valid regular expression.
+    #[error("{origin}: topic pattern: {source}")]
+    TopicPattern {
+        /// The Kafka input.
+        origin: String,
+        /// What the regex parser said.
+        #[source]
+        source: regex::Error,
+    },
     /// An input could not be read.
     #[error("input `{input}`: {reason}")]
     Input {
@@ -80,7 +107,13 @@ impl Error {
     pub fn class(&self) -> vigil_schema::ErrorClass {
         use vigil_schema::ErrorClass::{External, Internal, User};
         match self {
-            Error::Config { .. } | Error::Input { .. } | Error::InputIo { .. } | Error::Rules(_) => User,
+            Error::Config { .. }
+            | Error::Format { .. }
+            | Error::KafkaUrl { .. }
+            | Error::TopicPattern { .. }
+            | Error::Input { .. }
+            | Error::InputIo { .. }
+            | Error::Rules(_) => User,
             Error::Output { .. } | Error::OutputIo { .. } => External,
             Error::Eval(e) => e.class(),
             Error::Kafka(e) => e.class(),

@@ -257,7 +257,7 @@ impl Pipeline {
         for input in inputs {
             let format = input.format()?;
             let build = |options: &vigil_normalize::FormatOptions| {
-                format.build(options).map_err(|e| Error::Config { origin: input.path.clone(), reason: e.to_string() })
+                format.build(options).map_err(|source| Error::Format { origin: input.path.clone(), source })
             };
             let normalizer = build(&input.options())?;
             for file in expand_input(&input.path)? {
@@ -296,11 +296,11 @@ impl Pipeline {
             let normalizer = input
                 .format()?
                 .build(&input.options())
-                .map_err(|err| Error::Config { origin: e.describe(), reason: err.to_string() })?;
+                .map_err(|source| Error::Format { origin: e.describe(), source })?;
             for topic in &e.topics {
                 if topic.starts_with('^') {
                     let re = regex::Regex::new(topic)
-                        .map_err(|err| Error::Config { origin: e.describe(), reason: err.to_string() })?;
+                        .map_err(|source| Error::TopicPattern { origin: e.describe(), source })?;
                     routes.patterns.push((re, normalizer.clone()));
                 } else {
                     routes.exact.insert(topic.clone(), normalizer.clone());

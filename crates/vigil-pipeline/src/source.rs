@@ -218,7 +218,7 @@ pub fn spawn_reader(
             let display = file.display.clone();
             let read = Origin::open(&file).and_then(|origin| read_all(&file, origin, framing, settings, &lookup, &tx));
             if let Err(e) = read {
-                let _ = tx.blocking_send(ReadEvent::Failed(Error::Input { input: display, reason: e.to_string() }));
+                let _ = tx.blocking_send(ReadEvent::Failed(Error::InputIo { input: display, source: e }));
             }
         })
         .map_err(|e| tracing::error!(error = %e, "cannot start a reader thread"))
