@@ -178,7 +178,7 @@ const DUCKDB_ORACLE: &str = r#"
 import duckdb, hashlib, json, sys
 root, control, seed, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 c = duckdb.connect(); c.sql("SET TimeZone='UTC'")
-for kind in ("events", "alerts"):
+for kind in ("events", "alerts", "dead_letters"):
     c.sql(f"CREATE VIEW {kind} AS SELECT * FROM read_parquet('{root}/{kind}/**/*.parquet', hive_partitioning=true)")
 c.sql(f"CREATE VIEW triage AS SELECT * FROM read_parquet('{root}/triage/*.parquet')")
 c.sql(f"CREATE VIEW rules AS SELECT * FROM read_parquet('{root}/rules/*.parquet')")
@@ -192,6 +192,7 @@ r["open_queue"] = c.execute(f"WITH l AS (SELECT alert_id, arg_max(status, time) 
 ids = sorted({i for (i,) in c.execute(f"SELECT alert_id FROM alerts WHERE {crit} AND {period}").fetchall()})
 r["population"] = len(ids)
 r["sample"] = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())[:size]
+r["dead_letters"] = [[f, rc, str(n)] for f, rc, n in c.execute(f"WITH span AS (SELECT ingest_source, ingest_partition, min(ingest_offset) AS lo, max(ingest_offset) AS hi FROM events WHERE {period} GROUP BY ALL) SELECT d.format, d.reason_code, count(*) FROM dead_letters d LEFT JOIN span s ON d.ingest_source = s.ingest_source AND d.ingest_partition = s.ingest_partition AND d.ingest_offset BETWEEN s.lo AND s.hi WHERE s.lo IS NOT NULL OR (d.ingest_time >= TIMESTAMPTZ '2025-01-01 00:00:00+00' AND d.ingest_time < TIMESTAMPTZ '2025-07-01 00:00:00+00') GROUP BY ALL ORDER BY ALL").fetchall()]
 r["events_total"] = c.execute(f"SELECT count(*) FROM events WHERE {period}").fetchone()[0]
 r["rule_versions"] = {h: t for h, t in c.execute("SELECT DISTINCT rule_hash, text FROM rules WHERE rule_id = '" + sys.argv[5] + "'").fetchall()}
 print(json.dumps(r))
@@ -223,6 +224,11 @@ fn the_workpaper_renders_in_chromium_and_its_figures_match_vigil_query_and_duckd
     let k8s = datasets.join("k8s-audit-falco/k8s_audit.ndjson");
     replay(&cloudtrail, &d.join("q1/cloudtrail.ndjson"), "2025-01-01", 89, Some(HOSTILE_UA));
     replay(&k8s, &d.join("q1/k8s.ndjson"), "2025-01-05", 80, None);
+    // One record that cannot be parsed, amid the first quarter's CloudTrail: a dead letter of the period.
+    let q1 = d.join("q1/cloudtrail.ndjson");
+    let mut lines: Vec<String> = std::fs::read_to_string(&q1).expect("q1").lines().map(str::to_string).collect();
+    lines.insert(100, r#"{"eventTime":"2025-01-20T00:00:00Z","userAgent":"<script>alert(3)</script>","#.to_string());
+    std::fs::write(&q1, lines.join("\n") + "\n").expect("q1");
     replay(&cloudtrail, &d.join("q2/cloudtrail.ndjson"), "2025-04-01", 90, None);
     replay(&k8s, &d.join("q2/k8s.ndjson"), "2025-04-05", 80, None);
     let (v1, v2) = (d.join("rules-v1"), d.join("rules-v2"));
@@ -365,6 +371,13 @@ fn the_workpaper_renders_in_chromium_and_its_figures_match_vigil_query_and_duckd
     assert_eq!(tables["q-population-months"], oracle["events_per_month"]);
     assert_eq!(tables["q-alerts-months"], oracle["alerts_per_month"]);
     assert_eq!(tables["q-triage-status"], oracle["triage_status"]);
+    assert_eq!(tables["q-dead-letters"], oracle["dead_letters"]);
+    assert_eq!(
+        oracle["dead_letters"].as_array().map(Vec::len),
+        Some(1),
+        "the broken record: {}",
+        oracle["dead_letters"]
+    );
     assert_eq!(tables["q-population-total"][0][0].as_str(), Some(oracle["events_total"].to_string().as_str()));
     let months: Vec<&str> =
         oracle["events_per_month"].as_array().expect("rows").iter().filter_map(|r| r[1].as_str()).collect();

@@ -47,12 +47,13 @@ p.note, .note { color: var(--muted); font-size: 12px; }
 .criterion .plain { font-size: 14px; margin: 0 0 6px; }
 .criterion blockquote { margin: 0; font-style: italic; color: #333; }
 table.data { border-collapse: collapse; width: 100%; margin: 6px 0 4px; font-size: 12px; }
-table.data th, table.data td { border: 1px solid var(--line); padding: 4px 7px; text-align: left; vertical-align: top; }
+table.data th, table.data td { border: 1px solid var(--line); padding: 4px 7px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
 table.data thead th { background: var(--band); font-weight: 600; }
 table.data td.n, table.data th.n { text-align: right; font-variant-numeric: tabular-nums; }
 table.data tbody tr:nth-child(even) td { background: #fafbfc; }
 table.data td.empty { color: var(--muted); font-style: italic; text-align: center; }
 table.data td.tester { min-width: 110px; height: 34px; }
+table.prov th { width: 130px; background: var(--band); font-weight: 600; }
 pre.cmd { background: #f7f7f9; border: 1px solid var(--line); padding: 6px 8px; font-size: 10.5px; white-space: pre-wrap; word-break: break-all; margin: 2px 0 14px; color: #333; }
 pre.cmd .label { color: var(--muted); font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10px; display: block; }
 pre.raw, pre.rule { background: #fbfbfd; border: 1px solid var(--line); padding: 6px 8px; font-size: 10.5px; white-space: pre-wrap; word-break: break-all; margin: 4px 0; max-height: none; }
@@ -84,6 +85,10 @@ footer { margin-top: 36px; border-top: 1px solid var(--line); padding-top: 8px; 
   table.data, figure.chart, .kpis { page-break-inside: avoid; break-inside: avoid; }
   table.data thead { display: table-header-group; }
   pre.cmd { font-size: 8.5px; }
+  table.data { font-size: 9px; }
+  table.data td, table.data th { padding: 3px 4px; }
+  table.data td.tester { min-width: 0; width: 11%; }
+  table.data code { font-size: 8.5px; }
   a { color: inherit; text-decoration: none; }
 }
 "#;

@@ -961,6 +961,17 @@ async fn sample_section(
                         .collect()
                 })
                 .unwrap_or_default();
+            // The file that holds the event: its entry's events file of the event's source, date and hour.
+            let folder = event
+                .filter(|e| e.time.len() >= 13)
+                .map(|e| format!("events/source={}/date={}/hour={}/", e.source, &e.time[..10], &e.time[11..13]));
+            let holding: Vec<&String> =
+                files.iter().filter(|f| folder.as_ref().is_some_and(|d| f.starts_with(d.as_str()))).collect();
+            let files_html = if holding.len() == 1 && files.len() > 1 {
+                format!("{} (and {} other file(s) of the entry)", esc(holding[0]), files.len() - 1)
+            } else {
+                files.iter().map(|f| esc(f)).collect::<Vec<_>>().join("<br>")
+            };
             let digest = event.and_then(|e| {
                 let partition: i32 = e.partition.parse().ok()?;
                 let seq = seq?;
@@ -988,7 +999,7 @@ async fn sample_section(
                  <tr><th>event</th><td><code>{}</code> ({}, {})</td></tr>\
                  <tr><th>read from</th><td>{} partition {} offset {}</td></tr>\
                  <tr><th>manifest entry</th><td>{} (entry hash <code>{}</code>)</td></tr>\
-                 <tr><th>files of the entry</th><td>{}</td></tr>\
+                 <tr><th>file holding it</th><td>{}</td></tr>\
                  <tr><th>signed digest</th><td>{}</td></tr></tbody></table>\n<pre class=\"raw\">{}</pre>\n",
                 esc(event_id),
                 esc(event.map_or("", |e| e.source.as_str())),
@@ -998,7 +1009,7 @@ async fn sample_section(
                 esc(event.map_or("?", |e| e.offset.as_str())),
                 esc(&entry),
                 esc(&entry_hash),
-                files.iter().map(|f| esc(f)).collect::<Vec<_>>().join("<br>"),
+                files_html,
                 esc(&digest_text),
                 esc(&event.map_or_else(|| "(the event is not in the archive)".to_string(), |e| raw_text(&e.raw, 3000))),
             );
