@@ -3,14 +3,14 @@
 //! express exactly is refused with the file, the line and the reason, and the pack does not load (as for
 //! any invalid rule); `vigil sigma convert` shows the SQL or the refusal.
 //!
-//! The rule's hash is the SHA-256 of the Sigma file itself, so an alert names the version of the file
-//! that raised it; its Sigma `id`, `title` and `author` ride along as [`SourceRule`] in the rule and in
+//! The rule's text is the converted SQL, which names the Sigma file and its SHA-256; the rule's hash is
+//! that text's, as for SQL rules, so the text the archive keeps for an alert's `rule_hash` is the SQL that
+//! ran. Its Sigma `id`, `title` and `author` ride along as [`SourceRule`] in the rule and in
 //! every alert it raises (SigmaHQ's Detection Rule License asks that alerts carry the author).
 
 use std::path::Path;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::rule::{Rule, parse_rule};
 use crate::{Error, Result};
@@ -49,7 +49,6 @@ pub fn parse_rule_file(path: &Path, text: &str) -> Result<Rule> {
         }
     })?;
     let mut rule = parse_rule(path, &converted.sql)?;
-    rule.hash = hex::encode(Sha256::digest(text.as_bytes()));
     let meta = converted.meta;
     rule.source_rule = Some(SourceRule {
         format: "sigma",
@@ -65,13 +64,18 @@ pub fn parse_rule_file(path: &Path, text: &str) -> Result<Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn sigma_files_load_as_rules() {
         let yml = "title: Root used\nid: 8ad1\nauthor: A. Author\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    userIdentity.type: Root\n  condition: sel\nlevel: high\n";
         let rule = parse_rule_file(Path::new("rules/root_used.yml"), yml).unwrap();
         assert_eq!((rule.id.as_str(), rule.severity.as_str()), ("root_used", "high"));
-        assert_eq!(rule.hash, hex::encode(Sha256::digest(yml.as_bytes())));
+        assert_eq!(rule.hash, hex::encode(Sha256::digest(rule.sql.as_bytes())));
+        assert!(
+            rule.sql.contains(&hex::encode(Sha256::digest(yml.as_bytes()))),
+            "the text names its Sigma file's hash"
+        );
         let source = rule.source_rule.unwrap();
         assert_eq!((source.id.as_str(), source.author.as_str(), source.format), ("8ad1", "A. Author", "sigma"));
         let err = parse_rule_file(Path::new("r.yml"), &yml.replace("type: Root", "type|expand: '%x%'"))

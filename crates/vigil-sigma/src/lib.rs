@@ -49,6 +49,8 @@ pub mod yaml;
 
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
 pub use error::{Error, Refusal, Result};
 
 use error::{Refused, refuse};
@@ -209,6 +211,9 @@ fn convert_inner(path: &Path, text: &str) -> std::result::Result<Converted, Refu
         if meta.author.is_empty() { "(no author)" } else { &meta.author },
         meta.logsource
     ));
+    // which file this text was made from (the archive keeps this text, whose hash is the rule's)
+    let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    sql.push_str(&format!("-- Sigma file {file}, SHA-256 {}\n", hex::encode(Sha256::digest(text.as_bytes()))));
     sql.push_str("SELECT time, event_id, actor_user, src_ip, activity FROM events\n");
     sql.push_str(&format!("WHERE source = '{}'", selection.source));
     if let Some(filter) = &selection.filter {
