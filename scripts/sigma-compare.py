@@ -58,6 +58,10 @@ FIXTURES = {
     "okta.ndjson": "okta",
     "web_access.ndjson": "web_access_json",
     "linux_auth.log": "linux_auth",
+    # written by hand (fixtures/sigma/HANDWRITTEN.md)
+    "cloudtrail.handwritten.ndjson": "cloudtrail",
+    "okta.handwritten.ndjson": "okta",
+    "web_access.handwritten.ndjson": "web_access_json",
 }
 
 

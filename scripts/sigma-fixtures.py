@@ -77,7 +77,7 @@ FORMAT_OF = {"aws.cloudtrail": "cloudtrail", "k8s.audit": "k8s_audit", "github.a
 WEB_FIELD = {"cs-method": "method", "c-method": "method", "cs-uri": "path", "c-uri": "path", "cs-uri-query": "path",
              "cs-uri-stem": "path", "c-uri-stem": "path", "c-useragent": "http_user_agent", "cs-user-agent": "http_user_agent",
              "cs(User-Agent)": "http_user_agent", "sc-status": "status", "cs-referer": "http_referer", "cs(Referer)": "http_referer",
-             "cs-username": "remote_user"}
+             "cs-username": "remote_user", "cs-host": "host", "c-host": "host", "cs(Host)": "host"}
 
 
 def text_of(value):

@@ -21,7 +21,8 @@ column `fulltext` holding the record as received (keywords search it); and SQLit
     array is its JSON text as written in the record; null or missing is NULL; a path through an array is
     NULL.
   - Access logs in JSON (web_access_json): cs-method, cs-uri-query, c-uri-extension, ... from `method`,
-    `path`, `status`, `http_user_agent`, ... (or parsed from `request`), an absolute URI losing its host.
+    `path`, `status`, `http_user_agent`, `host`, ... (or parsed from `request`), an absolute URI losing
+    its host.
   - Syslog lines (linux_auth): keywords only; `service: sshd` selects the lines of program sshd.
 Records vigil dead-lettered (--exclude-dlq) never reach its rules and are left out here too.
 """
@@ -188,6 +189,9 @@ def web_fields(record):
         "cs-referer": text("http_referer"),
         "cs(Referer)": text("http_referer"),
         "cs-username": text("remote_user"),
+        "cs-host": text("host"),
+        "c-host": text("host"),
+        "cs(Host)": text("host"),
     }
     if path is not None:
         stem = path.split("?", 1)[0]

@@ -132,7 +132,6 @@ fn converted_sigmahq_rules_match_exactly_what_pysigma_matches() {
     assert_eq!(report["sigma_meta_ok"], true, "alerts of Sigma rules carry their id and author");
     let rules = report["rules"].as_array().expect("rules");
     assert_eq!(rules.len(), 263, "every SigmaHQ rule of the datasets is accounted for");
-    let index = std::fs::read_to_string(repo().join("fixtures/sigma/INDEX.md")).expect("fixtures index");
     let mut converted = 0;
     for r in rules {
         let path = r["path"].as_str().expect("path");
@@ -140,14 +139,8 @@ fn converted_sigmahq_rules_match_exactly_what_pysigma_matches() {
             converted += 1;
             assert!(r.get("oracle_error").is_none(), "pySigma could not run {path}: {r}");
             assert_eq!(r["vigil"], r["oracle"], "{path}: {r}");
-            // every converted rule fires, except those fixtures/sigma/INDEX.md says it has no record for
-            let rel = path.split("sigma-rules/").last().expect("relative path");
-            if r["vigil"] == 0 {
-                assert!(
-                    index.contains(&format!("| {rel} | - | no record found")),
-                    "{rel} never fires and has no fixture"
-                );
-            }
+            // every converted rule fires at least once (datasets, fixtures/sigma)
+            assert!(r["vigil"].as_u64().is_some_and(|n| n > 0), "{path} never fires: {r}");
         } else {
             assert!(r["line"].as_u64().is_some_and(|l| l > 0), "a refusal names its line: {r}");
             assert!(r["reason"].as_str().is_some_and(|s| s.len() > 20), "a refusal says why: {r}");

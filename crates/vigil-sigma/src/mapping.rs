@@ -29,7 +29,7 @@
 //! | `c-useragent`, `cs-user-agent`, `cs(User-Agent)` | `user_agent` |
 //! | `sc-status` | `http_status` as text |
 //! | `cs-referer`, `cs(Referer)` | the referer kept in `attrs` (`referer` from combined lines, `http_referer` from JSON access logs) |
-//! | `cs-host`, `c-host`, `cs(Host)` | `attrs.host`: the host of an absolute-URI request line |
+//! | `cs-host`, `c-host`, `cs(Host)` | `attrs.host`: the host of an absolute-URI request line (combined format), or a JSON access log's own `host` member |
 //! | `cs-username` | `actor_user` |
 //!
 //! Any other field (`dst_ip`, `cs-cookie`, ...) is not in access logs: the rule is refused rather than
