@@ -5,7 +5,7 @@
 //! | metric | type | labels | what |
 //! | --- | --- | --- | --- |
 //! | `vigil_build_info` | gauge | `version` | always 1 |
-//! | `vigil_records_read_total` | counter | `ingest_source`, `partition` | records read from the input (lines, Kafka messages) |
+//! | `vigil_records_read_total` | counter | `ingest_source`, `partition` | records read from the input (lines, Kafka messages), added when their batch is durable |
 //! | `vigil_bytes_read_total` | counter | `ingest_source`, `partition` | their bytes |
 //! | `vigil_events_archived_total` | counter | `ingest_source`, `partition` | records normalized into events and durable in the archive |
 //! | `vigil_dead_letters_total` | counter | `ingest_source`, `partition`, `reason` | records sent to the dead letters (durable too), by reason code |
