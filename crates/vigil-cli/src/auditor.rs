@@ -207,5 +207,9 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
         if summary.verify_ok { "verified" } else { "has verify findings: see the report" },
         if summary.authenticated { ", signatures checked" } else { ", signatures not checked (no --public-key)" }
     );
-    Ok(ExitCode::SUCCESS)
+    for failure in &summary.failures {
+        logs::say(tracing::Level::WARN, &format!("could not be read from the archive: {failure}"));
+    }
+    // Like verify: 1 when the archive has a finding (the workpaper is written and says what).
+    Ok(if summary.verify_ok && summary.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

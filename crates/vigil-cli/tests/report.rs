@@ -33,6 +33,14 @@ fn vigil(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs vigil expecting it to fail; returns its exit code and output.
+fn vigil_fails(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil")).current_dir(repo()).args(args).output().expect("vigil runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "vigil {args:?} should fail: {text}");
+    (out.status.code().unwrap_or(-1), text)
+}
+
 fn parse_us(text: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_micros())
 }
@@ -193,6 +201,10 @@ ids = sorted({i for (i,) in c.execute(f"SELECT alert_id FROM alerts WHERE {crit}
 r["population"] = len(ids)
 r["sample"] = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())[:size]
 r["dead_letters"] = [[f, rc, str(n)] for f, rc, n in c.execute(f"WITH span AS (SELECT ingest_source, ingest_partition, min(ingest_offset) AS lo, max(ingest_offset) AS hi FROM events WHERE {period} GROUP BY ALL) SELECT d.format, d.reason_code, count(*) FROM dead_letters d LEFT JOIN span s ON d.ingest_source = s.ingest_source AND d.ingest_partition = s.ingest_partition AND d.ingest_offset BETWEEN s.lo AND s.hi WHERE s.lo IS NOT NULL OR (d.ingest_time >= TIMESTAMPTZ '2025-01-01 00:00:00+00' AND d.ingest_time < TIMESTAMPTZ '2025-07-01 00:00:00+00') GROUP BY ALL ORDER BY ALL").fetchall()]
+r["alerts_without_text"] = c.execute("SELECT count(*) FROM alerts WHERE rule_hash NOT IN (SELECT rule_hash FROM rules)").fetchone()[0]
+r["packs_with_text"] = sorted(p for (p,) in c.execute("SELECT DISTINCT pack_hash FROM rules").fetchall())
+import glob
+r["packs_of_entries"] = sorted({json.load(open(f))["rule_pack_hash"] for f in glob.glob(f"{root}/manifests/*/*/*.json") if "/manifests/@" not in f})
 r["events_total"] = c.execute(f"SELECT count(*) FROM events WHERE {period}").fetchone()[0]
 r["rule_versions"] = {h: t for h, t in c.execute("SELECT DISTINCT rule_hash, text FROM rules WHERE rule_id = '" + sys.argv[5] + "'").fetchall()}
 print(json.dumps(r))
@@ -289,6 +301,24 @@ fn the_workpaper_renders_in_chromium_and_its_figures_match_vigil_query_and_duckd
     triage(&ids[1], "false_positive", &["--ticket", HOSTILE_TICKET, "--note", HOSTILE_NOTE]);
     triage(&ids[2], "investigating", &[]);
     triage(&ids[3], "open", &[]);
+    // An alert that is not in the archive is refused; a signed archive refuses a writer without the key.
+    let (code, text) = vigil_fails(&[
+        "alerts",
+        "triage",
+        "no-such-alert",
+        "--status",
+        "resolved",
+        "--by",
+        "x",
+        "--evidence",
+        ev,
+        "--signing-key",
+        &key,
+    ]);
+    assert!(code == 2 && text.contains("no alert `no-such-alert`"), "{text}");
+    let (code, text) =
+        vigil_fails(&["alerts", "triage", &ids[2], "--status", "resolved", "--by", "x", "--evidence", ev]);
+    assert!(code == 2 && text.contains("is signed"), "{text}");
     let queue =
         vigil(&["alerts", "list", "--status", "open", "--from", FROM, "--to", TO, "--format", "csv", "--evidence", ev]);
     let queued: Vec<&str> = queue.lines().skip(1).collect();
@@ -406,6 +436,11 @@ fn the_workpaper_renders_in_chromium_and_its_figures_match_vigil_query_and_duckd
     assert_eq!(oracle["rule_versions"][sha(&new_text)].as_str(), Some(new_text.as_str()));
     assert_eq!(oracle["rule_versions"].as_object().map(|o| o.len()), Some(2));
 
+    // Every alert's rule hash and every entry's rule pack hash resolves to archived text.
+    assert_eq!(oracle["alerts_without_text"].as_u64(), Some(0));
+    assert_eq!(oracle["packs_of_entries"], oracle["packs_with_text"]);
+    assert_eq!(oracle["packs_with_text"].as_array().map(Vec::len), Some(2), "two packs ran");
+
     // Hostile record content is text, never markup.
     let tags = &seen["tags"];
     assert!(tags.get("script").is_none() && tags.get("img").is_none() && tags.get("iframe").is_none(), "{tags}");
@@ -436,4 +471,42 @@ fn the_workpaper_renders_in_chromium_and_its_figures_match_vigil_query_and_duckd
         &pdf_text[..pdf_text.len().min(2000)]
     );
     assert!(pdf_text.contains("Alerts per rule per month") && pdf_text.contains("tested by"));
+
+    // Someone edits a rule's text in the archive without the key: verify names the file, and the
+    // workpaper says the archive failed verification.
+    let rules_file = vigil_tests::files_below(&evidence.join("rules")).into_iter().next().expect("a rules file");
+    let mut bytes = std::fs::read(&rules_file).expect("rules file");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&rules_file, bytes).expect("edit");
+    let (code, text) = vigil_fails(&["verify", "--evidence", ev, "--json"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&text[..text.rfind('}').map_or(0, |i| i + 1)]).expect("verify json");
+    let named =
+        report["findings"].as_array().expect("findings").iter().any(|f| {
+            f["kind"] == "file_hash_mismatch" && f["object"].as_str().is_some_and(|o| o.starts_with("rules/"))
+        });
+    assert!(code == 1 && named, "{report:#}");
+    let again = d.join("report-after-edit");
+    let (code, text) = vigil_fails(&[
+        "report",
+        "--evidence",
+        ev,
+        "--from",
+        FROM,
+        "--to",
+        TO,
+        "--control",
+        "CC6.8",
+        "--out",
+        again.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "a finding: {text}");
+    let index = std::fs::read_to_string(again.join("index.html")).expect("index");
+    assert!(index.contains("verify found problems") && index.contains("file_hash_mismatch"), "the workpaper shows it");
+    let page = std::fs::read_to_string(again.join("CC6.8.html")).expect("page");
+    assert!(
+        page.contains("incomplete") && page.contains("could not be read"),
+        "the damaged table is named, not silently empty"
+    );
 }

@@ -85,6 +85,8 @@ pub struct ReportSummary {
     pub verify_ok: bool,
     /// Whether verify checked signatures with the keys given.
     pub authenticated: bool,
+    /// Parts that could not be read from the archive (each is named on the pages too).
+    pub failures: Vec<String>,
 }
 
 /// One control page.
@@ -156,11 +158,48 @@ struct Context<'a> {
     pack_ranges: BTreeMap<String, (i64, i64)>,
     digests: Vec<Digest>,
     generated: String,
+    /// What could not be read (queries that failed), shown on every page.
+    failures: std::sync::Mutex<Vec<String>>,
 }
 
 impl Context<'_> {
     async fn rows(&self, sql: &str) -> Result<Vec<Vec<String>>> {
         cells(&vigil_audit::query::query(&self.ctx, sql).await?)
+    }
+
+    /// [`Context::rows`], or no rows when the query fails (a damaged file, say): the failure is kept and
+    /// every page says so, so a damaged archive still gets its workpaper and nothing fails silently.
+    async fn rows_or_failed(&self, sql: &str) -> Vec<Vec<String>> {
+        match self.rows(sql).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.failed(format!("{e} (query: {sql})"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn failed(&self, what: String) {
+        tracing::warn!(failure = %what, "a part of the workpaper could not be read from the archive");
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.push(what);
+        }
+    }
+
+    /// The banner naming what could not be read, when anything could not.
+    fn failures_banner(&self) -> String {
+        let failures = self.failures.lock().map(|f| f.clone()).unwrap_or_default();
+        if failures.is_empty() {
+            return String::new();
+        }
+        let mut out = format!(
+            "<div class=\"criterion\" style=\"border-left-color: var(--bad)\"><p class=\"plain\"><span class=\"badge bad\">incomplete</span> {} part(s) of this workpaper could not be read from the archive (see the integrity section: a damaged or edited file):</p><ul>",
+            failures.len()
+        );
+        for f in failures.iter().take(20) {
+            let _ = write!(out, "<li><code>{}</code></li>", esc(f));
+        }
+        out + "</ul></div>\n"
     }
 
     /// Runs `sql`, renders its rows under `headers`, and prints the command that reproduces them.
@@ -171,10 +210,16 @@ impl Context<'_> {
         numeric: &[bool],
         sql: &str,
     ) -> Result<(String, Vec<Vec<String>>)> {
-        let rows = self.rows(sql).await?;
-        let html = table(id, headers, &rows, numeric)
-            + &html::query_command(&format!("{id}-sql"), &self.options.evidence, sql);
-        Ok((html, rows))
+        let command = html::query_command(&format!("{id}-sql"), &self.options.evidence, sql);
+        match self.rows(sql).await {
+            Ok(rows) => Ok((table(id, headers, &rows, numeric) + &command, rows)),
+            Err(e) => {
+                let message = e.to_string();
+                self.failed(format!("{message} (query: {sql})"));
+                let html = format!("<p><span class=\"badge bad\">query failed</span> {}</p>\n{command}", esc(&message));
+                Ok((html, Vec::new()))
+            }
+        }
     }
 
     fn header(&self, title: &str, subtitle: &str, crumbs: bool) -> String {
@@ -245,6 +290,7 @@ pub async fn write(archive: &Archive, options: &ReportOptions) -> Result<ReportS
         pack_ranges,
         digests,
         generated: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        failures: std::sync::Mutex::new(Vec::new()),
     };
     let controls = if options.controls.is_empty() {
         let sql = "SELECT DISTINCT c FROM (SELECT unnest(criteria) AS c FROM rules) ORDER BY c";
@@ -283,6 +329,7 @@ pub async fn write(archive: &Archive, options: &ReportOptions) -> Result<ReportS
         controls: summaries,
         verify_ok: context.verify.ok(),
         authenticated: context.verify.authenticated,
+        failures: context.failures.lock().map(|f| f.clone()).unwrap_or_default(),
     })
 }
 
@@ -397,7 +444,7 @@ async fn population_section(c: &Context<'_>) -> Result<(String, String)> {
     let sql = format!(
         "SELECT source, substr(date, 1, 7) AS month, count(*) AS events FROM events WHERE {period} GROUP BY source, substr(date, 1, 7) ORDER BY source, month"
     );
-    let rows = c.rows(&sql).await?;
+    let rows = c.rows_or_failed(&sql).await;
     out += &chart("Events per month, by source", &c.months, &rows);
     out += &table("q-population-months", &["source", "month", "events"], &rows, &[false, false, true]);
     out += &html::query_command("q-population-months-sql", &c.options.evidence, &sql);
@@ -536,10 +583,10 @@ async fn control_page(c: &Context<'_>, control: &str, population: &(String, Stri
         .await?;
     body += &html;
     let detail = c
-        .rows(&format!(
+        .rows_or_failed(&format!(
             "SELECT rule_id, rule_hash, pack_hash, title, severity, kind, file, text, text_sha256, to_char(recorded_at, '%Y-%m-%d %H:%M:%S') FROM rules WHERE {crit} ORDER BY rule_id, recorded_at"
         ))
-        .await?;
+        .await;
     let mut versions: BTreeMap<(String, String), Version> = BTreeMap::new();
     for r in detail {
         let v = versions.entry((r[0].clone(), r[1].clone())).or_insert_with(|| Version {
@@ -628,7 +675,7 @@ async fn control_page(c: &Context<'_>, control: &str, population: &(String, Stri
     let sql = format!(
         "SELECT rule_id, substr(date, 1, 7) AS month, count(*) AS alerts FROM alerts WHERE {crit} AND {period} GROUP BY rule_id, substr(date, 1, 7) ORDER BY rule_id, month"
     );
-    let rows = c.rows(&sql).await?;
+    let rows = c.rows_or_failed(&sql).await;
     let total: u64 = rows.iter().map(|r| r[2].parse::<u64>().unwrap_or(0)).sum();
     body += "<h3>Alerts per rule per month</h3>\n";
     body += &chart(&format!("Alerts per month of rules mapped to {control}, by rule"), &c.months, &rows);
@@ -723,8 +770,17 @@ async fn control_page(c: &Context<'_>, control: &str, population: &(String, Stri
         size: o.sample_size,
         seed: o.seed.clone(),
     };
-    let drawn = vigil_audit::sample::draw(c.archive, &c.ctx, &request, &sample_dir).await?;
-    let (sample_html, sampled) = sample_section(c, control, &drawn, &folder).await?;
+    let (sample_html, sampled) = match vigil_audit::sample::draw(c.archive, &c.ctx, &request, &sample_dir).await {
+        Ok(drawn) => sample_section(c, control, &drawn, &folder).await?,
+        Err(e) => {
+            c.failed(format!("the sample: {e}"));
+            let html = format!(
+                "<h2 id=\"sample\">Sample</h2>\n<p><span class=\"badge bad\">the sample could not be drawn</span> {}</p>\n",
+                esc(&e.to_string())
+            );
+            (html, 0)
+        }
+    };
     body += &sample_html;
 
     // Verify, then the rule texts.
@@ -748,7 +804,7 @@ async fn control_page(c: &Context<'_>, control: &str, population: &(String, Stri
         esc(&o.seed),
         if c.verify.ok() { "intact" } else { "problems" },
     );
-    body.insert_str(glance_at, &glance);
+    body.insert_str(glance_at, &(c.failures_banner() + &glance));
 
     let header = c.header(&title, "SOC 2 workpaper: control test from the evidence archive", true);
     let footer = format!(
@@ -896,10 +952,10 @@ async fn sample_section(
         BTreeMap::new()
     } else {
         let list = ids.iter().map(|i| quote(i)).collect::<Vec<_>>().join(",");
-        c.rows(&format!(
+        c.rows_or_failed(&format!(
             "WITH {LATEST_TRIAGE} SELECT alert_id, status, triaged_by, COALESCE(ticket, '') FROM latest WHERE n = 1 AND alert_id IN ({list})"
         ))
-        .await?
+        .await
         .into_iter()
         .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone(), r[3].clone())))
         .collect()
@@ -1140,13 +1196,15 @@ fn verify_section(c: &Context<'_>) -> String {
 async fn index_page(c: &Context<'_>, controls: &[ControlSummary]) -> Result<PathBuf> {
     let o = c.options;
     let period = &c.period;
-    let mut body = String::from("<h2>Controls tested</h2>\n");
+    let mut body = String::new();
     let sql = format!(
         "WITH {LATEST_TRIAGE}, per AS (SELECT unnest(a.criteria) AS control, a.alert_id, COALESCE(l.status, 'open') AS latest_status FROM alerts a LEFT JOIN latest l ON l.alert_id = a.alert_id AND l.n = 1 WHERE {}) \
          SELECT control, count(*) AS alerts, count(*) FILTER (WHERE latest_status IN ('open', 'investigating')) AS unresolved FROM per GROUP BY control ORDER BY control",
         period.replace("time", "a.time")
     );
-    let counts = c.rows(&sql).await?;
+    let counts = c.rows_or_failed(&sql).await;
+    body += &c.failures_banner();
+    body += "<h2>Controls tested</h2>\n";
     body += "<table class=\"data\" data-from=\"q-index\"><thead><tr><th>control</th><th>criterion</th><th class=\"n\">rule versions</th><th class=\"n\">alerts</th><th class=\"n\">open or investigating</th><th class=\"n\">sampled</th></tr></thead><tbody>\n";
     for s in controls {
         let row = counts.iter().find(|r| r[0] == s.id);
