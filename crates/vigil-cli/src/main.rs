@@ -43,8 +43,9 @@ enum Command {
     /// Prove an evidence archive complete and untampered: every file intact (hash, size, rows), none
     /// missing or extra, manifest chains unbroken, offsets contiguous. Exit 0 only when all hold.
     Verify(VerifyArgs),
-    /// Query an evidence archive with read-only SQL over the tables events, alerts and dead_letters
-    /// (partition columns: events source/date/hour, alerts date, dead_letters format).
+    /// Query an evidence archive with read-only SQL over the tables events, alerts, dead_letters, rules
+    /// (the text of every rule pack that ran) and triage (partition columns: events source/date/hour,
+    /// alerts date, dead_letters format).
     Query(QueryArgs),
     /// Draw a reproducible evidence sample (ranked by SHA-256 of seed and record id) into a package folder.
     Sample(SampleArgs),
