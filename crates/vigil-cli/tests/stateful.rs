@@ -54,7 +54,15 @@ fn a_crash_and_restart_archive_exactly_the_alerts_of_one_run() {
     let (ok, log) = vigil(&clean, None);
     assert!(ok, "{log}");
     let expected = alerts(&clean);
-    for rule in ["ssh_brute_force", "ssh_password_spraying", "aws_mass_secret_reads", "source_silence"] {
+    // attack_tool_user_agent and aws_secrets_retrieved are grouped (suppress): restart-safe like the rest.
+    for rule in [
+        "ssh_brute_force",
+        "ssh_password_spraying",
+        "aws_mass_secret_reads",
+        "source_silence",
+        "attack_tool_user_agent",
+        "aws_secrets_retrieved",
+    ] {
         assert!(expected.iter().any(|a| a.starts_with(&format!("{rule},"))), "{rule} fires in the clean run");
     }
     for failpoint in ["before_archive:9", "before_manifest:17", "before_commit:25", "before_commit:45"] {

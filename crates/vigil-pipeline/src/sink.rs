@@ -244,7 +244,12 @@ fn outgoing(alert: &Alert, line: &str) -> vigil_destinations::Outgoing {
         severity: alert.severity.to_string(),
         time: alert.time.clone(),
         criteria: alert.criteria.clone(),
-        events: alert.event_ids.len() as u64,
+        // A grouped alert counts every event of its window; it names at most the first 100.
+        events: alert
+            .fields
+            .get("event_count")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(alert.event_ids.len() as u64),
         fields: alert.fields.clone(),
         webhook_body: line.to_string(),
     }
