@@ -671,6 +671,13 @@ impl PipelineConfig {
                     .into(),
             );
         }
+        // Each destination's URL and secret (read now: a missing secret is named, never shown).
+        let env = |name: &str| std::env::var(name).ok();
+        for destination in &self.alerts.destinations {
+            if let Err(e) = destination.resolve(&env) {
+                problem(e.to_string());
+            }
+        }
         let stdin_inputs = self.inputs.iter().filter(|i| i.path == "-").count();
         if stdin_inputs > 1 {
             problem("stdin (`-`) can be read by one input only".into());

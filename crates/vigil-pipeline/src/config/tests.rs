@@ -119,3 +119,36 @@ fn a_config_file_takes_brokers_and_bucket_from_the_environment() {
     let err = PipelineConfig::load_with(&path, env(&vars[..1])).unwrap_err().to_string();
     assert!(err.contains("p.toml:10: ") && err.contains("`BUCKET` is not set"), "{err}");
 }
+
+#[test]
+fn alert_destinations_come_from_flags_and_tables_and_need_a_local_spool() {
+    let mut alerts = OutputConfig::default();
+    alerts.set_from_flag("https://siem.example.com/in/t0ken", "alerts").unwrap();
+    alerts.set_from_flag("pagerduty://", "alerts").unwrap();
+    alerts.set_from_flag("out.ndjson", "alerts").unwrap();
+    assert_eq!(alerts.destinations.len(), 2);
+    assert_eq!(alerts.path.as_deref(), Some("out.ndjson"));
+    let err = OutputConfig::default().set_from_flag("slack://", "dlq").unwrap_err().to_string();
+    assert!(err.contains("take alerts only"), "{err}");
+    assert_eq!(alerts.spool_root("ev"), Some(PathBuf::from("ev/state/alert-spool")));
+    assert_eq!(alerts.spool_root("file:///srv/ev"), Some(PathBuf::from("/srv/ev/state/alert-spool")));
+    assert_eq!(alerts.spool_root("s3://bucket/prefix"), None);
+    assert_eq!("ocsf".parse::<AlertFormat>().unwrap(), AlertFormat::Ocsf);
+    assert!("xml".parse::<AlertFormat>().is_err());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "[[inputs]]\nformat = \"cloudtrail\"\npath = \"-\"\n[rules]\ndirs = [\"r\"]\n[evidence]\nurl = \"s3://b/p\"\n\
+         [alerts]\nformat = \"ocsf\"\n[[alerts.destinations]]\nurl = \"https://siem.example.com/in/t0ken\"\n\
+         secret_env = \"VIGIL_TEST_UNSET_SECRET_4F1C\"\n",
+    )
+    .unwrap();
+    let config = PipelineConfig::load(&path).unwrap();
+    assert_eq!(config.alerts.format, AlertFormat::Ocsf);
+    let problems: Vec<String> = config.problems("p.toml").iter().map(ToString::to_string).collect();
+    assert!(problems.iter().any(|p| p.contains("set [alerts] spool_dir")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("VIGIL_TEST_UNSET_SECRET_4F1C")), "{problems:?}");
+    assert!(problems.iter().all(|p| !p.contains("t0ken")), "a URL path is never shown: {problems:?}");
+}
