@@ -54,6 +54,8 @@ pub struct RulePack {
     pub rules: Vec<Rule>,
     /// SHA-256 over every rule's id and hash: which rule versions were active (CC8.1).
     pub hash: String,
+    /// Sigma rules vigil cannot express exactly, not loaded: `file:line: reason` each ([`crate::sigma`]).
+    pub refused: Vec<String>,
 }
 
 impl RulePack {
@@ -80,7 +82,7 @@ impl RulePack {
             hasher.update(rule.hash.as_bytes());
             hasher.update([b'\n']);
         }
-        Ok(RulePack { rules, hash: hex::encode(hasher.finalize()) })
+        Ok(RulePack { rules, hash: hex::encode(hasher.finalize()), refused: Vec::new() })
     }
 }
 
@@ -101,6 +103,7 @@ pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn load_rules(dirs: &[PathBuf]) -> std::result::Result<RulePack, Vec<Error>> {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
+    let mut refused = Vec::new();
     for dir in dirs {
         let files = match rule_files(dir) {
             Ok(files) => files,
@@ -125,6 +128,10 @@ pub fn load_rules(dirs: &[PathBuf]) -> std::result::Result<RulePack, Vec<Error>>
                 .and_then(|rule| check_read_only(&path, &rule.sql, &TABLES).map(|()| rule));
             match loaded {
                 Ok(rule) => rules.push(rule),
+                Err(e @ Error::Unsupported { .. }) => {
+                    tracing::warn!(rule = %e, "Sigma rule not loaded: vigil cannot express it exactly");
+                    refused.push(e.to_string());
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -132,7 +139,7 @@ pub fn load_rules(dirs: &[PathBuf]) -> std::result::Result<RulePack, Vec<Error>>
     if !errors.is_empty() {
         return Err(errors);
     }
-    RulePack::new(rules)
+    RulePack::new(rules).map(|pack| RulePack { refused, ..pack })
 }
 
 /// The `events` table: batches swapped in per micro-batch.

@@ -15,6 +15,17 @@ pub enum Error {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// A Sigma rule uses something vigil cannot express exactly (a logsource without a normalizer, a
+    /// modifier, a correlation): it is not loaded, and the rest of the pack runs (see [`crate::sigma`]).
+    #[error("{}:{line}: {reason}", path.display())]
+    Unsupported {
+        /// The rule file.
+        path: PathBuf,
+        /// 1-based line of the part vigil cannot express.
+        line: u64,
+        /// What and why.
+        reason: String,
+    },
     /// A rule file or directory could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
@@ -41,7 +52,9 @@ impl Error {
     /// to fix; a rule failing on data at run time is quarantined before it ever reaches here.
     pub fn class(&self) -> vigil_schema::ErrorClass {
         match self {
-            Error::Rule { .. } | Error::Io { .. } | Error::Eval { .. } => vigil_schema::ErrorClass::User,
+            Error::Rule { .. } | Error::Unsupported { .. } | Error::Io { .. } | Error::Eval { .. } => {
+                vigil_schema::ErrorClass::User
+            }
         }
     }
 }

@@ -1,7 +1,13 @@
 //! Sigma rules in rule directories: a `.yml` or `.yaml` file beside the `.sql` rules is converted by
-//! [`vigil_sigma`] into a vigil rule (header and SQL), then loaded like any other rule. A rule vigil cannot
-//! express exactly is refused with the file, the line and the reason, and the pack does not load (as for
-//! any invalid rule); `vigil sigma convert` shows the SQL or the refusal.
+//! [`vigil_sigma`] into a vigil rule (header and SQL), then loaded like any other rule; `vigil sigma
+//! convert` shows the SQL or the refusal.
+//!
+//! A rule vigil cannot express exactly (a logsource without a normalizer, a modifier, a field the logs do
+//! not have, a correlation: [`Error::Unsupported`]) is not loaded: [`crate::load_rules`] logs a warning
+//! naming the file, the line and the reason, lists it in [`crate::RulePack::refused`], and loads the rest,
+//! so a SigmaHQ folder dropped into a rule directory runs every rule vigil can run. A Sigma file that is
+//! broken (not YAML, no `detection`, a condition naming a detection that does not exist) is an invalid
+//! rule like any other: the pack does not load.
 //!
 //! The rule's text is the converted SQL, which names the Sigma file and its SHA-256; the rule's hash is
 //! that text's, as for SQL rules, so the text the archive keeps for an alert's `rule_hash` is the SQL that
@@ -44,8 +50,12 @@ pub fn parse_rule_file(path: &Path, text: &str) -> Result<Rule> {
         return parse_rule(path, text);
     }
     let converted = vigil_sigma::convert(path, text).map_err(|e| match e {
-        vigil_sigma::Error::Refused { path, line, reason, .. } => {
-            Error::Rule { path, line, reason: format!("Sigma rule not converted: {reason}") }
+        vigil_sigma::Error::Refused { path, line, reason, kind } => {
+            let reason = format!("Sigma rule not converted: {reason}");
+            match kind {
+                vigil_sigma::Refusal::Yaml | vigil_sigma::Refusal::Condition => Error::Rule { path, line, reason },
+                _ => Error::Unsupported { path, line, reason },
+            }
         }
     })?;
     let mut rule = parse_rule(path, &converted.sql)?;
@@ -82,6 +92,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("r.yml:9: Sigma rule not converted: the `expand` modifier"), "{err}");
+        let broken = parse_rule_file(Path::new("r.yml"), &yml.replace("condition: sel", "condition: other"));
+        assert!(matches!(broken, Err(Error::Rule { line: 10, .. })), "a broken rule is invalid: {broken:?}");
         assert!(
             is_rule_file(Path::new("a.yaml")) && is_rule_file(Path::new("a.sql")) && !is_rule_file(Path::new("a.md"))
         );
