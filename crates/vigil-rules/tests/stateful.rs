@@ -426,3 +426,24 @@ fn grouping_header_mistakes_are_refused_with_the_line() {
     let spec = rule.stateful.expect("grouped rules keep state");
     assert_eq!((rule.kind.as_str(), spec.key.len(), spec.window_us), ("group", 0, 3_600_000_000));
 }
+
+#[test]
+fn a_quiet_live_stream_closes_its_open_groups_by_the_wall_clock() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("test setup");
+    rt.block_on(async {
+        let mut engine = RuleEngine::new(&pack(), 1).await.expect("test setup");
+        assert!(engine.has_silence(), "grouped rules act on idle time");
+        let events = [ev(0, 1, 0, false, 1, 0), ev(2, 1, 0, false, 1, 0)];
+        let numbered: Vec<(usize, Ev)> = events.iter().cloned().enumerate().collect();
+        let mut state = engine.new_state();
+        let burst = |alerts: &[Alert]| alerts.iter().filter(|a| a.rule_id == "burst").count();
+        assert_eq!(burst(&engine.evaluate(&mut state, &[batch(&numbered)]).await.expect("test setup")), 0);
+        // Quiet 10 minutes: minute 2 + 10 - 5 (lateness) = 7, before the window's end at 15.
+        assert_eq!(burst(&engine.idle(&mut state, 10 * MIN)), 0);
+        // Quiet 20 minutes: 17 is past it; the group alerts once, with both events.
+        let alerts = engine.idle(&mut state, 20 * MIN);
+        assert_eq!(burst(&alerts), 1, "{alerts:?}");
+        assert_eq!(alerts.iter().find(|a| a.rule_id == "burst").expect("burst").event_ids.len(), 2);
+        assert_eq!(burst(&engine.idle(&mut state, 90 * MIN)), 0, "once");
+    });
+}
