@@ -3,8 +3,10 @@
 //! destinations are real HTTP servers on loopback (`vigil_tests::receiver`) and `vigil` the real binary.
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use vigil_tests::receiver::{Answer, Receiver, Request};
 
@@ -194,4 +196,59 @@ fn a_destination_that_stays_down_delays_no_evidence_and_loses_no_alert() {
     assert_eq!(accepted(&webhook.requests(), check_webhook), ids, "queued alerts delivered after the restart");
     assert_eq!(queued(&dir.path().join("ev")), 0);
     assert_eq!(alert_ids(dir.path()), ids, "the restart raised no alert twice into the file");
+}
+
+/// The value of the sample `series` at `GET http://addr/metrics`, when it answers.
+fn metric(addr: &str, series: &str) -> Option<f64> {
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: vigil\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn the_backlog_shows_in_the_metrics_and_drains_when_the_destination_comes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let webhook = Receiver::start(Vec::new(), Answer::Status(502));
+    let destinations =
+        format!("[[alerts.destinations]]\nurl = \"{}/in\"\nsecret_env = \"HOOK_SECRET\"\n{FAST}", webhook.url());
+    // Long enough a drain for the destination to come back while this run is still delivering.
+    let config = config(dir.path(), 120, &destinations);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(repo())
+        .args(["run", "--no-progress", "--metrics-addr", &addr, "--config"])
+        .arg(&config)
+        .env("HOOK_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vigil starts");
+    let label = format!("destination=\"webhook {}/…\"", webhook.url());
+    let pending = format!("vigil_alerts_pending{{{label}}}");
+    let failed = format!("vigil_alert_deliveries_total{{{label},outcome=\"failed\"}}");
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(60), "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Down: everything raised is queued, attempts fail.
+    wait("a backlog and failed attempts", &|| {
+        metric(&addr, &pending).is_some_and(|n| n > 0.0) && metric(&addr, &failed).is_some_and(|n| n >= 2.0)
+    });
+    let ids = alert_ids(dir.path());
+    wait("every alert in the backlog", &|| metric(&addr, &pending) == Some(ids.len() as f64));
+    // Back: the backlog drains in this same run (the drain ends as soon as nothing is queued).
+    webhook.set_default(Answer::Status(200));
+    let started = Instant::now();
+    let status = child.wait().expect("vigil ends");
+    assert!(status.success());
+    assert!(started.elapsed() < Duration::from_secs(60), "the drain ended when the queue was empty");
+    assert_eq!(accepted(&webhook.requests(), check_webhook), ids);
+    assert_eq!(queued(&dir.path().join("ev")), 0);
 }
