@@ -18,14 +18,23 @@ fn repo() -> PathBuf {
     vigil_tests::repo()
 }
 
-/// A pipeline config with the given destinations (TOML tables) and a file output of the same alerts.
+/// A Sigma rule (its license asks that alerts carry its author: destinations must too).
+const SIGMA_RULE: &str = "title: IAM user created\nid: 5f3c1e9a-0000-4000-8000-00000000beef\nauthor: vigil tests\n\
+logsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: CreateUser\n  condition: sel\nlevel: high\n";
+
+/// A pipeline config with the given destinations (TOML tables) and a file output of the same alerts; the
+/// rules are the SOC 2 pack and [`SIGMA_RULE`].
 fn config(dir: &Path, drain_secs: u64, destinations: &str) -> PathBuf {
     let path = dir.join("pipeline.toml");
+    let sigma = dir.join("sigma");
+    std::fs::create_dir_all(&sigma).expect("sigma dir");
+    std::fs::write(sigma.join("iam_user_created.yml"), SIGMA_RULE).expect("sigma rule");
     let text = format!(
-        "[[inputs]]\nformat = \"cloudtrail\"\npath = \"{}\"\n[rules]\ndirs = [\"{}\"]\n[evidence]\nurl = \"{}\"\n\
+        "[[inputs]]\nformat = \"cloudtrail\"\npath = \"{}\"\n[rules]\ndirs = [\"{}\", \"{}\"]\n[evidence]\nurl = \"{}\"\n\
          [alerts]\npath = \"{}\"\ndrain_secs = {drain_secs}\n{destinations}",
         repo().join(FIXTURE).display(),
         repo().join("pipelines/rules/soc2").display(),
+        sigma.display(),
         dir.join("ev").display(),
         dir.join("alerts.ndjson").display(),
     );
@@ -145,6 +154,15 @@ fn alerts_reach_a_webhook_slack_and_pagerduty_that_fail_then_recover() {
     for secret in [SECRET, ROUTING_KEY, "XXXXSECRETPATH", "hooks/vigil"] {
         assert!(!log.contains(secret), "the log shows a secret or a URL path ({secret}):\n{log}");
     }
+    // The Sigma rule's author reaches every destination.
+    let sigma = |r: &Request| r.body.windows(11).any(|w| w == b"vigil tests");
+    let hook = webhook.requests().into_iter().find(|r| r.accepted() && sigma(r)).expect("the Sigma alert, webhook");
+    assert_eq!(hook.json()["source_rule"]["id"], "5f3c1e9a-0000-4000-8000-00000000beef");
+    let pd = pagerduty.requests().into_iter().find(|r| r.accepted() && sigma(r)).expect("the Sigma alert, PagerDuty");
+    assert_eq!(pd.json()["payload"]["custom_details"]["source_rule"]["author"], "vigil tests");
+    assert_eq!(pd.json()["payload"]["severity"], "error", "Sigma high is vigil high is PagerDuty error");
+    let message = slack.requests().into_iter().find(|r| r.accepted() && sigma(r)).expect("the Sigma alert, Slack");
+    assert!(message.json()["blocks"][1]["text"]["text"].as_str().is_some_and(|t| t.contains("by vigil tests")));
     // Delivered: nothing stays queued.
     assert_eq!(queued(&dir.path().join("ev")), 0);
 }

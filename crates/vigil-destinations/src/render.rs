@@ -30,6 +30,9 @@ pub struct Outgoing {
     pub events: u64,
     /// The columns the rule selected (record content: escaped where shown).
     pub fields: serde_json::Map<String, Value>,
+    /// The rule the alert's rule was converted from (a Sigma rule: `id`, `title`, `author`, ...), which
+    /// its license asks every alert to carry.
+    pub source_rule: Option<Value>,
     /// The webhook body: the alert as the pipeline writes it (vigil JSON or OCSF), exact bytes signed.
     pub webhook_body: String,
 }
@@ -74,6 +77,15 @@ pub fn slack(alert: &Outgoing) -> Value {
     if !alert.criteria.is_empty() {
         lines.push(format!("*Criteria:* {}", slack_escape(&alert.criteria.join(", "))));
     }
+    if let Some(source) = &alert.source_rule {
+        let text = |key: &str| source.get(key).map(value_text).unwrap_or_default();
+        lines.push(format!(
+            "*Sigma rule:* {} (`{}`) by {}",
+            slack_escape(&text("title")),
+            slack_escape(&text("id")),
+            slack_escape(&text("author"))
+        ));
+    }
     for (name, value) in alert.fields.iter().take(SLACK_FIELDS) {
         lines.push(format!("*{}:* {}", slack_escape(name), slack_escape(&cut(&value_text(value), 200))));
     }
@@ -112,6 +124,9 @@ pub fn pagerduty(alert: &Outgoing) -> Value {
     details.insert("rule_id".into(), alert.rule_id.clone().into());
     details.insert("criteria".into(), alert.criteria.clone().into());
     details.insert("events".into(), alert.events.into());
+    if let Some(source) = &alert.source_rule {
+        details.insert("source_rule".into(), source.clone());
+    }
     json!({
         "event_action": "trigger",
         "dedup_key": alert.alert_id,
@@ -145,6 +160,7 @@ mod tests {
             criteria: vec!["CC6.1".into()],
             events: 3,
             fields,
+            source_rule: Some(json!({"format": "sigma", "id": "5f3c", "title": "<b>T</b>", "author": "A. Author"})),
             webhook_body: "{}".into(),
         }
     }
@@ -155,6 +171,7 @@ mod tests {
         let text = message["blocks"][1]["text"]["text"].as_str().unwrap();
         assert!(!text.contains("<!channel>") && text.contains("&lt;!channel&gt; &amp; &lt;https://evil|click&gt;"));
         assert!(message["text"].as_str().unwrap().contains("[HIGH] T"));
+        assert!(text.contains("*Sigma rule:* &lt;b&gt;T&lt;/b&gt; (`5f3c`) by A. Author"), "{text}");
     }
 
     #[test]
@@ -164,6 +181,7 @@ mod tests {
         assert_eq!(event["event_action"], "trigger");
         assert_eq!(event["payload"]["severity"], "error");
         assert!(event.get("routing_key").is_none());
+        assert_eq!(event["payload"]["custom_details"]["source_rule"]["author"], "A. Author");
         assert_eq!(
             ["critical", "high", "medium", "low", "info"].map(pagerduty_severity),
             ["critical", "error", "warning", "info", "info"]

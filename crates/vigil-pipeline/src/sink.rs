@@ -251,6 +251,7 @@ fn outgoing(alert: &Alert, line: &str) -> vigil_destinations::Outgoing {
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(alert.event_ids.len() as u64),
         fields: alert.fields.clone(),
+        source_rule: alert.source_rule.as_ref().and_then(|s| serde_json::to_value(s).ok()),
         webhook_body: line.to_string(),
     }
 }
