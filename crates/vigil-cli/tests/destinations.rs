@@ -270,3 +270,36 @@ fn the_backlog_shows_in_the_metrics_and_drains_when_the_destination_comes_back()
     assert_eq!(accepted(&webhook.requests(), check_webhook), ids);
     assert_eq!(queued(&dir.path().join("ev")), 0);
 }
+
+#[test]
+fn a_crash_with_alerts_queued_loses_none_and_a_replay_keeps_their_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let webhook = Receiver::start(Vec::new(), Answer::Status(503));
+    let destinations =
+        format!("[[alerts.destinations]]\nurl = \"{}/in\"\nsecret_env = \"HOOK_SECRET\"\n{FAST}", webhook.url());
+    let config = config(dir.path(), 30, &destinations);
+    // Small batches; the process aborts before the 4th batch's offsets are committed (its alerts are
+    // queued and in the file), while the destination is down.
+    let crashed = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(repo())
+        .args(["run", "--no-progress", "--batch-rows", "40", "--config"])
+        .arg(&config)
+        .env("HOOK_SECRET", SECRET)
+        .env("VIGIL_FAILPOINT", "before_commit:4")
+        .output()
+        .expect("vigil runs");
+    assert!(!crashed.status.success(), "the first run should have died");
+    assert!(queued(&dir.path().join("ev")) > 0, "alerts were queued when it died");
+    webhook.set_default(Answer::Status(200));
+    let (ok, log) = run(&config, dir.path());
+    assert!(ok, "{log}");
+    // Every alert ever raised (the replayed batch raised its alerts again, with the same ids) arrived.
+    let ids = alert_ids(dir.path());
+    assert_eq!(accepted(&webhook.requests(), check_webhook), ids);
+    assert_eq!(queued(&dir.path().join("ev")), 0);
+    // ... and they are the alerts of an uninterrupted run.
+    let clean = tempfile::tempdir().expect("tempdir");
+    let (ok, log) = run(&self::config(clean.path(), 1, ""), clean.path());
+    assert!(ok, "{log}");
+    assert_eq!(alert_ids(clean.path()), ids);
+}
