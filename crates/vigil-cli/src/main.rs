@@ -864,7 +864,11 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
     {
         logs::say(tracing::Level::INFO, &format!("{origin}: digests signed with key {id}"));
     }
-    let warnings = checked.warnings;
+    let mut warnings = checked.warnings;
+    if json {
+        // Loading the rules logged these; the report lists them too.
+        warnings.extend(checked.skipped_rules.iter().map(|r| format!("Sigma rule not loaded: {r}")));
+    }
     let evidence = redact::url(&config.evidence.url);
     let code = if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
     if json {

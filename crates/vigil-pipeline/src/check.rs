@@ -30,6 +30,9 @@ pub struct Checked {
     pub rule_problems: Vec<vigil_rules::Error>,
     /// Things that work but should be fixed (no signing key, no Object Lock).
     pub warnings: Vec<String>,
+    /// Sigma rules vigil cannot express exactly, not loaded (the rest of the pack runs): `file:line:
+    /// reason` each; loading the rules already logged them.
+    pub skipped_rules: Vec<String>,
     /// The rule pack and its compiled rules, when they all loaded and planned.
     pub pack: Option<RulePack>,
     /// See `pack`.
@@ -74,6 +77,7 @@ pub async fn check(config: &PipelineConfig, origin: &str, reach: Reach) -> Check
         problems: config.problems(origin),
         rule_problems: Vec::new(),
         warnings: Vec::new(),
+        skipped_rules: Vec::new(),
         pack: None,
         engine: None,
         signer: None,
@@ -82,6 +86,7 @@ pub async fn check(config: &PipelineConfig, origin: &str, reach: Reach) -> Check
     match load_rules(&config.rules.dirs) {
         Err(errors) => checked.rule_problems = errors,
         Ok(pack) => {
+            checked.skipped_rules = pack.refused.clone();
             let options = config.rules.engine_options();
             match RuleEngine::with_options(&pack, config.pipeline.effective_threads(), options).await {
                 Ok(engine) => (checked.pack, checked.engine) = (Some(pack), Some(engine)),
