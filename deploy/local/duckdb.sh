@@ -19,24 +19,8 @@ installed() {
   [ -x "$PY" ] && [ "$("$PY" -c 'import duckdb, pyarrow; print(duckdb.__version__, pyarrow.__version__)' 2>/dev/null)" = "$DUCKDB_VERSION $PYARROW_VERSION" ]
 }
 
-case "${1:-install}" in
-  install)
-    if ! installed; then
-      mkdir -p "$TOOLS"
-      [ -x "$PY" ] || python3 -m venv "$VENV" || { echo "duckdb.sh: 'python3 -m venv' failed; on Debian: apt-get install python3-venv" >&2; exit 1; }
-      "$PY" -m pip install --quiet --disable-pip-version-check "duckdb==$DUCKDB_VERSION" "pyarrow==$PYARROW_VERSION"
-    fi
-    installed || { echo "duckdb.sh: duckdb $DUCKDB_VERSION / pyarrow $PYARROW_VERSION did not install" >&2; exit 1; }
-    echo "$PY"
-    ;;
-  installed)
-    installed
-    ;;
-  python)
-    installed && echo "$PY"
-    ;;
-  *)
-    echo "usage: $0 install|installed|python" >&2
-    exit 2
-    ;;
-esac
+PACKAGES=("duckdb==$DUCKDB_VERSION" "pyarrow==$PYARROW_VERSION")
+
+# shellcheck source=deploy/local/venv.sh
+source "$(dirname "$0")/venv.sh"
+venv_main "$@"

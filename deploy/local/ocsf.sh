@@ -19,24 +19,8 @@ installed() {
   [ -x "$PY" ] && [ "$("$PY" -c 'import importlib.metadata as m, pydantic; from py_ocsf_models.events.findings.detection_finding import DetectionFinding; print(m.version("py-ocsf-models"), pydantic.VERSION)' 2>/dev/null)" = "$OCSF_MODELS_VERSION $PYDANTIC_VERSION" ]
 }
 
-case "${1:-install}" in
-  install)
-    if ! installed; then
-      mkdir -p "$TOOLS"
-      [ -x "$PY" ] || python3 -m venv "$VENV" || { echo "ocsf.sh: 'python3 -m venv' failed; on Debian: apt-get install python3-venv" >&2; exit 1; }
-      "$PY" -m pip install --quiet --disable-pip-version-check "py-ocsf-models==$OCSF_MODELS_VERSION" "pydantic==$PYDANTIC_VERSION" "email-validator==$EMAIL_VALIDATOR_VERSION"
-    fi
-    installed || { echo "ocsf.sh: py-ocsf-models $OCSF_MODELS_VERSION / pydantic $PYDANTIC_VERSION did not install" >&2; exit 1; }
-    echo "$PY"
-    ;;
-  installed)
-    installed
-    ;;
-  python)
-    installed && echo "$PY"
-    ;;
-  *)
-    echo "usage: $0 install|installed|python" >&2
-    exit 2
-    ;;
-esac
+PACKAGES=("py-ocsf-models==$OCSF_MODELS_VERSION" "pydantic==$PYDANTIC_VERSION" "email-validator==$EMAIL_VALIDATOR_VERSION")
+
+# shellcheck source=deploy/local/venv.sh
+source "$(dirname "$0")/venv.sh"
+venv_main "$@"

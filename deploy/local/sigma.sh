@@ -18,24 +18,8 @@ installed() {
   [ -x "$PY" ] && [ "$("$PY" -c 'from importlib.metadata import version as v; import re2, sigma.backends.sqlite; print(v("pysigma"), v("pysigma-backend-sqlite"))' 2>/dev/null)" = "$PYSIGMA_VERSION $SQLITE_BACKEND_VERSION" ]
 }
 
-case "${1:-install}" in
-  install)
-    if ! installed; then
-      mkdir -p "$TOOLS"
-      [ -x "$PY" ] || python3 -m venv "$VENV" || { echo "sigma.sh: 'python3 -m venv' failed; on Debian: apt-get install python3-venv" >&2; exit 1; }
-      "$PY" -m pip install --quiet --disable-pip-version-check "pysigma==$PYSIGMA_VERSION" "pysigma-backend-sqlite==$SQLITE_BACKEND_VERSION"
-    fi
-    installed || { echo "sigma.sh: pysigma $PYSIGMA_VERSION / pysigma-backend-sqlite $SQLITE_BACKEND_VERSION did not install" >&2; exit 1; }
-    echo "$PY"
-    ;;
-  installed)
-    installed
-    ;;
-  python)
-    installed && echo "$PY"
-    ;;
-  *)
-    echo "usage: $0 install|installed|python" >&2
-    exit 2
-    ;;
-esac
+PACKAGES=("pysigma==$PYSIGMA_VERSION" "pysigma-backend-sqlite==$SQLITE_BACKEND_VERSION")
+
+# shellcheck source=deploy/local/venv.sh
+source "$(dirname "$0")/venv.sh"
+venv_main "$@"
