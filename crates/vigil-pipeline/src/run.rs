@@ -404,11 +404,7 @@ impl Pipeline {
                     }
                 }
                 Event::Records { partition, records } => {
-                    let part = match parts.contains_key(&partition) {
-                        true => parts.get_mut(&partition),
-                        false => Some(self.open_partition(&mut parts, source.opening(&partition)?).await?),
-                    }
-                    .ok_or_else(|| Error::Internal(format!("partition {partition} is not open")))?;
+                    let part = self.partition(&mut parts, source, &partition).await?;
                     part.last_records_at = tokio::time::Instant::now();
                     match records {
                         Records::Messages(records) => {
@@ -433,11 +429,7 @@ impl Pipeline {
                     self.bound_memory(&mut parts, source).await?;
                 }
                 Event::Lost { partition, first, last, reason } => {
-                    let part = match parts.contains_key(&partition) {
-                        true => parts.get_mut(&partition),
-                        false => Some(self.open_partition(&mut parts, source.opening(&partition)?).await?),
-                    }
-                    .ok_or_else(|| Error::Internal(format!("partition {partition} is not open")))?;
+                    let part = self.partition(&mut parts, source, &partition).await?;
                     self.commit_lost(part, first, last, &reason).await?;
                     report_durable(source, part);
                 }
@@ -520,6 +512,20 @@ impl Pipeline {
             parts.insert(id.clone(), part);
         }
         parts.get_mut(&id).ok_or_else(|| Error::Internal(format!("partition {id} just opened is missing")))
+    }
+
+    /// The open partition `id`; opened now, as the source describes it, when its records come before its
+    /// assignment.
+    async fn partition<'a>(
+        &mut self,
+        parts: &'a mut BTreeMap<PartitionId, Partition>,
+        source: &Source,
+        id: &PartitionId,
+    ) -> Result<&'a mut Partition> {
+        if parts.contains_key(id) {
+            return parts.get_mut(id).ok_or_else(|| Error::Internal(format!("partition {id} is not open")));
+        }
+        self.open_partition(parts, source.opening(id)?).await
     }
 
     /// A partition is done here (its file ended, it was revoked, the run ends): its last write settled
