@@ -10,6 +10,16 @@ built from the records of its logsource; the output is one JSON line per rule:
     {"path": ..., "matched": [record key, ...]}   or   {"path": ..., "error": "..."}
 A record's key is vigil's event id of it: hex of the first 16 bytes of SHA-256(source, 0x00, raw).
 
+Correlation rules (a JSON line with `correlation`, and `uses`: the files of the rules it references) are
+converted by the same backend with its correlation compiler, each referenced rule reading the table of
+its own logsource (a processing pipeline sets the table per logsource), and run by the backend's own
+runtime (`execute_plan`) once per input file, since vigil keeps correlation state per input (one source
+partition). The output line is then
+    {"path": ..., "line": ..., "windows": [[{group field: value}, start_us, end_us, [record key, ...]], ...]}
+with every window the backend reports. Event times come from --times (JSON lines `{"event_id", "time_us"}`,
+the `time` column vigil archived: which member holds a record's time is the normalizer's business, tested
+there; what is checked here is the correlation over those times).
+
 What is vigil's and what is pySigma's. pySigma parses the rule, applies its modifiers and writes the SQL;
 SQLite runs it. This script only lays out the table the backend expects, as Zircolite (the backend's
 main user) does: one TEXT COLLATE NOCASE column per field the rule names, holding the field's text; a
@@ -206,11 +216,12 @@ def web_fields(record):
 
 
 class Record:
-    __slots__ = ("key", "source", "text", "fields", "program")
+    __slots__ = ("key", "source", "text", "fields", "program", "input")
 
-    def __init__(self, key, source, text):
+    def __init__(self, key, source, text, input_index):
         self.key, self.source, self.text = key, source, text
         self.fields, self.program = None, None
+        self.input = input_index
 
 
 _SYSLOG = re.compile(
@@ -220,7 +231,7 @@ _SYSLOG = re.compile(
 
 def read_records(inputs, excluded):
     records = []
-    for spec in inputs:
+    for input_index, spec in enumerate(inputs):
         fmt, path = spec.split(":", 1)
         source = SOURCES[fmt]
         with open(path, "rb") as f:
@@ -237,7 +248,7 @@ def read_records(inputs, excluded):
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     text = None  # never searched by keywords, never parsed (vigil: TRY_CAST gives NULL)
-                rec = Record(key, source, text)
+                rec = Record(key, source, text, input_index)
                 if text is not None and source in JSON_SOURCES:
                     try:
                         rec.fields = parse_json(text)
@@ -308,29 +319,129 @@ def regexp(pattern, value):
     return 1 if re2.search(pattern, value) else 0
 
 
+def correlation_windows(entry, records, times):
+    """Every window pySigma's SQLite backend reports for the correlation `entry`, over each input alone."""
+    from sigma.backends.sqlite.runtime import execute_plan
+    from sigma.processing.conditions import LogsourceCondition
+    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+    from sigma.processing.transformations import SetStateTransformation
+    from sigma.rule import SigmaRule
+
+    paths = [entry["path"]] + [u for u in entry.get("uses", []) if u != entry["path"]]
+    collection = SigmaCollection.merge(
+        [SigmaCollection.from_yaml(open(p).read(), resolve_references=False) for p in paths]
+    )
+    logsources = []
+    for rule in collection.rules:
+        if isinstance(rule, SigmaRule):
+            ls = (rule.logsource.product, rule.logsource.service, rule.logsource.category)
+            if ls not in logsources:
+                logsources.append(ls)
+    tables = {f"t{i}": ls for i, ls in enumerate(logsources)}
+    items = [
+        ProcessingItem(
+            identifier=name,
+            transformation=SetStateTransformation("table", name),
+            rule_conditions=[LogsourceCondition(product=p, service=s, category=c)],
+        )
+        for name, (p, s, c) in tables.items()
+    ]
+    backend = sqliteBackend(
+        processing_pipeline=ProcessingPipeline(items=items),
+        fulltext_field="fulltext",
+        timestamp_field="_time",
+        timestamp_format="unix_us",
+        event_id_field="_key",
+    )
+    outputs = json.loads(backend.convert(collection, "zircolite"))
+    chosen = [
+        o for o in outputs
+        if o.get("result_type") == "correlation"
+        and (o.get("id") or "") == (entry.get("sigma_id") or "")
+        and (entry.get("sigma_id") or o.get("title") == entry.get("title"))
+    ]
+    if len(chosen) != 1:
+        raise ValueError(f"{len(chosen)} correlations of the file match id {entry.get('sigma_id')!r}")
+    plan = chosen[0]["correlation_plan"]
+
+    class Logsource:
+        def __init__(self, ls):
+            self.product, self.service, self.category = ls
+
+    windows = set()
+    inputs = sorted({r.input for r in records})
+    for input_index in inputs:
+        mine = [r for r in records if r.input == input_index]
+        db = sqlite3.connect(":memory:")
+        db.create_function("regexp", 2, regexp, deterministic=True)
+        for table, fields in plan["required_fields"].items():
+            chosen_records = selected(Logsource(tables[table]), mine) or []
+            names = [f for f in fields if f not in ("_key", "_time", "fulltext")]
+            cols = ", ".join(
+                ['"_key" TEXT', '"_time" INTEGER', '"fulltext" TEXT COLLATE NOCASE']
+                + [f'"{c}" TEXT COLLATE NOCASE' for c in names]
+            )
+            db.execute(f"CREATE TABLE {table} ({cols})")
+            db.executemany(
+                f"INSERT INTO {table} VALUES ({', '.join('?' * (3 + len(names)))})",
+                [[r.key, times.get(r.key), r.text] + [field_value(r, f) for f in names] for r in chosen_records],
+            )
+        rows, _ = execute_plan(db, plan, include_events=False)
+        for row in rows:
+            ids = sorted(i.split(":", 1)[1] for i in row["event_ids"])
+            windows.add((
+                json.dumps(row["group_keys"], sort_keys=True),
+                round(row["window_start"] * 1_000_000),
+                round(row["window_end"] * 1_000_000),
+                tuple(ids),
+            ))
+        db.close()
+    return [[json.loads(g), start, end, list(ids)] for g, start, end, ids in sorted(windows)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rules", required=True)
     ap.add_argument("--input", action="append", default=[])
     ap.add_argument("--exclude-dlq", action="append", default=[])
+    ap.add_argument("--times", help="JSON lines {event_id, time_us}: event times for correlations")
     args = ap.parse_args()
-    paths = []
+    entries = []
     with open(args.rules) as f:
         for line in f:
             line = line.strip()
             if line.startswith("{"):
-                paths.append(json.loads(line)["path"])
+                entries.append(json.loads(line))
             elif line:
-                paths.append(line)
+                entries.append({"path": line})
     records = read_records(args.input, excluded_keys(args.exclude_dlq))
+    times = {}
+    if args.times:
+        with open(args.times) as f:
+            for line in f:
+                if line.strip():
+                    t = json.loads(line)
+                    times[t["event_id"]] = t["time_us"]
     db = sqlite3.connect(":memory:")
     db.create_function("regexp", 2, regexp, deterministic=True)
-    for path in paths:
-        out = {"path": path}
+    for entry in entries:
+        path = entry["path"]
+        out = {"path": path, "line": entry.get("line")}
+        if entry.get("correlation"):
+            try:
+                out["windows"] = correlation_windows(entry, records, times)
+            except Exception as e:
+                out["error"] = f"{type(e).__name__}: {e}"
+            print(json.dumps(out))
+            sys.stdout.flush()
+            continue
         try:
             with open(path) as f:
                 collection = SigmaCollection.from_yaml(f.read())
             rule = collection.rules[0]
+            if len(collection.rules) > 1:  # several documents: the one vigil converted, alone
+                rule = next(r for r in collection.rules if str(r.id or "") == (entry.get("sigma_id") or "") and r.title == entry.get("title", r.title))
+                collection = SigmaCollection([rule])
             backend = sqliteBackend(table="logs", fulltext_field="fulltext")
             queries = backend.convert(collection)
             chosen = selected(rule.logsource, records)

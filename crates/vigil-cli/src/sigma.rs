@@ -3,8 +3,13 @@
 //! Each converted rule prints as the vigil rule it becomes (header and SQL), each refused one as
 //! `file:line: reason` on stderr; the exit code is 2 when any was refused (the rule author's to fix), else
 //! 0. A directory is searched for `.yml`/`.yaml` files below it, in sorted order. `--json` prints one JSON
-//! object per file instead (`path`, `converted`, and `id`, `sigma_id`, `sql`, or `line`, `kind`, `reason`),
+//! object per rule instead (`path`, `line`, `converted`, and `id`, `sigma_id`, `title`, `logsource`, `standalone`,
+//! `sql` (a correlation also `correlation` and `uses`, the files of its rules), or `kind`, `reason`),
 //! which the Sigma comparison script reads.
+//!
+//! The files are converted together, as pySigma converts a collection: a correlation may reference a rule
+//! of any of them. A rule a correlation references (without `generate: true`) is marked: it alerts only
+//! through the correlation.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -52,6 +57,37 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// One rule's JSON line.
+fn json_line(result: &vigil_sigma::Result<vigil_sigma::Converted>) -> String {
+    let mut object = serde_json::Map::new();
+    match result {
+        Ok(c) => {
+            object.insert("path".into(), c.path.display().to_string().into());
+            object.insert("line".into(), c.line.into());
+            object.insert("converted".into(), true.into());
+            object.insert("id".into(), c.id.clone().into());
+            object.insert("sigma_id".into(), c.meta.id.clone().into());
+            object.insert("title".into(), c.meta.title.clone().into());
+            object.insert("logsource".into(), c.meta.logsource.clone().into());
+            object.insert("standalone".into(), c.standalone.into());
+            if let Some(kind) = c.correlation {
+                object.insert("correlation".into(), kind.into());
+                let uses: Vec<serde_json::Value> = c.uses.iter().map(|p| p.display().to_string().into()).collect();
+                object.insert("uses".into(), uses.into());
+            }
+            object.insert("sql".into(), c.sql.clone().into());
+        }
+        Err(vigil_sigma::Error::Refused { path, line, kind, reason }) => {
+            object.insert("path".into(), path.display().to_string().into());
+            object.insert("converted".into(), false.into());
+            object.insert("line".into(), (*line).into());
+            object.insert("kind".into(), kind.as_str().into());
+            object.insert("reason".into(), reason.clone().into());
+        }
+    }
+    serde_json::Value::Object(object).to_string()
+}
+
 /// Runs `vigil sigma`.
 pub fn sigma(command: SigmaCommand) -> Result<ExitCode> {
     let SigmaCommand::Convert(args) = command;
@@ -59,46 +95,31 @@ pub fn sigma(command: SigmaCommand) -> Result<ExitCode> {
     for path in &args.paths {
         collect(path, &mut files)?;
     }
-    let mut refused = 0usize;
-    let mut first = true;
+    let mut texts = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        texts.push((file, text));
+    }
+    let results = vigil_sigma::convert_files(&texts);
+    let refused = results.iter().filter(|r| r.is_err()).count();
     let mut out = String::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let result = vigil_sigma::convert(file, &text);
+    for result in &results {
         if args.json {
-            let mut object = serde_json::Map::new();
-            object.insert("path".into(), file.display().to_string().into());
-            object.insert("converted".into(), result.is_ok().into());
-            match &result {
-                Ok(c) => {
-                    let id = c.sql.lines().next().and_then(|l| l.strip_prefix("-- id: ")).unwrap_or("");
-                    object.insert("id".into(), id.into());
-                    object.insert("sigma_id".into(), c.meta.id.clone().into());
-                    object.insert("logsource".into(), c.meta.logsource.clone().into());
-                    object.insert("sql".into(), c.sql.clone().into());
-                }
-                Err(vigil_sigma::Error::Refused { line, kind, reason, .. }) => {
-                    object.insert("line".into(), (*line).into());
-                    object.insert("kind".into(), kind.as_str().into());
-                    object.insert("reason".into(), reason.clone().into());
-                }
-            }
-            out.push_str(&serde_json::Value::Object(object).to_string());
+            out.push_str(&json_line(result));
             out.push('\n');
-        } else {
-            match &result {
-                Ok(c) => {
-                    if !first {
-                        out.push('\n');
-                    }
-                    first = false;
-                    out.push_str(&c.sql);
-                }
-                Err(e) => eprintln!("{e}"),
-            }
+            continue;
         }
-        if result.is_err() {
-            refused += 1;
+        match result {
+            Ok(c) => {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                if !c.standalone {
+                    out.push_str("-- (referenced by a correlation: it alerts only through it)\n");
+                }
+                out.push_str(&c.sql);
+            }
+            Err(e) => eprintln!("{e}"),
         }
     }
     // a closed pipe (`| head`) is not an error
@@ -108,7 +129,7 @@ pub fn sigma(command: SigmaCommand) -> Result<ExitCode> {
         other => other.context("cannot write to stdout")?,
     }
     if !args.json {
-        eprintln!("{} converted, {refused} refused", files.len() - refused);
+        eprintln!("{} converted, {refused} refused", results.len() - refused);
     }
     Ok(if refused > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

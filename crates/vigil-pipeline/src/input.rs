@@ -43,6 +43,8 @@ pub(crate) struct Opening {
     /// Let a batch's archive write run while the next batch is read (files with two or more threads;
     /// Kafka settles each write at once, so offsets commit promptly).
     pub(crate) overlap_archive: bool,
+    /// The input ends (a file, not stdin nor Kafka): correlation rules may wait for its end.
+    pub(crate) finite: bool,
 }
 
 /// Records of one partition, in offset order.
@@ -180,6 +182,7 @@ impl FileInputs {
                         first_offset: 1,
                         checked_against: Some(resume_after),
                         overlap_archive: self.overlap_archive,
+                        finite: reading.file.path.is_some(),
                     }])
                 }
                 (Some(ReadEvent::Chunk(chunk)), Some(partition)) => {
@@ -244,6 +247,7 @@ impl KafkaInput {
             first_offset: 0,
             checked_against: None,
             overlap_archive: false,
+            finite: false,
         })
     }
 

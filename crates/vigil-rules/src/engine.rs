@@ -104,6 +104,9 @@ pub fn load_rules(dirs: &[PathBuf]) -> std::result::Result<RulePack, Vec<Error>>
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     let mut refused = Vec::new();
+    let mut loaded = Vec::new();
+    let mut sigma_files = Vec::new();
+    let mut order: Vec<PathBuf> = Vec::new();
     for dir in dirs {
         let files = match rule_files(dir) {
             Ok(files) => files,
@@ -122,23 +125,37 @@ pub fn load_rules(dirs: &[PathBuf]) -> std::result::Result<RulePack, Vec<Error>>
             });
         }
         for path in files {
-            let loaded = std::fs::read_to_string(&path)
-                .map_err(|source| Error::Io { path: path.clone(), source })
-                .and_then(|text| crate::sigma::parse_rule_file(&path, &text))
-                .and_then(|rule| check_read_only(&path, &rule.sql, &TABLES).map(|()| rule));
-            match loaded {
-                Ok(rule) => rules.push(rule),
-                Err(e @ Error::Unsupported { .. }) => {
-                    tracing::warn!(rule = %e, "Sigma rule not loaded: vigil cannot express it exactly");
-                    refused.push(e.to_string());
+            order.push(path.clone());
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(source) => {
+                    errors.push(Error::Io { path: path.clone(), source });
+                    continue;
                 }
-                Err(e) => errors.push(e),
+            };
+            if vigil_sigma::is_sigma_file(&path) {
+                sigma_files.push((path, text)); // converted together below: correlations span files
+            } else {
+                loaded.push(crate::sigma::parse_rule_file(&path, &text));
             }
+        }
+    }
+    loaded.extend(crate::sigma::parse_sigma_files(&sigma_files));
+    for result in loaded {
+        match result.and_then(|rule| check_read_only(&rule.path, &rule.sql, &TABLES).map(|()| rule)) {
+            Ok(rule) => rules.push(rule),
+            Err(e @ Error::Unsupported { .. }) => {
+                tracing::warn!(rule = %e, "Sigma rule not loaded: vigil cannot express it exactly");
+                refused.push(e.to_string());
+            }
+            Err(e) => errors.push(e),
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
+    // in directory and file order, as listed (a stable sort keeps a file's documents in order)
+    rules.sort_by_key(|rule| order.iter().position(|p| *p == rule.path));
     RulePack::new(rules).map(|pack| RulePack { refused, ..pack })
 }
 
@@ -222,6 +239,16 @@ pub struct PartitionState {
     newest_us: i64,
     /// Per compiled rule (same order), its state; `None` for stateless rules.
     states: Vec<Option<RuleState>>,
+}
+
+impl PartitionState {
+    /// The partition is a finite input (a file): correlation rules judge their windows at its end, so
+    /// what they report does not depend on the order of its records ([`RuleState::hold`]).
+    pub fn finite_input(&mut self) {
+        for state in self.states.iter_mut().flatten() {
+            state.hold();
+        }
+    }
 }
 
 /// The rule engine's state as stored between runs: the newest event time seen and every stateful rule's
@@ -334,7 +361,7 @@ fn shape_of(rule: &Rule, schema: &arrow::datatypes::Schema) -> Result<Shape> {
             ));
         }
         let mut needed: Vec<&str> = spec.key.iter().map(String::as_str).collect();
-        if rule.kind == RuleKind::Sequence {
+        if matches!(rule.kind, RuleKind::Sequence | RuleKind::Correlation) {
             needed.push("step");
         }
         needed.extend(spec.distinct.as_deref());
@@ -807,14 +834,25 @@ fn signals_from_batch(
             Some(other) => other.to_string(),
         };
         let step = match rule.kind {
-            RuleKind::Sequence => match spec.steps.iter().position(|s| *s == text("step")) {
+            RuleKind::Sequence | RuleKind::Correlation => match spec.steps.iter().position(|s| *s == text("step")) {
                 Some(i) => i,
                 None => continue, // a row that is no step of the sequence
             },
             _ => 0,
         };
-        let key = spec.key.iter().map(|k| text(k)).collect::<Vec<_>>().join("\u{1f}");
-        let distinct = spec.distinct.as_deref().map(text);
+        let (key, distinct) = if rule.kind == RuleKind::Correlation {
+            // Sigma compares group keys and counted values case-insensitively (pySigma's SQLite: ASCII
+            // only), and a null value is not counted
+            let key = spec.key.iter().map(|k| text(k).to_ascii_lowercase()).collect::<Vec<_>>().join("\u{1f}");
+            let distinct = spec
+                .distinct
+                .as_deref()
+                .filter(|c| !matches!(fields.get(*c), None | Some(serde_json::Value::Null)))
+                .map(|c| text(c).to_ascii_lowercase());
+            (key, distinct)
+        } else {
+            (spec.key.iter().map(|k| text(k)).collect::<Vec<_>>().join("\u{1f}"), spec.distinct.as_deref().map(text))
+        };
         out.push(Signal {
             time_us: times.value(row),
             event_id: ids.value(row).to_string(),

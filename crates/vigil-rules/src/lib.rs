@@ -26,6 +26,7 @@
 pub mod alert;
 mod attr_columns;
 pub mod budget;
+pub mod correlation;
 pub mod engine;
 mod error;
 pub mod rule;

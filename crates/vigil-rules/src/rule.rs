@@ -82,6 +82,10 @@ pub enum RuleKind {
     /// A stateless rule with `suppress` (and `group_by`): one alert per group within the suppression
     /// window, carrying the count, first and last time and the event ids (see [`crate::stateful`]).
     Group,
+    /// A Sigma correlation (`event_count`, `value_count`, `temporal`, `temporal_ordered`): every window
+    /// `[t - window, t]` ending at a matching event's time `t` whose measure meets the `condition` alerts
+    /// (see [`crate::correlation`]).
+    Correlation,
 }
 
 impl RuleKind {
@@ -94,6 +98,7 @@ impl RuleKind {
             RuleKind::FirstSeen => "first_seen",
             RuleKind::Silence => "silence",
             RuleKind::Group => "group",
+            RuleKind::Correlation => "correlation",
         }
     }
 
@@ -104,6 +109,7 @@ impl RuleKind {
             "sequence" => RuleKind::Sequence,
             "first_seen" => RuleKind::FirstSeen,
             "silence" => RuleKind::Silence,
+            "correlation" => RuleKind::Correlation,
             _ => return None,
         })
     }
@@ -138,6 +144,111 @@ pub struct StatefulSpec {
     pub max_keys: usize,
     /// First seen: the first `baseline` of event time only learns keys, without alerting.
     pub baseline_us: i64,
+    /// Correlation: what is measured over each window and the condition it must meet.
+    pub correlation: Option<CorrelationSpec>,
+}
+
+/// What a correlation rule measures over each window (`-- correlation:`), and the condition the measure
+/// must meet (`-- condition:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorrelationSpec {
+    /// The measure.
+    pub measure: Measure,
+    /// The comparison.
+    pub op: CompareOp,
+    /// The number compared with.
+    pub count: i64,
+}
+
+/// What a correlation counts in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Events (distinct event ids).
+    EventCount,
+    /// Distinct values of the `distinct` column (nulls not counted, compared ASCII case-insensitively).
+    ValueCount,
+    /// Distinct `step` values (the referenced rules that matched).
+    Temporal,
+    /// Distinct steps, which must also have happened in the order `steps` lists them.
+    TemporalOrdered,
+}
+
+impl Measure {
+    /// The name as written in headers (Sigma's correlation type).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Measure::EventCount => "event_count",
+            Measure::ValueCount => "value_count",
+            Measure::Temporal => "temporal",
+            Measure::TemporalOrdered => "temporal_ordered",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "event_count" => Measure::EventCount,
+            "value_count" => Measure::ValueCount,
+            "temporal" => Measure::Temporal,
+            "temporal_ordered" => Measure::TemporalOrdered,
+            _ => return None,
+        })
+    }
+}
+
+/// A comparison of a correlation's condition, named as Sigma names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    /// `lt`: less than.
+    Lt,
+    /// `lte`: at most.
+    Lte,
+    /// `gt`: more than.
+    Gt,
+    /// `gte`: at least.
+    Gte,
+    /// `eq`: exactly.
+    Eq,
+    /// `neq`: anything but.
+    Neq,
+}
+
+impl CompareOp {
+    /// The name as written in headers and in Sigma.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompareOp::Lt => "lt",
+            CompareOp::Lte => "lte",
+            CompareOp::Gt => "gt",
+            CompareOp::Gte => "gte",
+            CompareOp::Eq => "eq",
+            CompareOp::Neq => "neq",
+        }
+    }
+
+    /// Parses a Sigma condition operator name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "lt" => CompareOp::Lt,
+            "lte" => CompareOp::Lte,
+            "gt" => CompareOp::Gt,
+            "gte" => CompareOp::Gte,
+            "eq" => CompareOp::Eq,
+            "neq" => CompareOp::Neq,
+            _ => return None,
+        })
+    }
+
+    /// Whether `value` meets `op count`.
+    pub fn holds(self, value: i64, count: i64) -> bool {
+        match self {
+            CompareOp::Lt => value < count,
+            CompareOp::Lte => value <= count,
+            CompareOp::Gt => value > count,
+            CompareOp::Gte => value >= count,
+            CompareOp::Eq => value == count,
+            CompareOp::Neq => value != count,
+        }
+    }
 }
 
 /// Default allowed lateness: 5 minutes.
@@ -197,7 +308,7 @@ pub struct Rule {
     pub source_rule: Option<crate::sigma::SourceRule>,
 }
 
-const KNOWN_KEYS: [&str; 20] = [
+const KNOWN_KEYS: [&str; 22] = [
     "id",
     "title",
     "severity",
@@ -218,11 +329,25 @@ const KNOWN_KEYS: [&str; 20] = [
     "baseline",
     "group_by",
     "suppress",
+    "correlation",
+    "condition",
 ];
 
 /// Header keys that only stateful kinds take.
-const STATEFUL_KEYS: [&str; 10] =
-    ["key", "window", "lateness", "threshold", "distinct", "windowing", "steps", "ttl", "max_keys", "baseline"];
+const STATEFUL_KEYS: [&str; 12] = [
+    "key",
+    "window",
+    "lateness",
+    "threshold",
+    "distinct",
+    "windowing",
+    "steps",
+    "ttl",
+    "max_keys",
+    "baseline",
+    "correlation",
+    "condition",
+];
 
 /// Whether `c` is a SOC 2 Trust Services Criterion reference such as `CC6.1` or `A1.2`.
 pub fn is_criterion(c: &str) -> bool {
@@ -315,7 +440,7 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
             Error::rule(
                 path,
                 line,
-                format!("kind `{text}` is not one of stateless, threshold, sequence, first_seen, silence"),
+                format!("kind `{text}` is not one of stateless, threshold, sequence, first_seen, silence, correlation"),
             )
         })?,
     };
@@ -373,6 +498,9 @@ fn stateful_spec<'a>(
         RuleKind::FirstSeen => &["key", "lateness", "ttl", "max_keys", "baseline"],
         RuleKind::Silence => &["key", "window", "lateness", "max_keys"],
         RuleKind::Group => &["lateness", "max_keys"],
+        RuleKind::Correlation => {
+            &["key", "window", "lateness", "distinct", "steps", "max_keys", "correlation", "condition"]
+        }
     };
     for key in STATEFUL_KEYS {
         if let Some((_, line)) = get(key).filter(|_| !takes.contains(&key)) {
@@ -405,7 +533,9 @@ fn stateful_spec<'a>(
     };
     let key = match kind {
         // No group_by: one group per rule.
+        // No group_by: one group per rule; a correlation without `key` likewise.
         RuleKind::Group => get("group_by").map(|(v, _)| list(v)).unwrap_or_default(),
+        RuleKind::Correlation => get("key").map(|(v, _)| list(v)).unwrap_or_default(),
         _ => list(need("key", "the result columns state is kept per, such as src_ip or actor_user")?.0),
     };
     let window_us = match kind {
@@ -438,7 +568,20 @@ fn stateful_spec<'a>(
             return Err(Error::rule(path, line, format!("windowing `{other}` is not one of sliding, tumbling")));
         }
     };
+    let correlation = match kind {
+        RuleKind::Correlation => Some(correlation_spec(path, get)?),
+        _ => None,
+    };
     let (steps, repeats) = match kind {
+        RuleKind::Correlation => {
+            let (text, line) = need("steps", "the values of the query's `step` column: the rules correlated")?;
+            let steps = list(text);
+            if let Some(twice) = steps.iter().enumerate().find(|(i, s)| steps[..*i].contains(s)) {
+                return Err(Error::rule(path, line, format!("step `{}` appears twice", twice.1)));
+            }
+            let ones = vec![1; steps.len()];
+            (steps, ones)
+        }
         RuleKind::Sequence => {
             let (text, line) = need("steps", "the values of the query's `step` column, in order")?;
             let mut steps = Vec::new();
@@ -473,7 +616,46 @@ fn stateful_spec<'a>(
         ttl_us: get("ttl").map(|v| duration("ttl", v)).transpose()?.unwrap_or(DEFAULT_TTL_US),
         max_keys: get("max_keys").map(|v| number("max_keys", v)).transpose()?.map_or(DEFAULT_MAX_KEYS, |n| n as usize),
         baseline_us: get("baseline").map(|v| duration("baseline", v)).transpose()?.unwrap_or(0),
+        correlation,
     }))
+}
+
+/// The `correlation` and `condition` keys of a correlation rule.
+fn correlation_spec<'a>(path: &Path, get: &dyn Fn(&str) -> Option<(&'a str, u64)>) -> Result<CorrelationSpec> {
+    let need = |key: &str, hint: &str| {
+        get(key)
+            .filter(|(v, _)| !v.is_empty())
+            .ok_or_else(|| Error::rule(path, 1, format!("a correlation rule needs `-- {key}: ...` ({hint})")))
+    };
+    let (text, line) = need("correlation", "event_count, value_count, temporal or temporal_ordered")?;
+    let measure = Measure::parse(text).ok_or_else(|| {
+        Error::rule(
+            path,
+            line,
+            format!("correlation `{text}` is not one of event_count, value_count, temporal, temporal_ordered"),
+        )
+    })?;
+    let (text, line) = need("condition", "an operator and a number, such as `gte 10`")?;
+    let bad = || {
+        Error::rule(
+            path,
+            line,
+            format!(
+                "condition `{text}` is not an operator (lt, lte, gt, gte, eq, neq) and a whole number, such as `gte 10`"
+            ),
+        )
+    };
+    let (op, count) = text.split_once(' ').ok_or_else(bad)?;
+    let op = CompareOp::parse(op.trim()).ok_or_else(bad)?;
+    let count = count.trim().parse::<i64>().map_err(|_| bad())?;
+    if measure == Measure::ValueCount && get("distinct").is_none() {
+        return Err(Error::rule(
+            path,
+            line,
+            "a value_count correlation needs `-- distinct: COLUMN` (the values counted)",
+        ));
+    }
+    Ok(CorrelationSpec { measure, op, count })
 }
 
 #[cfg(test)]

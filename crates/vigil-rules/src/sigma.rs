@@ -14,7 +14,7 @@
 //! ran. Its Sigma `id`, `title` and `author` ride along as [`SourceRule`] in the rule and in
 //! every alert it raises (SigmaHQ's Detection Rule License asks that alerts carry the author).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -44,12 +44,28 @@ pub fn is_rule_file(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "sql") || vigil_sigma::is_sigma_file(path)
 }
 
-/// Parses a rule file of either kind: `.sql` with [`parse_rule`], Sigma YAML through [`vigil_sigma`].
+/// Parses a rule file of either kind: `.sql` with [`parse_rule`], Sigma YAML through [`vigil_sigma`] (a
+/// file alone: a correlation's rules must be in it; [`parse_sigma_files`] converts a set together).
 pub fn parse_rule_file(path: &Path, text: &str) -> Result<Rule> {
     if !vigil_sigma::is_sigma_file(path) {
         return parse_rule(path, text);
     }
-    let converted = vigil_sigma::convert(path, text).map_err(|e| match e {
+    vigil_sigma::convert(path, text).map_err(refused).and_then(rule_of)
+}
+
+/// Converts Sigma files together, as pySigma converts a collection (a correlation may reference a rule in
+/// any of them), and parses every rule that alerts on its own: the rules a correlation references
+/// without `generate: true` run only inside it.
+pub fn parse_sigma_files(files: &[(PathBuf, String)]) -> Vec<Result<Rule>> {
+    vigil_sigma::convert_files(files)
+        .into_iter()
+        .filter(|c| c.as_ref().map_or(true, |c| c.standalone))
+        .map(|c| c.map_err(refused).and_then(rule_of))
+        .collect()
+}
+
+fn refused(e: vigil_sigma::Error) -> Error {
+    match e {
         vigil_sigma::Error::Refused { path, line, reason, kind } => {
             let reason = format!("Sigma rule not converted: {reason}");
             match kind {
@@ -57,8 +73,11 @@ pub fn parse_rule_file(path: &Path, text: &str) -> Result<Rule> {
                 _ => Error::Unsupported { path, line, reason },
             }
         }
-    })?;
-    let mut rule = parse_rule(path, &converted.sql)?;
+    }
+}
+
+fn rule_of(converted: vigil_sigma::Converted) -> Result<Rule> {
+    let mut rule = parse_rule(&converted.path, &converted.sql)?;
     let meta = converted.meta;
     rule.source_rule = Some(SourceRule {
         format: "sigma",

@@ -46,6 +46,11 @@
 //!   window ends by the wall clock, like silence rules. A match that arrives late (below the watermark)
 //!   is not grouped but not lost either: it alerts alone (`event_count` 1, `late`), as the rule would
 //!   without `suppress`.
+//! - **correlation** (Sigma correlations): `k`'s matches of one timespan back are kept; once every
+//!   released signal up to the watermark is in, each new match time `t` ends a window `[t - window, t]`
+//!   that alerts when its measure meets the condition (see [`crate::correlation`]). The alert is at `t`,
+//!   names the window's evidence and carries `correlation`, `condition`, `measure`, `window_start`,
+//!   `timespan`, `event_count` and the key columns of the group's newest match.
 //!
 //! **Bounds.** Per rule at most `max_keys` keys (default 100,000): beyond it the least recently seen keys
 //! are forgotten (counted in `evicted`). A threshold window holds fewer than `threshold` signals, a
@@ -58,7 +63,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::alert::{Alert, format_time_us};
+use crate::alert::{Alert, alert_id, format_time_us};
+use crate::correlation::{self, Match};
 use crate::rule::{Rule, RuleKind, StatefulSpec};
 
 /// Most pending signals a rule holds before releasing the oldest early.
@@ -118,6 +124,12 @@ pub struct KeyState {
     /// Group: signals counted in the current window.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub count: u64,
+    /// Correlation: the matches that windows still to be evaluated can hold, in time order.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub matches: VecDeque<Match>,
+    /// Correlation: the end of the newest window evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated_us: Option<i64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -165,6 +177,10 @@ pub struct RuleState {
     /// Group: matches that arrived late, alerted alone by the next [`RuleState::advance`] (never stored:
     /// the engine advances right after pushing).
     late_matches: Vec<Signal>,
+    /// Correlation: keys with matches released since their last evaluation (empty between advances).
+    unevaluated: BTreeSet<String>,
+    /// Correlation on a finite input: signals wait for its end (never late), see [`RuleState::hold`].
+    held: bool,
 }
 
 /// A rule's state as stored: everything needed to continue exactly where it stopped.
@@ -199,6 +215,8 @@ impl RuleState {
             next_arrival: 0,
             counters: StateCounters::default(),
             late_matches: Vec::new(),
+            unevaluated: BTreeSet::new(),
+            held: false,
         }
     }
 
@@ -254,9 +272,16 @@ impl RuleState {
         true
     }
 
+    /// A correlation reading a finite input (a file): its signals are never late and wait for the end of
+    /// the input ([`RuleState::finish`], or [`MAX_PENDING`] of them), so its windows, like Sigma's over a
+    /// whole collection, do not depend on the order of the records. Other kinds are not affected.
+    pub fn hold(&mut self) {
+        self.held = self.kind == RuleKind::Correlation;
+    }
+
     /// Takes one signal that arrived when the newest event time seen was `newest_us`: pending, or late.
     pub fn push(&mut self, mut signal: Signal, newest_us: i64) {
-        if signal.time_us < newest_us.saturating_sub(self.spec.lateness_us) {
+        if !self.held && signal.time_us < newest_us.saturating_sub(self.spec.lateness_us) {
             self.counters.late += 1;
             if self.kind == RuleKind::Group {
                 // Grouping never loses a match: a late one alerts alone at the next advance.
@@ -272,7 +297,10 @@ impl RuleState {
     /// Releases every pending signal below the watermark of `newest_us` (and the oldest beyond
     /// [`MAX_PENDING`]) to the state machine; returns the alerts raised.
     pub fn advance(&mut self, rule: &Rule, newest_us: i64) -> Vec<Alert> {
-        let watermark = newest_us.saturating_sub(self.spec.lateness_us);
+        let watermark = match self.held && newest_us != i64::MAX {
+            true => i64::MIN, // held until finish
+            false => newest_us.saturating_sub(self.spec.lateness_us),
+        };
         let mut alerts = Vec::new();
         for signal in std::mem::take(&mut self.late_matches) {
             let mut fields = signal.fields;
@@ -297,6 +325,10 @@ impl RuleState {
             // Every signal before the watermark is released: groups whose window ended are complete.
             self.close_groups(rule, watermark, &mut alerts);
         }
+        if self.kind == RuleKind::Correlation {
+            // Every signal before the watermark is released: the windows ending there are complete.
+            self.close_windows(rule, &mut alerts);
+        }
         alerts
     }
 
@@ -314,6 +346,7 @@ impl RuleState {
             RuleKind::FirstSeen => self.first_seen(rule, signal, alerts),
             RuleKind::Silence => self.silence(rule, signal, alerts),
             RuleKind::Group => self.group(rule, signal, alerts),
+            RuleKind::Correlation => self.correlate(signal),
             RuleKind::Stateless => {}
         }
         if self.counters.released.is_multiple_of(SWEEP_EVERY) {
@@ -457,6 +490,50 @@ impl RuleState {
         }
     }
 
+    /// Correlation: adds `signal` to its group's window; the group is evaluated at the end of the advance.
+    fn correlate(&mut self, signal: Signal) {
+        let state = self.keys.entry(signal.key.clone()).or_default();
+        state.last_us = state.last_us.max(signal.time_us);
+        if signal.time_us >= state.last_us {
+            // the group's fields, as its newest match shows them
+            let shown = self.spec.key.iter().filter_map(|k| signal.fields.get(k).map(|v| (k.clone(), v.clone())));
+            state.last = Some((signal.event_id.clone(), shown.collect()));
+        }
+        let step = signal.step;
+        self.counters.evicted +=
+            correlation::add(&mut state.matches, (signal.time_us, signal.event_id, step, signal.distinct));
+        self.unevaluated.insert(signal.key);
+    }
+
+    /// Correlation: the windows of every group with new matches that meet the condition, as alerts.
+    fn close_windows(&mut self, rule: &Rule, alerts: &mut Vec<Alert>) {
+        let Some(spec) = self.spec.correlation else { return };
+        let steps = self.spec.steps.len();
+        for key in std::mem::take(&mut self.unevaluated) {
+            let Some(state) = self.keys.get_mut(&key) else { continue };
+            let windows =
+                correlation::windows(&spec, steps, self.spec.window_us, &mut state.matches, &mut state.evaluated_us);
+            for window in windows {
+                let mut fields = state.last.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
+                fields.insert("correlation".into(), Value::from(spec.measure.as_str()));
+                fields.insert("condition".into(), Value::from(format!("{} {}", spec.op.as_str(), spec.count)));
+                fields.insert("measure".into(), Value::from(window.measure));
+                fields.insert("window_start".into(), Value::from(format_time_us(window.start_us)));
+                fields.insert("timespan".into(), Value::from(duration_text(self.spec.window_us)));
+                fields.insert("event_count".into(), Value::from(window.event_ids.len()));
+                let mut ids = window.event_ids;
+                if ids.len() > correlation::ALERT_EVENT_IDS {
+                    ids.truncate(correlation::ALERT_EVENT_IDS);
+                    fields.insert("event_ids_capped".into(), Value::from(true));
+                }
+                let mut alert = Alert::new(rule, window.end_us, ids, fields);
+                // two windows may hold the same events: the window's end is part of its id
+                alert.alert_id = alert_id(&format!("{}@{}", rule.id, window.end_us), &alert.event_ids);
+                alerts.push(alert);
+            }
+        }
+    }
+
     /// Group: closes every group whose window ends at or before `until_us`.
     fn close_groups(&mut self, rule: &Rule, until_us: i64, alerts: &mut Vec<Alert>) {
         while let Some((deadline, key)) = self.deadlines.first().cloned() {
@@ -523,6 +600,11 @@ impl RuleState {
         match self.kind {
             RuleKind::Threshold | RuleKind::Sequence => {
                 self.keys.retain(|_, s| s.last_us > t.saturating_sub(window_us));
+            }
+            // a window ending at t or later holds nothing older than t - window
+            RuleKind::Correlation => {
+                let unevaluated = &self.unevaluated;
+                self.keys.retain(|k, s| s.last_us >= t.saturating_sub(window_us) || unevaluated.contains(k));
             }
             RuleKind::FirstSeen => self.keys.retain(|_, s| s.last_us >= t.saturating_sub(ttl_us)),
             // Groups are closed (and forgotten) by the watermark, never swept unreported.

@@ -43,7 +43,7 @@ fn batch(events: &[(usize, Ev)]) -> RecordBatch {
     b.finish()
 }
 
-const RULES: [(&str, &str); 9] = [
+const RULES: [(&str, &str); 11] = [
     (
         "brute.sql",
         "-- id: brute\n-- title: B\n-- severity: high\n-- criteria: CC6.1\n-- kind: sequence\n-- key: src_ip\n-- window: 30m\n-- steps: failed*3, ok\nSELECT time, event_id, src_ip, CASE outcome WHEN 'failure' THEN 'failed' ELSE 'ok' END AS step FROM events WHERE activity = 'ListBuckets'",
@@ -78,6 +78,15 @@ const RULES: [(&str, &str); 9] = [
         "-- id: burst\n-- title: K\n-- severity: medium\n-- criteria: CC6.1\n-- group_by: src_ip\n-- suppress: 15m\nSELECT time, event_id, src_ip, actor_user FROM events WHERE activity = 'CreateAccessKey'",
     ),
     (
+        // Issue 20: Sigma correlations (what a converted Sigma correlation rule is), every window.
+        "many_failures.sql",
+        "-- id: many_failures\n-- title: M\n-- severity: medium\n-- criteria: CC6.1\n-- kind: correlation\n-- correlation: event_count\n-- condition: gte 3\n-- key: src_ip\n-- window: 10m\n-- steps: failed\nSELECT time, event_id, 'failed' AS step, src_ip FROM events WHERE outcome = 'failure'",
+    ),
+    (
+        "ordered.sql",
+        "-- id: ordered\n-- title: O\n-- severity: high\n-- criteria: CC6.2\n-- kind: correlation\n-- correlation: temporal_ordered\n-- condition: gte 2\n-- key: actor_user\n-- window: 1h\n-- steps: user, key, admin\nSELECT time, event_id, CASE activity WHEN 'CreateUser' THEN 'user' WHEN 'CreateAccessKey' THEN 'key' WHEN 'AttachUserPolicy' THEN 'admin' END AS step, actor_user FROM events WHERE outcome = 'success'",
+    ),
+    (
         "plain.sql",
         "-- id: plain\n-- title: P\n-- severity: low\n-- criteria: CC7.2\nSELECT time, event_id FROM events WHERE activity = 'AttachUserPolicy'",
     ),
@@ -96,18 +105,36 @@ fn canonical(mut alerts: Vec<Alert>) -> Vec<String> {
 /// Runs `events` cut into batches of `size` on `threads`; with `restart_at`, the engine is dropped after
 /// that many batches and a new one continues from its snapshot (through JSON, as stored).
 fn run(events: &[Ev], size: usize, threads: usize, restart_at: Option<usize>) -> Vec<String> {
+    let numbered: Vec<(usize, Ev)> = events.iter().cloned().enumerate().collect();
+    run_input(&numbered, size, threads, restart_at, false)
+}
+
+/// [`run`] over numbered events (the number makes the record's bytes), on a finite input (a file) with
+/// `finite`: correlations wait for its end.
+fn run_input(
+    numbered: &[(usize, Ev)],
+    size: usize,
+    threads: usize,
+    restart_at: Option<usize>,
+    finite: bool,
+) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).build().expect("test setup");
     rt.block_on(async {
         let pack = pack();
         let mut engine = RuleEngine::new(&pack, threads).await.expect("test setup");
         let mut state = engine.new_state();
+        if finite {
+            state.finite_input();
+        }
         let mut alerts = Vec::new();
-        let numbered: Vec<(usize, Ev)> = events.iter().cloned().enumerate().collect();
         for (i, chunk) in numbered.chunks(size.max(1)).enumerate() {
             if restart_at == Some(i) {
                 let stored = serde_json::to_string(&engine.snapshot(&state)).expect("test setup");
                 engine = RuleEngine::new(&pack, threads).await.expect("test setup");
                 state = engine.new_state();
+                if finite {
+                    state.finite_input();
+                }
                 let snapshot: EngineSnapshot = serde_json::from_str(&stored).expect("test setup");
                 assert!(engine.restore(&mut state, snapshot).is_empty());
             }
@@ -159,6 +186,34 @@ proptest! {
         let batches = all.div_ceil(7);
         prop_assert_eq!(&run(&events, 7, 2, Some(batches / 2)), &expected, "restart in the middle");
         prop_assert_eq!(&run(&events, 1, 1, Some(all / 3)), &expected, "restart, batches of 1");
+    }
+
+    /// On a finite input a correlation's windows depend on the records alone, not on their order (as
+    /// Sigma's over a collection), nor on batching or a restart.
+    #[test]
+    fn on_a_file_correlations_do_not_depend_on_record_order(events in stream(), seed in any::<u64>()) {
+        let correlations = |alerts: Vec<String>| -> Vec<String> {
+            let mut kept: Vec<String> = alerts
+                .into_iter()
+                .filter(|a| a.contains("\"rule_id\":\"many_failures\"") || a.contains("\"rule_id\":\"ordered\""))
+                .collect();
+            kept.sort();
+            kept
+        };
+        let all = events.len();
+        let numbered: Vec<(usize, Ev)> = events.iter().cloned().enumerate().collect();
+        let expected = correlations(run_input(&numbered, all, 1, None, true));
+        let mut shuffled = numbered.clone();
+        // a deterministic shuffle of the arrival order
+        let mut x = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(&correlations(run_input(&shuffled, 7, 2, None, true)), &expected, "shuffled, batches of 7");
+        prop_assert_eq!(&correlations(run_input(&shuffled, 1, 1, Some(all / 2), true)), &expected, "shuffled, restart");
     }
 }
 

@@ -11,8 +11,10 @@
 //! Exactness beats coverage: a rule is converted only when the SQL matches exactly the events Sigma's
 //! semantics (as pySigma implements them) match; anything else is refused, never approximated. What
 //! each logsource reads is in [`mapping`](crate::mapping); how values and modifiers match is in
-//! `values`. Correlation rules are refused: vigil's stateful kinds alert once per window and restart,
-//! while Sigma's correlations report every window that meets the condition.
+//! `values`. Correlation rules (`event_count`, `value_count`, `temporal`, `temporal_ordered`) become
+//! `kind: correlation` rules, which report every window that meets the condition as Sigma does (see
+//! `correlation`); a file set is converted together ([`convert_files`]), since a correlation names rules
+//! by `name` or `id`, in its own file (documents separated by `---`) or in another.
 //!
 //! **Metadata.** `level` is the severity (`informational` → `info`; a rule without `level` is
 //! `medium`). `tags` are kept, with `sigma` added. SOC 2 criteria: a rule's own `criteria` key (a list or
@@ -42,12 +44,13 @@
 //! ```
 
 mod condition;
+mod correlation;
 mod error;
 pub mod mapping;
 mod values;
 pub mod yaml;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -71,17 +74,31 @@ pub struct SigmaMeta {
     pub level: String,
     /// Its `status`, or empty.
     pub status: String,
-    /// Its `logsource`, as `product: aws, service: cloudtrail`.
+    /// Its `logsource`, as `product: aws, service: cloudtrail` (a correlation: those of its rules).
     pub logsource: String,
 }
 
 /// A converted rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Converted {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// 1-based line where its document starts.
+    pub line: u64,
+    /// The vigil rule id: the file's stem, plus `.NAME` (the Sigma `name`, or the document's number)
+    /// in a file of several documents.
+    pub id: String,
     /// The vigil rule: `-- key: value` header and the SQL query.
     pub sql: String,
     /// The Sigma metadata.
     pub meta: SigmaMeta,
+    /// `false` for a rule that a correlation references without `generate: true`: as in Sigma, it does
+    /// not alert on its own, only through the correlation.
+    pub standalone: bool,
+    /// For a correlation, its type (`event_count`, `value_count`, `temporal`, `temporal_ordered`).
+    pub correlation: Option<&'static str>,
+    /// For a correlation, the files of the rules it references.
+    pub uses: Vec<PathBuf>,
 }
 
 /// Whether `path` names a Sigma rule file (`.yml` or `.yaml`).
@@ -89,43 +106,193 @@ pub fn is_sigma_file(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "yml" || e == "yaml")
 }
 
-/// Converts the Sigma rule `text` read from `path`.
+/// Converts the Sigma rule `text` read from `path`: the file's first rule that alerts on its own (in a
+/// file of several documents, a correlation and the rules it references, the correlation).
 pub fn convert(path: &Path, text: &str) -> Result<Converted> {
-    convert_inner(path, text).map_err(|r| Error::Refused {
-        path: path.to_path_buf(),
-        line: r.line,
-        kind: r.kind,
-        reason: r.reason,
-    })
+    let results = convert_files(&[(path.to_path_buf(), text.to_string())]);
+    let first_error = results.iter().find_map(|r| r.as_ref().err().cloned());
+    let converted = results.into_iter().flatten().find(|c| c.standalone);
+    match (converted, first_error) {
+        (Some(c), _) => Ok(c),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(Error::Refused {
+            path: path.to_path_buf(),
+            line: 1,
+            kind: Refusal::Yaml,
+            reason: "the file holds no rule that alerts on its own".into(),
+        }),
+    }
 }
 
-fn convert_inner(path: &Path, text: &str) -> std::result::Result<Converted, Refused> {
-    let doc = yaml::parse(text).map_err(|e| Refused {
-        line: e.line,
-        kind: Refusal::Yaml,
-        reason: format!("not YAML vigil reads: {}", e.message),
-    })?;
+/// Converts a set of Sigma files together, as pySigma converts a rule collection: a correlation may
+/// reference (by `name` or `id`) a rule of any file of the set. One result per document, in file and
+/// document order; a file that is not YAML gives one error.
+pub fn convert_files(files: &[(PathBuf, String)]) -> Vec<Result<Converted>> {
+    let mut docs: Vec<Doc> = Vec::new();
+    let mut out: Vec<(usize, Result<Converted>)> = Vec::new();
+    for (file, (path, text)) in files.iter().enumerate() {
+        match yaml::parse_all(text) {
+            Ok(nodes) => {
+                let count = nodes.len();
+                for (index, node) in nodes.into_iter().enumerate() {
+                    docs.push(read_document(file, path, text, index, count, &node));
+                }
+            }
+            Err(e) => out.push((
+                docs.len(),
+                Err(Error::Refused {
+                    path: path.clone(),
+                    line: e.line,
+                    kind: Refusal::Yaml,
+                    reason: format!("not YAML vigil reads: {}", e.message),
+                }),
+            )),
+        }
+    }
+    let (targets, standalone) = correlation::links(&docs, files);
+    name_alerting_documents(&mut docs, files, &standalone);
+    for (i, doc) in docs.iter().enumerate() {
+        let path = &files[doc.file].0;
+        let result = match (&doc.body, &targets[i]) {
+            (Err(r), _) | (_, Some(Err(r))) => Err(r.clone()),
+            (Ok(Body::Detection(detection)), _) => {
+                Ok(detection_rule(doc, detection, &files[doc.file].1, path, standalone[i]))
+            }
+            (Ok(Body::Correlation(spec)), Some(Ok(found))) => correlation::convert(doc, spec, found, &docs, files),
+            (Ok(Body::Correlation(_)), None) => {
+                refuse(doc.line, Refusal::Correlation, "the correlation was not resolved")
+            }
+        };
+        let result =
+            result.map_err(|r| Error::Refused { path: path.clone(), line: r.line, kind: r.kind, reason: r.reason });
+        out.push((i, result));
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// In a file of several documents where one alone alerts on its own (a correlation and the rules it
+/// references), that one takes the file's stem as its id, like a file of one rule.
+fn name_alerting_documents(docs: &mut [Doc], files: &[(PathBuf, String)], standalone: &[bool]) {
+    for (file, (path, _)) in files.iter().enumerate() {
+        let alerting: Vec<usize> = (0..docs.len()).filter(|&i| docs[i].file == file && standalone[i]).collect();
+        let several = docs.iter().filter(|d| d.file == file).count() > 1;
+        if let [only] = alerting.as_slice()
+            && several
+        {
+            docs[*only].id = vigil_id(path, 1, 0, None);
+        }
+    }
+}
+
+/// One document of a file, read as far as it can be without the other files.
+pub(crate) struct Doc {
+    /// Index of its file in the set.
+    pub file: usize,
+    /// 1-based line where it starts.
+    pub line: u64,
+    /// The vigil rule id.
+    pub id: String,
+    /// Its header (metadata), or why not.
+    pub header: std::result::Result<Header, Refused>,
+    /// Its body, or why not (a header refusal is repeated here).
+    pub body: std::result::Result<Body, Refused>,
+}
+
+impl Doc {
+    fn meta(&self, logsource: String) -> SigmaMeta {
+        match &self.header {
+            Ok(h) => SigmaMeta {
+                id: h.sigma_id.clone(),
+                title: h.title.clone(),
+                author: h.author.clone(),
+                level: h.level.clone(),
+                status: h.status.clone(),
+                logsource,
+            },
+            Err(_) => SigmaMeta {
+                id: String::new(),
+                title: String::new(),
+                author: String::new(),
+                level: String::new(),
+                status: String::new(),
+                logsource,
+            },
+        }
+    }
+}
+
+/// A document's metadata.
+#[derive(Debug, Clone)]
+pub(crate) struct Header {
+    pub title: String,
+    pub severity: &'static str,
+    pub level: String,
+    pub criteria: Vec<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub sigma_id: String,
+    pub name: Option<String>,
+    pub author: String,
+    pub status: String,
+}
+
+/// What a document is.
+pub(crate) enum Body {
+    /// A detection rule: the events it selects and its condition as SQL.
+    Detection(Detection),
+    /// A correlation over other rules.
+    Correlation(correlation::Spec),
+}
+
+/// A detection rule, converted.
+#[derive(Debug, Clone)]
+pub(crate) struct Detection {
+    pub selection: Selection,
+    /// The `detection` section as a SQL condition.
+    pub where_sql: String,
+}
+
+fn read_document(file: usize, path: &Path, _text: &str, index: usize, count: usize, doc: &Node) -> Doc {
+    let header = read_header(doc);
+    let id = vigil_id(path, count, index, header.as_ref().ok().and_then(|h| h.name.as_deref()));
+    let body = match &header {
+        Err(r) => Err(r.clone()),
+        Ok(_) => read_body(doc),
+    };
+    Doc { file, line: doc.line, id, header, body }
+}
+
+/// The vigil id of a document: the file's stem, `stem.name` (or `stem.N`) when the file holds several.
+fn vigil_id(path: &Path, count: usize, index: usize, name: Option<&str>) -> String {
+    let clean = |text: &str| -> String {
+        text.to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+            .collect()
+    };
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "sigma".into());
+    if count <= 1 {
+        return clean(&stem);
+    }
+    match name {
+        Some(name) => format!("{}.{}", clean(&stem), clean(name)),
+        None => format!("{}.{}", clean(&stem), index + 1),
+    }
+}
+
+fn read_header(doc: &Node) -> std::result::Result<Header, Refused> {
     if !matches!(doc.kind, Kind::Map(_)) {
         return refuse(doc.line, Refusal::Yaml, "a Sigma rule is a YAML mapping (title, logsource, detection, ...)");
     }
-    if let Some(correlation) = doc.get("correlation") {
+    if let Some(action) = doc.get("action") {
         return refuse(
-            correlation.line,
-            Refusal::Correlation,
-            "correlation rules are not converted: vigil's threshold and sequence rules alert once per window and start again, while Sigma (pySigma) reports every window that meets the condition, so the alerts would differ; write the correlation as a vigil threshold or sequence rule",
+            action.line,
+            Refusal::Yaml,
+            "`action` documents (global, reset, repeat: Sigma's old rule templates) are not converted; write each rule whole",
         );
     }
-    let text_of = |key: &str| -> std::result::Result<Option<String>, Refused> {
-        match doc.get(key) {
-            None => Ok(None),
-            // metadata is kept as written, whatever YAML would type it as
-            Some(node) => match (node.scalar(), node.text()) {
-                (Some(Scalar::Null), _) => Ok(None),
-                (_, Some(text)) => Ok(Some(text.to_string())),
-                _ => refuse(node.line, Refusal::Yaml, format!("`{key}` must be text")),
-            },
-        }
-    };
+    let text_of = |key: &str| text_of(doc, key);
     let Some(title) = text_of("title")? else {
         return refuse(doc.line, Refusal::Yaml, "the rule has no `title`");
     };
@@ -146,11 +313,11 @@ fn convert_inner(path: &Path, text: &str) -> std::result::Result<Converted, Refu
             );
         }
     };
-    let tags = list_of(&doc, "tags")?;
+    let tags = list_of(doc, "tags")?;
     let criteria = match doc.get("criteria") {
         Some(node) => {
             let given: Vec<String> = match &node.kind {
-                Kind::Seq(_) => list_of(&doc, "criteria")?,
+                Kind::Seq(_) => list_of(doc, "criteria")?,
                 _ => text_of("criteria")?
                     .unwrap_or_default()
                     .split(',')
@@ -165,6 +332,36 @@ fn convert_inner(path: &Path, text: &str) -> std::result::Result<Converted, Refu
         }
         None => criteria_of(&tags),
     };
+    Ok(Header {
+        title,
+        severity,
+        level,
+        criteria,
+        tags,
+        description: text_of("description")?.map(|d| one_line(&d)),
+        sigma_id: text_of("id")?.unwrap_or_default(),
+        name: text_of("name")?,
+        author: one_line(&text_of("author")?.unwrap_or_default()),
+        status: text_of("status")?.unwrap_or_default(),
+    })
+}
+
+/// A top-level text value, kept as written whatever YAML would type it as.
+fn text_of(doc: &Node, key: &str) -> std::result::Result<Option<String>, Refused> {
+    match doc.get(key) {
+        None => Ok(None),
+        Some(node) => match (node.scalar(), node.text()) {
+            (Some(Scalar::Null), _) => Ok(None),
+            (_, Some(text)) => Ok(Some(text.to_string())),
+            _ => refuse(node.line, Refusal::Yaml, format!("`{key}` must be text")),
+        },
+    }
+}
+
+fn read_body(doc: &Node) -> std::result::Result<Body, Refused> {
+    if let Some(spec) = doc.get("correlation") {
+        return correlation::read(spec).map(Body::Correlation);
+    }
     let Some(logsource) = doc.get("logsource") else {
         return refuse(doc.line, Refusal::Yaml, "the rule has no `logsource`");
     };
@@ -179,48 +376,67 @@ fn convert_inner(path: &Path, text: &str) -> std::result::Result<Converted, Refu
         return refuse(doc.line, Refusal::Yaml, "the rule has no `detection`");
     };
     let where_sql = detection_sql(detection, &selection)?;
+    Ok(Body::Detection(Detection { selection, where_sql }))
+}
 
-    let meta = SigmaMeta {
-        id: text_of("id")?.unwrap_or_default(),
-        title: title.clone(),
-        author: one_line(&text_of("author")?.unwrap_or_default()),
-        level,
-        status: text_of("status")?.unwrap_or_default(),
-        logsource: selection.label.clone(),
-    };
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "sigma".into());
-    let id: String = stem
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.') { c } else { '_' })
-        .collect();
+/// The `-- key: value` lines every converted rule starts with.
+pub(crate) fn header_sql(id: &str, header: &Header) -> String {
+    let mut sql = format!(
+        "-- id: {id}\n-- title: {}\n-- severity: {}\n-- criteria: {}\n",
+        header.title,
+        header.severity,
+        header.criteria.join(", ")
+    );
     let mut all_tags = vec!["sigma".to_string()];
-    all_tags.extend(tags.iter().map(|t| t.replace(',', " ")));
-    let mut sql = String::new();
-    sql.push_str(&format!(
-        "-- id: {id}\n-- title: {title}\n-- severity: {severity}\n-- criteria: {}\n",
-        criteria.join(", ")
-    ));
+    all_tags.extend(header.tags.iter().map(|t| t.replace(',', " ")));
     sql.push_str(&format!("-- tags: {}\n", all_tags.join(", ")));
-    if let Some(description) = text_of("description")? {
-        sql.push_str(&format!("-- description: {}\n", one_line(&description)));
+    if let Some(description) = &header.description {
+        sql.push_str(&format!("-- description: {description}\n"));
     }
+    sql
+}
+
+/// `-- Sigma file NAME, SHA-256 HEX`: which file a text was made from (the archive keeps the text, whose
+/// hash is the rule's).
+pub(crate) fn file_line(path: &Path, text: &str) -> String {
+    let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    format!("-- Sigma file {file}, SHA-256 {}\n", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+fn detection_rule(doc: &Doc, detection: &Detection, text: &str, path: &Path, standalone: bool) -> Converted {
+    let meta = doc.meta(detection.selection.label.clone());
+    let mut sql = doc.header.as_ref().map(|h| header_sql(&doc.id, h)).unwrap_or_default();
     sql.push_str(&format!(
         "-- Sigma rule {} by {} (Detection Rule License 1.1), logsource {}\n",
         if meta.id.is_empty() { "(no id)" } else { &meta.id },
         if meta.author.is_empty() { "(no author)" } else { &meta.author },
         meta.logsource
     ));
-    // which file this text was made from (the archive keeps this text, whose hash is the rule's)
-    let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-    sql.push_str(&format!("-- Sigma file {file}, SHA-256 {}\n", hex::encode(Sha256::digest(text.as_bytes()))));
+    sql.push_str(&file_line(path, text));
     sql.push_str("SELECT time, event_id, actor_user, src_ip, activity FROM events\n");
-    sql.push_str(&format!("WHERE source = '{}'", selection.source));
-    if let Some(filter) = &selection.filter {
-        sql.push_str(&format!("\n  AND {filter}"));
+    sql.push_str(&format!("WHERE {}\n", detection.filter_sql()));
+    Converted {
+        path: path.to_path_buf(),
+        line: doc.line,
+        id: doc.id.clone(),
+        sql,
+        meta,
+        standalone,
+        correlation: None,
+        uses: Vec::new(),
     }
-    sql.push_str(&format!("\n  AND {where_sql}\n"));
-    Ok(Converted { sql, meta })
+}
+
+impl Detection {
+    /// The rule's whole condition: its logsource's events, then its detection.
+    pub(crate) fn filter_sql(&self) -> String {
+        let mut sql = format!("source = '{}'", self.selection.source);
+        if let Some(filter) = &self.selection.filter {
+            sql.push_str(&format!("\n  AND {filter}"));
+        }
+        sql.push_str(&format!("\n  AND {}", self.where_sql));
+        sql
+    }
 }
 
 fn one_line(text: &str) -> String {
@@ -436,8 +652,9 @@ mod tests {
             assert_eq!((*l, *k), (line, kind), "{err}");
             assert!(err.to_string().starts_with(&format!("r.yml:{line}: ")), "{err}");
         }
-        let corr = "title: C\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n";
-        assert_eq!(convert(Path::new("c.yml"), corr).unwrap_err().kind(), Refusal::Correlation);
+        let corr = "title: C\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n  condition: {gte: 2}\n";
+        let err = convert(Path::new("c.yml"), corr).unwrap_err();
+        assert_eq!((err.kind(), err.to_string().starts_with("c.yml:4: ")), (Refusal::Correlation, true), "{err}");
     }
 
     #[test]

@@ -129,18 +129,35 @@ pub struct YamlError {
     pub message: String,
 }
 
-/// Parses the first document of `text`. Aliases, tags and repeated keys are refused: Sigma rules do not
-/// use them, and each would need YAML semantics vigil would have to match exactly.
+/// Parses `text`, which must hold one document. Aliases, tags and repeated keys are refused: Sigma rules
+/// do not use them, and each would need YAML semantics vigil would have to match exactly.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
-    let mut builder = Builder { stack: Vec::new(), root: None, error: None, documents: 0 };
+    let mut documents = parse_all(text)?;
+    if documents.len() > 1 {
+        let line = documents[1].line;
+        return Err(YamlError { line, message: "a second YAML document (`---`) where one was expected".into() });
+    }
+    Ok(documents.remove(0))
+}
+
+/// Parses every document of `text` (a Sigma file may hold several, separated by `---`: a correlation and
+/// the rules it references). Empty documents are left out; a file without any is an error.
+pub fn parse_all(text: &str) -> Result<Vec<Node>, YamlError> {
+    let mut builder = Builder { stack: Vec::new(), roots: Vec::new(), error: None };
     let mut parser = Parser::new_from_str(text);
     parser
-        .load(&mut builder, false)
+        .load(&mut builder, true)
         .map_err(|e| YamlError { line: e.marker().line() as u64, message: e.info().to_string() })?;
     if let Some(error) = builder.error {
         return Err(error);
     }
-    builder.root.ok_or(YamlError { line: 1, message: "the file holds no YAML document".into() })
+    // an empty document (a trailing `---`) reads as a null scalar: nothing
+    let documents: Vec<Node> =
+        builder.roots.into_iter().flatten().filter(|d| d.scalar() != Some(Scalar::Null)).collect();
+    if documents.is_empty() {
+        return Err(YamlError { line: 1, message: "the file holds no YAML document".into() });
+    }
+    Ok(documents)
 }
 
 enum Open {
@@ -150,9 +167,9 @@ enum Open {
 
 struct Builder {
     stack: Vec<Open>,
-    root: Option<Node>,
+    /// One per document started: its root node, if it has one.
+    roots: Vec<Option<Node>>,
     error: Option<YamlError>,
-    documents: usize,
 }
 
 impl Builder {
@@ -165,8 +182,8 @@ impl Builder {
     fn push(&mut self, node: Node) {
         match self.stack.last_mut() {
             None => {
-                if self.root.is_none() {
-                    self.root = Some(node);
+                if let Some(root @ None) = self.roots.last_mut() {
+                    *root = Some(node);
                 }
             }
             Some(Open::Seq(_, items)) => items.push(node),
@@ -192,12 +209,7 @@ impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         let line = mark.line() as u64;
         match event {
-            Event::DocumentStart => {
-                self.documents += 1;
-                if self.documents > 1 {
-                    self.fail(line, "a second YAML document (`---`): a Sigma file holds one rule, except correlations (not converted in multi-document form)");
-                }
-            }
+            Event::DocumentStart => self.roots.push(None),
             Event::Scalar(text, style, anchor, tag) => {
                 if anchor != 0 || tag.is_some() {
                     self.fail(line, "YAML anchors and tags are not taken in Sigma rules");
@@ -254,5 +266,9 @@ mod tests {
         assert_eq!(parse("a: 1\na: 2\n").unwrap_err().line, 2);
         assert_eq!(parse("a: [1\n").unwrap_err().line, 2);
         assert!(parse("a: &x 1\nb: *x\n").is_err());
+        let docs = parse_all("a: 1\n---\nb: 2\n---\n").unwrap();
+        assert_eq!((docs.len(), docs[1].line), (2, 3));
+        assert_eq!(parse("a: 1\n---\nb: 2\n").unwrap_err().line, 3);
+        assert!(parse_all("").is_err());
     }
 }

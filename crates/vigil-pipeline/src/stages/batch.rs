@@ -77,9 +77,12 @@ impl Partition {
         (rule_state, engine): (&RuleStateStore, &mut RuleEngine),
         opening: Opening,
     ) -> Result<Self> {
-        let Opening { id, input, normalizer, first_offset, overlap_archive, .. } = opening;
+        let Opening { id, input, normalizer, first_offset, overlap_archive, finite, .. } = opening;
         let head = archive.resume(id.source(), id.partition).await?.head;
-        let (rules, _) = rule_state.open(archive, engine, &id, head.as_ref()).await?;
+        let (mut rules, _) = rule_state.open(archive, engine, &id, head.as_ref()).await?;
+        if finite {
+            rules.state.finite_input();
+        }
         let resume_after = head.as_ref().map_or(first_offset - 1, |h| h.last_offset);
         let next_first = match &head {
             Some(h) => Some(h.last_offset + 1),
