@@ -146,6 +146,9 @@ pub struct StatefulSpec {
     pub baseline_us: i64,
     /// Correlation: what is measured over each window and the condition it must meet.
     pub correlation: Option<CorrelationSpec>,
+    /// Correlation with `suppress`: after a group's window alerts, its windows ending within this long
+    /// do not alert (the next alert counts them).
+    pub suppress_us: Option<i64>,
 }
 
 /// What a correlation rule measures over each window (`-- correlation:`), and the condition the measure
@@ -447,6 +450,11 @@ pub fn parse_rule(path: &Path, text: &str) -> Result<Rule> {
     // `suppress` makes a stateless rule a grouped one: one alert per group and suppression window.
     match (get("suppress"), get("group_by")) {
         (Some(_), _) if kind == RuleKind::Stateless => kind = RuleKind::Group,
+        // a correlation alerts on every window: `suppress` thins that out per group (its `key`)
+        (Some(_), None) if kind == RuleKind::Correlation => {}
+        (_, Some((_, line))) if kind == RuleKind::Correlation => {
+            return Err(Error::rule(path, line, "a correlation groups by its `key`; `group_by` does not apply"));
+        }
         (Some((_, line)), _) => {
             return Err(Error::rule(
                 path,
@@ -617,6 +625,10 @@ fn stateful_spec<'a>(
         max_keys: get("max_keys").map(|v| number("max_keys", v)).transpose()?.map_or(DEFAULT_MAX_KEYS, |n| n as usize),
         baseline_us: get("baseline").map(|v| duration("baseline", v)).transpose()?.unwrap_or(0),
         correlation,
+        suppress_us: match kind {
+            RuleKind::Correlation => get("suppress").map(|v| duration("suppress", v)).transpose()?,
+            _ => None,
+        },
     }))
 }
 

@@ -50,7 +50,9 @@
 //!   released signal up to the watermark is in, each new match time `t` ends a window `[t - window, t]`
 //!   that alerts when its measure meets the condition (see [`crate::correlation`]). The alert is at `t`,
 //!   names the window's evidence and carries `correlation`, `condition`, `measure`, `window_start`,
-//!   `timespan`, `event_count` and the key columns of the group's newest match.
+//!   `timespan`, `event_count` and the key columns of the group's newest match. With `suppress`, a
+//!   group's windows ending within that long after one that alerted do not alert; the next alert says
+//!   how many were left out (`suppressed_windows`).
 //!
 //! **Bounds.** Per rule at most `max_keys` keys (default 100,000): beyond it the least recently seen keys
 //! are forgotten (counted in `evicted`). A threshold window holds fewer than `threshold` signals, a
@@ -130,6 +132,12 @@ pub struct KeyState {
     /// Correlation: the end of the newest window evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluated_us: Option<i64>,
+    /// Correlation with `suppress`: windows ending before this time do not alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_until: Option<i64>,
+    /// Correlation with `suppress`: windows left out since the group's last alert.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -514,6 +522,10 @@ impl RuleState {
             let windows =
                 correlation::windows(&spec, steps, self.spec.window_us, &mut state.matches, &mut state.evaluated_us);
             for window in windows {
+                if state.suppressed_until.is_some_and(|until| window.end_us < until) {
+                    state.suppressed += 1;
+                    continue;
+                }
                 let mut fields = state.last.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
                 fields.insert("correlation".into(), Value::from(spec.measure.as_str()));
                 fields.insert("condition".into(), Value::from(format!("{} {}", spec.op.as_str(), spec.count)));
@@ -521,6 +533,11 @@ impl RuleState {
                 fields.insert("window_start".into(), Value::from(format_time_us(window.start_us)));
                 fields.insert("timespan".into(), Value::from(duration_text(self.spec.window_us)));
                 fields.insert("event_count".into(), Value::from(window.event_ids.len()));
+                if let Some(suppress) = self.spec.suppress_us {
+                    fields.insert("suppress".into(), Value::from(duration_text(suppress)));
+                    fields.insert("suppressed_windows".into(), Value::from(std::mem::take(&mut state.suppressed)));
+                    state.suppressed_until = Some(window.end_us.saturating_add(suppress));
+                }
                 let mut ids = window.event_ids;
                 if ids.len() > correlation::ALERT_EVENT_IDS {
                     ids.truncate(correlation::ALERT_EVENT_IDS);
@@ -604,7 +621,11 @@ impl RuleState {
             // a window ending at t or later holds nothing older than t - window
             RuleKind::Correlation => {
                 let unevaluated = &self.unevaluated;
-                self.keys.retain(|k, s| s.last_us >= t.saturating_sub(window_us) || unevaluated.contains(k));
+                self.keys.retain(|k, s| {
+                    s.last_us >= t.saturating_sub(window_us)
+                        || unevaluated.contains(k)
+                        || s.suppressed_until.is_some_and(|until| until > t)
+                });
             }
             RuleKind::FirstSeen => self.keys.retain(|_, s| s.last_us >= t.saturating_sub(ttl_us)),
             // Groups are closed (and forgotten) by the watermark, never swept unreported.

@@ -43,7 +43,7 @@ fn batch(events: &[(usize, Ev)]) -> RecordBatch {
     b.finish()
 }
 
-const RULES: [(&str, &str); 11] = [
+const RULES: [(&str, &str); 12] = [
     (
         "brute.sql",
         "-- id: brute\n-- title: B\n-- severity: high\n-- criteria: CC6.1\n-- kind: sequence\n-- key: src_ip\n-- window: 30m\n-- steps: failed*3, ok\nSELECT time, event_id, src_ip, CASE outcome WHEN 'failure' THEN 'failed' ELSE 'ok' END AS step FROM events WHERE activity = 'ListBuckets'",
@@ -81,6 +81,10 @@ const RULES: [(&str, &str); 11] = [
         // Issue 20: Sigma correlations (what a converted Sigma correlation rule is), every window.
         "many_failures.sql",
         "-- id: many_failures\n-- title: M\n-- severity: medium\n-- criteria: CC6.1\n-- kind: correlation\n-- correlation: event_count\n-- condition: gte 3\n-- key: src_ip\n-- window: 10m\n-- steps: failed\nSELECT time, event_id, 'failed' AS step, src_ip FROM events WHERE outcome = 'failure'",
+    ),
+    (
+        "failures_once.sql",
+        "-- id: failures_once\n-- title: M1\n-- severity: medium\n-- criteria: CC6.1\n-- kind: correlation\n-- correlation: event_count\n-- condition: gte 3\n-- key: src_ip\n-- window: 10m\n-- steps: failed\n-- suppress: 30m\nSELECT time, event_id, 'failed' AS step, src_ip FROM events WHERE outcome = 'failure'",
     ),
     (
         "ordered.sql",
@@ -412,6 +416,26 @@ fn a_repeated_step_needs_that_many_signals_before_the_next() {
 }
 
 /// Alerts of `rule` as JSON, the stream in one batch per event.
+#[test]
+fn a_correlation_alerts_on_every_window_and_suppress_thins_it_out() {
+    // failures from ip 1 at minutes 0..5, then 40..43; ip 2 twice
+    let mut events: Vec<Ev> = (0..5).map(|m| ev(m, 1, 0, true, 3, 0)).collect();
+    events.extend([ev(5, 2, 0, true, 3, 0), ev(6, 2, 0, true, 3, 0)]);
+    events.extend((40..43).map(|m| ev(m, 1, 0, true, 3, 0)));
+    assert_eq!(found(&events, "many_failures"), vec![(2, 3), (3, 4), (4, 5), (42, 3)]);
+    let once = alerts_of(&events, "failures_once");
+    let shown: Vec<(i64, u64)> = once
+        .iter()
+        .map(|a| {
+            let minute = chrono_free_minutes(a["time"].as_str().expect("time"));
+            (minute, a["fields"]["suppressed_windows"].as_u64().expect("suppressed_windows"))
+        })
+        .collect();
+    assert_eq!(shown, vec![(2, 0), (42, 2)], "the windows at 3 and 4 fall within 30m of the one at 2");
+    assert_eq!(once[0]["fields"]["window_start"], "2024-08-02T08:45:24Z");
+    assert_eq!(once[0]["fields"]["src_ip"], "10.0.0.1");
+}
+
 fn alerts_of(events: &[Ev], rule: &str) -> Vec<serde_json::Value> {
     run(events, 1, 1, None)
         .iter()

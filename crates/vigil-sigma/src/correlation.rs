@@ -321,6 +321,13 @@ pub(crate) fn convert(
     files: &[(PathBuf, String)],
 ) -> Result<Converted, Refused> {
     let Ok(header) = &doc.header else { return refuse(doc.line, Refusal::Yaml, "the correlation has no valid header") };
+    if let Some((_, line)) = &header.group_by {
+        return refuse(
+            *line,
+            Refusal::Condition,
+            "a correlation groups by its own `group-by`; vigil's `group_by` does not apply",
+        );
+    }
     let mut branches = Vec::new();
     let mut labels = Vec::new();
     let mut sources = Vec::new();

@@ -156,7 +156,7 @@ pub fn convert_files(files: &[(PathBuf, String)]) -> Vec<Result<Converted>> {
         let result = match (&doc.body, &targets[i]) {
             (Err(r), _) | (_, Some(Err(r))) => Err(r.clone()),
             (Ok(Body::Detection(detection)), _) => {
-                Ok(detection_rule(doc, detection, &files[doc.file].1, path, standalone[i]))
+                detection_rule(doc, detection, &files[doc.file].1, path, standalone[i])
             }
             (Ok(Body::Correlation(spec)), Some(Ok(found))) => correlation::convert(doc, spec, found, &docs, files),
             (Ok(Body::Correlation(_)), None) => {
@@ -235,6 +235,10 @@ pub(crate) struct Header {
     pub name: Option<String>,
     pub author: String,
     pub status: String,
+    /// vigil's `suppress` (a duration), a Sigma extension like `criteria`.
+    pub suppress: Option<String>,
+    /// vigil's `group_by` (fields or columns), with its line.
+    pub group_by: Option<(Vec<String>, u64)>,
 }
 
 /// What a document is.
@@ -343,6 +347,15 @@ fn read_header(doc: &Node) -> std::result::Result<Header, Refused> {
         name: text_of("name")?,
         author: one_line(&text_of("author")?.unwrap_or_default()),
         status: text_of("status")?.unwrap_or_default(),
+        suppress: text_of("suppress")?,
+        group_by: match doc.get("group_by") {
+            None => None,
+            Some(node @ Node { kind: Kind::Seq(_), .. }) => Some((list_of(doc, "group_by")?, node.line)),
+            Some(node) => Some((
+                text_of("group_by")?.unwrap_or_default().split(',').map(|g| g.trim().to_string()).collect(),
+                node.line,
+            )),
+        },
     })
 }
 
@@ -393,6 +406,9 @@ pub(crate) fn header_sql(id: &str, header: &Header) -> String {
     if let Some(description) = &header.description {
         sql.push_str(&format!("-- description: {description}\n"));
     }
+    if let Some(suppress) = &header.suppress {
+        sql.push_str(&format!("-- suppress: {suppress}\n"));
+    }
     sql
 }
 
@@ -403,9 +419,36 @@ pub(crate) fn file_line(path: &Path, text: &str) -> String {
     format!("-- Sigma file {file}, SHA-256 {}\n", hex::encode(Sha256::digest(text.as_bytes())))
 }
 
-fn detection_rule(doc: &Doc, detection: &Detection, text: &str, path: &Path, standalone: bool) -> Converted {
+fn detection_rule(
+    doc: &Doc,
+    detection: &Detection,
+    text: &str,
+    path: &Path,
+    standalone: bool,
+) -> std::result::Result<Converted, Refused> {
     let meta = doc.meta(detection.selection.label.clone());
     let mut sql = doc.header.as_ref().map(|h| header_sql(&doc.id, h)).unwrap_or_default();
+    let mut columns = String::new();
+    if let Some((fields, line)) = doc.header.as_ref().ok().and_then(|h| h.group_by.as_ref()) {
+        let mut names = Vec::new();
+        for field in fields {
+            if ["actor_user", "src_ip", "activity"].contains(&field.as_str()) {
+                names.push(field.clone()); // a canonical column the rule selects anyway
+                continue;
+            }
+            if field.is_empty() || field.contains(['"', ',']) {
+                return refuse(
+                    *line,
+                    Refusal::Field,
+                    format!("group_by field `{field}`: vigil cannot name a column so"),
+                );
+            }
+            let expr = mapping::field(*line, detection.selection.fields, field)?;
+            columns.push_str(&format!(", {expr} AS \"{field}\""));
+            names.push(field.clone());
+        }
+        sql.push_str(&format!("-- group_by: {}\n", names.join(", ")));
+    }
     sql.push_str(&format!(
         "-- Sigma rule {} by {} (Detection Rule License 1.1), logsource {}\n",
         if meta.id.is_empty() { "(no id)" } else { &meta.id },
@@ -413,9 +456,9 @@ fn detection_rule(doc: &Doc, detection: &Detection, text: &str, path: &Path, sta
         meta.logsource
     ));
     sql.push_str(&file_line(path, text));
-    sql.push_str("SELECT time, event_id, actor_user, src_ip, activity FROM events\n");
+    sql.push_str(&format!("SELECT time, event_id, actor_user, src_ip, activity{columns} FROM events\n"));
     sql.push_str(&format!("WHERE {}\n", detection.filter_sql()));
-    Converted {
+    Ok(Converted {
         path: path.to_path_buf(),
         line: doc.line,
         id: doc.id.clone(),
@@ -424,7 +467,7 @@ fn detection_rule(doc: &Doc, detection: &Detection, text: &str, path: &Path, sta
         standalone,
         correlation: None,
         uses: Vec::new(),
-    }
+    })
 }
 
 impl Detection {
@@ -655,6 +698,16 @@ mod tests {
         let corr = "title: C\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n  condition: {gte: 2}\n";
         let err = convert(Path::new("c.yml"), corr).unwrap_err();
         assert_eq!((err.kind(), err.to_string().starts_with("c.yml:4: ")), (Refusal::Correlation, true), "{err}");
+    }
+
+    #[test]
+    fn vigil_grouping_keys_pass_through() {
+        let text = rule("  sel:\n    eventName: x\n  condition: sel") + "group_by: [userAgent, src_ip]\nsuppress: 1h\n";
+        let c = convert(Path::new("r.yml"), &text).unwrap();
+        assert!(c.sql.contains("-- suppress: 1h\n-- group_by: userAgent, src_ip\n"), "{}", c.sql);
+        assert!(c.sql.contains(", json_as_text(TRY_CAST(raw AS VARCHAR), 'userAgent') AS \"userAgent\" FROM events"));
+        let bad = rule("  sel:\n    eventName: x\n  condition: sel") + "group_by: [a.0.b]\nsuppress: 1h\n";
+        assert_eq!(convert(Path::new("r.yml"), &bad).unwrap_err().kind(), Refusal::Field);
     }
 
     #[test]
