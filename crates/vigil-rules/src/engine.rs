@@ -226,6 +226,8 @@ struct CompiledRule {
     task: Arc<TaskContext>,
     /// Stateful rules: their empty state, cloned for each new stream.
     state: Option<RuleState>,
+    /// The event sources the rule can match, when its plan says (a batch without them skips the rule).
+    sources: Option<std::collections::BTreeSet<String>>,
 }
 
 /// The state of the stateful rules over one stream of events (a source partition).
@@ -456,7 +458,8 @@ impl RuleEngine {
                 Ok(plan) => match (shape_of(rule, plan.schema().as_arrow()), task_context(&state, &options.budget)) {
                     (Ok(shape), Ok(task)) => {
                         let state = rule.stateful.clone().map(|spec| RuleState::new(rule.kind, spec));
-                        rules.push(CompiledRule { rule: rule.clone(), plan, shape, state, task })
+                        let sources = crate::source_filter::required_sources(&plan);
+                        rules.push(CompiledRule { rule: rule.clone(), plan, shape, state, task, sources })
                     }
                     (Err(e), _) => errors.push(e),
                     (_, Err(e)) => errors.push(Error::Eval { rule: rule.id.clone(), source: e }),
@@ -608,11 +611,18 @@ impl RuleEngine {
         self.table.set(partitions)?;
         let budget = self.budget;
         let session = &self.state;
+        let present = crate::source_filter::present(batches);
         let runs = self.rules.iter().zip(&self.quarantined).map(|(compiled, quarantined)| {
             let stop = self.stop.clone();
+            // a rule for sources the batch does not hold has nothing to find (see source_filter)
+            let absent = match (&compiled.sources, &present) {
+                (Some(wanted), Some(present)) => wanted.is_disjoint(present),
+                _ => false,
+            };
             async move {
                 match quarantined {
                     Some(_) => None,
+                    None if absent => Some(Ok(Vec::new())),
                     None => Some(run_rule(session, &compiled.plan, compiled.task.clone(), budget, stop).await),
                 }
             }

@@ -31,6 +31,7 @@ pub mod engine;
 mod error;
 pub mod rule;
 pub mod sigma;
+mod source_filter;
 pub mod stateful;
 pub mod validate;
 

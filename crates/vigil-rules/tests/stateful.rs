@@ -75,12 +75,13 @@ const RULES: [(&str, &str); 12] = [
     (
         // Issue 20: a stateless rule grouped per source address, one alert per 15 minutes.
         "burst.sql",
-        "-- id: burst\n-- title: K\n-- severity: medium\n-- criteria: CC6.1\n-- group_by: src_ip\n-- suppress: 15m\nSELECT time, event_id, src_ip, actor_user FROM events WHERE activity = 'CreateAccessKey'",
+        "-- id: burst\n-- title: K\n-- severity: medium\n-- criteria: CC6.1\n-- group_by: src_ip\n-- suppress: 15m\nSELECT time, event_id, src_ip, actor_user FROM events WHERE activity = 'CreateAccessKey' AND source IN ('aws.cloudtrail')",
     ),
     (
-        // Issue 20: Sigma correlations (what a converted Sigma correlation rule is), every window.
+        // Issue 20: Sigma correlations (what a converted Sigma correlation rule is), every window. Issue 22:
+        // this one and `burst` name their source, so batches without it skip them (source_filter).
         "many_failures.sql",
-        "-- id: many_failures\n-- title: M\n-- severity: medium\n-- criteria: CC6.1\n-- kind: correlation\n-- correlation: event_count\n-- condition: gte 3\n-- key: src_ip\n-- window: 10m\n-- steps: failed\nSELECT time, event_id, 'failed' AS step, src_ip FROM events WHERE outcome = 'failure'",
+        "-- id: many_failures\n-- title: M\n-- severity: medium\n-- criteria: CC6.1\n-- kind: correlation\n-- correlation: event_count\n-- condition: gte 3\n-- key: src_ip\n-- window: 10m\n-- steps: failed\nSELECT time, event_id, 'failed' AS step, src_ip FROM events WHERE outcome = 'failure' AND source = 'aws.cloudtrail'",
     ),
     (
         "failures_once.sql",
