@@ -281,6 +281,12 @@ impl RuleEngine {
         self.rules.iter().filter(|c| !AttrColumns::collect([&c.plan]).is_empty()).map(|c| c.rule.id.as_str()).collect()
     }
 
+    /// Ids of the rules whose sources the plan does not tell: they run on every micro-batch, whatever
+    /// sources it holds (see [`crate::source_filter`]).
+    pub fn rules_for_any_source(&self) -> Vec<&str> {
+        self.rules.iter().filter(|c| c.sources.is_none()).map(|c| c.rule.id.as_str()).collect()
+    }
+
     /// The compiled rules, in pack order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().map(|c| &c.rule)

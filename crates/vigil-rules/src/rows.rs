@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMicrosecondType, UInt32Type, UInt64Type};
 use datafusion::error::DataFusionError;
 use vigil_schema::timestamp_type;
 
@@ -225,18 +225,55 @@ pub(crate) fn field_rows(
     shape: &Shape,
     batch: &RecordBatch,
 ) -> datafusion::error::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    let field_batch = batch.project(&shape.fields)?;
-    let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::with_capacity(batch.num_rows());
-    if field_batch.num_columns() > 0 {
+    use serde_json::Value;
+    let rows_n = batch.num_rows();
+    let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = vec![serde_json::Map::new(); rows_n];
+    // Text, whole numbers and booleans become JSON values directly (every signal of a stateful rule goes
+    // through here); other types through Arrow's JSON writer. Nulls are left out, as the writer does.
+    let mut through_writer = Vec::new();
+    let schema = batch.schema();
+    for &i in &shape.fields {
+        let name = schema.field(i).name();
+        let column = batch.column(i);
+        let mut put = |row: usize, value: Value| {
+            rows[row].insert(name.clone(), value);
+        };
+        macro_rules! each {
+            ($array:expr, $to:expr) => {{
+                let array = $array;
+                for row in 0..rows_n {
+                    if array.is_valid(row) {
+                        put(row, $to(array.value(row)));
+                    }
+                }
+            }};
+        }
+        match column.data_type() {
+            DataType::Utf8 => each!(column.as_string::<i32>(), |v: &str| Value::String(v.to_string())),
+            DataType::LargeUtf8 => each!(column.as_string::<i64>(), |v: &str| Value::String(v.to_string())),
+            DataType::Utf8View => each!(column.as_string_view(), |v: &str| Value::String(v.to_string())),
+            DataType::Boolean => each!(column.as_boolean(), Value::Bool),
+            DataType::Int64 => each!(column.as_primitive::<Int64Type>(), Value::from),
+            DataType::Int32 => each!(column.as_primitive::<Int32Type>(), Value::from),
+            DataType::UInt64 => each!(column.as_primitive::<UInt64Type>(), Value::from),
+            DataType::UInt32 => each!(column.as_primitive::<UInt32Type>(), Value::from),
+            _ => through_writer.push(i),
+        }
+    }
+    if !through_writer.is_empty() {
+        let field_batch = batch.project(&through_writer)?;
         let mut buf = Vec::new();
         {
             let mut writer = arrow::json::ArrayWriter::new(&mut buf);
             writer.write(&field_batch)?;
             writer.finish()?;
         }
-        rows = serde_json::from_slice(&buf).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let written: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_slice(&buf).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        for (row, fields) in rows.iter_mut().zip(written) {
+            row.extend(fields);
+        }
     }
-    rows.resize(batch.num_rows(), serde_json::Map::new());
     Ok(rows)
 }
 
@@ -278,4 +315,47 @@ pub(crate) fn alerts_from_batch(
         out.push(Alert::new(rule, times.value(row), event_ids, fields));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, StringViewArray};
+    use arrow::array::{TimestampMicrosecondArray, UInt64Array};
+
+    use super::*;
+
+    /// What the fields were before the direct conversion: every column through Arrow's JSON writer.
+    fn through_writer(batch: &RecordBatch) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let mut buf = Vec::new();
+        let mut writer = arrow::json::ArrayWriter::new(&mut buf);
+        writer.write(batch).unwrap();
+        writer.finish().unwrap();
+        serde_json::from_slice(&buf).unwrap()
+    }
+
+    #[test]
+    fn fields_are_what_the_json_writer_gives() {
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("text", Arc::new(StringArray::from(vec![Some("a \"q\" \\ é \u{1}"), None, Some("")]))),
+            (
+                "view",
+                Arc::new(StringViewArray::from(vec![
+                    None,
+                    Some("long enough to leave the view's inline bytes"),
+                    Some("x"),
+                ])),
+            ),
+            ("n", Arc::new(Int64Array::from(vec![Some(i64::MIN), Some(0), None]))),
+            ("m", Arc::new(Int32Array::from(vec![Some(-1), None, Some(7)]))),
+            ("u", Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(1), None]))),
+            ("b", Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)]))),
+            ("f", Arc::new(Float64Array::from(vec![Some(1.5), None, Some(1e300)]))),
+            ("t", Arc::new(TimestampMicrosecondArray::from(vec![Some(1), None, Some(1_722_588_804_000_000)]))),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let shape = Shape { time: 0, event_ids: EventIds::One(0), fields: (0..batch.num_columns()).collect() };
+        assert_eq!(field_rows(&shape, &batch).unwrap(), through_writer(&batch));
+    }
 }

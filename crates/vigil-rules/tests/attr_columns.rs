@@ -113,3 +113,17 @@ fn attribute_columns_give_what_the_json_functions_give() {
         assert!(every.iter().any(|a| a.contains(needle)), "no alert has {needle}");
     }
 }
+
+/// Issue 22: on a stream of one source, the rules for other sources cost nothing: every rule of the shipped
+/// SOC 2 pack names its source in a way the engine reads (`source = '...'`), except those meant for every
+/// source.
+#[test]
+fn the_soc2_pack_names_its_sources() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("test setup");
+    rt.block_on(async {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/rules/soc2");
+        let pack = vigil_rules::load_rules(&[dir]).expect("the SOC 2 pack loads");
+        let engine = RuleEngine::new(&pack, 2).await.expect("rules plan");
+        assert_eq!(engine.rules_for_any_source(), ["attack_tool_user_agent", "source_silence"]);
+    });
+}
