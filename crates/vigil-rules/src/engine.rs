@@ -508,9 +508,10 @@ impl RuleEngine {
         all
     }
 
-    /// Whether any rule acts on [`RuleEngine::idle`]: silence rules, and grouped rules (`suppress`), whose
-    /// open groups close when their window ends by the wall clock on a quiet stream.
+    /// Whether any rule acts on [`RuleEngine::idle`]: silence rules, grouped rules (`suppress`), whose
+    /// open groups close when their window ends by the wall clock on a quiet stream, and correlations,
+    /// whose last matches are judged once the quiet passes their lateness.
     pub fn has_silence(&self) -> bool {
-        self.rules.iter().any(|c| matches!(c.rule.kind, RuleKind::Silence | RuleKind::Group))
+        self.rules.iter().any(|c| matches!(c.rule.kind, RuleKind::Silence | RuleKind::Group | RuleKind::Correlation))
     }
 }

@@ -461,9 +461,11 @@ impl RuleState {
     /// A live stream that has received nothing for `idle_us` of wall-clock time since its newest event at
     /// `newest_us`: for a silence rule, that quiet counts as event time, so a key quiet past its deadline
     /// alerts although no later event arrives to show it (a source or partition that stopped altogether).
-    /// What is pending is released first. Other kinds wait for events: nothing happens.
+    /// What is pending is released first; so grouped rules close their groups and correlations judge the
+    /// windows of their last matches (a burst that ends a quiet topic alerts without waiting for the next
+    /// event). Other kinds wait for events: nothing happens.
     pub fn idle(&mut self, rule: &Rule, newest_us: i64, idle_us: i64) -> Vec<Alert> {
-        if !matches!(self.kind, RuleKind::Silence | RuleKind::Group) || newest_us == i64::MIN {
+        if !matches!(self.kind, RuleKind::Silence | RuleKind::Group | RuleKind::Correlation) || newest_us == i64::MIN {
             return Vec::new();
         }
         let clock = newest_us.saturating_add(idle_us.max(0));

@@ -508,6 +508,24 @@ fn grouping_header_mistakes_are_refused_with_the_line() {
 }
 
 #[test]
+fn a_quiet_live_stream_judges_its_last_correlation_windows_by_the_wall_clock() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("test setup");
+    rt.block_on(async {
+        let mut engine = RuleEngine::new(&pack(), 1).await.expect("test setup");
+        // three failures from one address, then nothing: pending for the 5 minutes of lateness
+        let events = [ev(0, 1, 0, true, 3, 0), ev(1, 1, 0, true, 3, 0), ev(2, 1, 0, true, 3, 0)];
+        let numbered: Vec<(usize, Ev)> = events.iter().cloned().enumerate().collect();
+        let mut state = engine.new_state();
+        let many = |alerts: &[Alert]| alerts.iter().filter(|a| a.rule_id == "many_failures").count();
+        assert_eq!(many(&engine.evaluate(&mut state, &[batch(&numbered)]).await.expect("test setup")), 0);
+        assert_eq!(many(&engine.idle(&mut state, 4 * MIN)), 0, "minute 2 + 4 - 5 (lateness): still pending");
+        let alerts = engine.idle(&mut state, 6 * MIN);
+        assert_eq!(many(&alerts), 1, "quiet past the lateness: the window at minute 2 is judged: {alerts:?}");
+        assert_eq!(many(&engine.idle(&mut state, 60 * MIN)), 0, "once");
+    });
+}
+
+#[test]
 fn a_quiet_live_stream_closes_its_open_groups_by_the_wall_clock() {
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("test setup");
     rt.block_on(async {
