@@ -176,23 +176,90 @@ fn parse_time(text: &Option<String>) -> Option<i64> {
     text.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.timestamp_micros())
 }
 
+/// What the walk over every manifest chain gathered.
+#[derive(Default)]
+struct Walked {
+    /// Data files some entry lists.
+    referenced: HashSet<String>,
+    /// Those files, to read and hash.
+    to_check: Vec<FileCheck>,
+    /// (source, partition, seq) -> entry_hash of every entry read, for the earlier report's heads.
+    hashes: BTreeMap<(String, i32, u64), String>,
+    /// Each chain's last offset.
+    heads: BTreeMap<(String, i32), i64>,
+    /// Each chain's listed files.
+    files: BTreeMap<(String, i32), HashSet<String>>,
+    views: crate::digest_check::ChainViews,
+}
+
 /// Verifies `archive` (see the module docs).
 pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<VerifyReport> {
     let started = std::time::Instant::now();
     let mut report = VerifyReport { location: archive.location().to_string(), ..VerifyReport::default() };
-    let store = archive.object_store();
-    let root = archive.root().clone();
     let now_us = options.now_us.unwrap_or_else(crate::now_us);
-    // One listing of everything: relative path -> size and when the store says it was written.
+    let concurrency = if options.concurrency == 0 { DEFAULT_CONCURRENCY } else { options.concurrency };
+    let listed = list_all(archive).await?;
+    let digest_paths = digest_paths(&listed, &mut report);
+    let (chains, pending) = manifest_objects(&listed, &mut report);
+    // Every entry is small: read them all at once (what dominates on a remote store is the round trips).
+    let entry_paths: Vec<String> =
+        chains.values().flat_map(|c| c.values().cloned()).chain(digest_paths.values().cloned()).collect();
+    let contents = read_all(archive, entry_paths, concurrency).await?;
+    let walked = walk_chains(&chains, &contents, options, &listed, &mut report)?;
+    // Signed digests: signatures, their chain, and the heads they sign.
+    let digests: BTreeMap<u64, (String, bytes::Bytes, i64)> = digest_paths
+        .iter()
+        .map(|(seq, path)| {
+            let bytes = contents.get(path).cloned().unwrap_or_default();
+            let stored = listed.get(path).map_or(0, |l| l.stored_us);
+            (*seq, (path.clone(), bytes, stored))
+        })
+        .collect();
+    crate::digest_check::check(&digests, &walked.views, &options.public_keys, now_us, &mut report);
+    check_expected_digest(options, &digests, &mut report);
+    // Ranges being written: their files are not evidence yet.
+    let mut in_progress: BTreeSet<String> = BTreeSet::new();
+    for (source, partition, intent) in &pending {
+        let bytes = archive.read_bytes(&archive.absolute(&Path::from(intent.as_str()))).await?;
+        let stored = listed.get(intent).map_or(now_us, |l| l.stored_us);
+        let pending = Pending { source, partition: *partition, intent, stored_us: stored };
+        in_progress.extend(check_intent(&pending, &bytes, &walked, options, now_us, &mut report));
+    }
+    check_expected_heads(options, &walked.hashes, &mut report);
+    // Data files nobody lists.
+    for path in listed.keys() {
+        let kind = path.split('/').next().unwrap_or("");
+        if DATA_KINDS.contains(&kind) && !walked.referenced.contains(path) && !in_progress.contains(path) {
+            report.find("extra_file", path, "a data file that no manifest entry lists (added, or left from a rewrite)");
+        }
+    }
+    check_files(archive, walked.to_check, concurrency, &mut report).await;
+    // S3 object versions (versions.rs): evidence deleted, overwritten or unlocked that the bucket remembers.
+    if archive.bucket().is_some() {
+        let scope = crate::versions::VersionScope::from_entries(&contents, concurrency);
+        crate::versions::check(archive, &scope, &mut report).await?;
+    }
+    report.findings.sort_by(|a, b| (&a.object, &a.kind).cmp(&(&b.object, &b.kind)));
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// One listing of everything: relative path -> size and when the store says it was written.
+async fn list_all(archive: &Archive) -> Result<BTreeMap<String, Listed>> {
+    let root = archive.root().clone();
     let mut listed: BTreeMap<String, Listed> = BTreeMap::new();
-    let mut stream = store.list(Some(&root));
+    let mut stream = archive.object_store().list(Some(&root));
     while let Some(meta) =
         stream.try_next().await.map_err(|source| Error::Store { operation: "list", path: root.to_string(), source })?
     {
         let listing = Listed { size: meta.size, stored_us: meta.last_modified.timestamp_micros() };
         listed.insert(layout::relative(&root, &meta.location), listing);
     }
-    // Digests: `digests/{seq}.json`, anything else there is planted.
+    Ok(listed)
+}
+
+/// Digests: `digests/{seq}.json` by seq; anything else there is planted.
+fn digest_paths(listed: &BTreeMap<String, Listed>, report: &mut VerifyReport) -> BTreeMap<u64, String> {
     let mut digest_paths: BTreeMap<u64, String> = BTreeMap::new();
     for path in listed.keys() {
         let Some(name) = path.strip_prefix("digests/") else { continue };
@@ -203,7 +270,14 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
             None => report.find("extra_file", path, "an object in digests/ that is no digest"),
         }
     }
-    // Manifest objects by chain.
+    digest_paths
+}
+
+/// Manifest entry objects by chain, and the intents of ranges being written (source, partition, path).
+type ManifestObjects = (BTreeMap<(String, i32), BTreeMap<u64, String>>, Vec<(String, i32, String)>);
+
+/// Manifest objects by chain; anything in manifests/ that is neither entry nor intent is planted.
+fn manifest_objects(listed: &BTreeMap<String, Listed>, report: &mut VerifyReport) -> ManifestObjects {
     let mut chains: BTreeMap<(String, i32), BTreeMap<u64, String>> = BTreeMap::new();
     let mut pending: Vec<(String, i32, String)> = Vec::new();
     for path in listed.keys() {
@@ -225,47 +299,50 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
             report.find("extra_file", path, "an object in manifests/ that is no manifest entry");
         }
     }
-    let mut referenced: HashSet<String> = HashSet::new();
-    let mut to_check: Vec<FileCheck> = Vec::new();
-    // (source, partition, seq) -> entry_hash of every entry read, for the earlier report's heads.
-    let mut hashes: BTreeMap<(String, i32, u64), String> = BTreeMap::new();
-    // Every entry is small: read them all at once (what dominates on a remote store is the round trips).
-    let concurrency = if options.concurrency == 0 { DEFAULT_CONCURRENCY } else { options.concurrency };
-    let entry_paths: Vec<String> =
-        chains.values().flat_map(|c| c.values().cloned()).chain(digest_paths.values().cloned()).collect();
-    let contents: BTreeMap<String, bytes::Bytes> =
-        futures::stream::iter(entry_paths.into_iter().map(|path| async move {
-            let bytes = archive.read_bytes(&archive.absolute(&Path::from(path.as_str()))).await?;
-            Ok::<_, Error>((path, bytes))
-        }))
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
-    let mut views = crate::digest_check::ChainViews::new();
-    let mut chain_heads: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let mut chain_files: BTreeMap<(String, i32), HashSet<String>> = BTreeMap::new();
-    for ((source, partition), entries) in &chains {
+    (chains, pending)
+}
+
+/// The bytes of every path, `concurrency` reads at a time.
+async fn read_all(archive: &Archive, paths: Vec<String>, concurrency: usize) -> Result<BTreeMap<String, bytes::Bytes>> {
+    futures::stream::iter(paths.into_iter().map(|path| async move {
+        let bytes = archive.read_bytes(&archive.absolute(&Path::from(path.as_str()))).await?;
+        Ok::<_, Error>((path, bytes))
+    }))
+    .buffer_unordered(concurrency)
+    .try_collect()
+    .await
+}
+
+/// Checks every chain ([`check_chain`]) and gathers what the later steps need.
+fn walk_chains(
+    chains: &BTreeMap<(String, i32), BTreeMap<u64, String>>,
+    contents: &BTreeMap<String, bytes::Bytes>,
+    options: &VerifyOptions,
+    listed: &BTreeMap<String, Listed>,
+    report: &mut VerifyReport,
+) -> Result<Walked> {
+    let mut walked = Walked::default();
+    for ((source, partition), entries) in chains {
         report.chains += 1;
-        let chain = check_chain(source, *partition, entries, &contents, options, &listed, &mut report)?;
-        referenced.extend(chain.referenced.iter().cloned());
-        to_check.extend(chain.to_check);
-        hashes.extend(chain.hashes.into_iter().map(|(seq, hash)| ((source.clone(), *partition, seq), hash)));
+        let chain = check_chain(source, *partition, entries, contents, options, listed, report)?;
+        walked.referenced.extend(chain.referenced.iter().cloned());
+        walked.to_check.extend(chain.to_check);
+        walked.hashes.extend(chain.hashes.into_iter().map(|(seq, hash)| ((source.clone(), *partition, seq), hash)));
         if let Some(last) = chain.last_offset {
-            chain_heads.insert((source.clone(), *partition), last);
+            walked.heads.insert((source.clone(), *partition), last);
         }
-        chain_files.insert((source.clone(), *partition), chain.referenced.iter().cloned().collect());
-        views.insert((source.clone(), *partition), chain.views);
+        walked.files.insert((source.clone(), *partition), chain.referenced.iter().cloned().collect());
+        walked.views.insert((source.clone(), *partition), chain.views);
     }
-    // Signed digests: signatures, their chain, and the heads they sign.
-    let digests: BTreeMap<u64, (String, bytes::Bytes, i64)> = digest_paths
-        .iter()
-        .map(|(seq, path)| {
-            let bytes = contents.get(path).cloned().unwrap_or_default();
-            let stored = listed.get(path).map_or(0, |l| l.stored_us);
-            (*seq, (path.clone(), bytes, stored))
-        })
-        .collect();
-    crate::digest_check::check(&digests, &views, &options.public_keys, now_us, &mut report);
+    Ok(walked)
+}
+
+/// `--since`: the newest digest an earlier report saw must still be there, with the same bytes.
+fn check_expected_digest(
+    options: &VerifyOptions,
+    digests: &BTreeMap<u64, (String, bytes::Bytes, i64)>,
+    report: &mut VerifyReport,
+) {
     if let Some(expected) = &options.expected_digest {
         let object = format!("digests/{:012}.json", expected.seq);
         match digests.get(&expected.seq) {
@@ -276,86 +353,106 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
             Some(_) => {}
         }
     }
-    // Ranges being written: their files are not evidence yet. An intent older than a commit takes was
-    // left by a writer that stopped (or planted); one that lists files of no unwritten range of its own
-    // chain was edited or planted.
-    let mut in_progress: BTreeSet<String> = BTreeSet::new();
-    for (source, partition, intent) in &pending {
-        let bytes = archive.read_bytes(&archive.absolute(&Path::from(intent.as_str()))).await?;
-        let parsed = crate::manifest::Intent::parse(&bytes);
-        let after = chain_heads.get(&(source.clone(), *partition)).copied();
-        let parsed = match parsed {
-            Ok(parsed) => parsed,
-            Err(reason) => {
-                report.find("pending_invalid", intent, reason);
-                continue;
-            }
-        };
-        // With keys, an intent must be signed like a digest: one that is not was planted or edited.
-        if !options.public_keys.is_empty() {
-            let signed = options
-                .public_keys
-                .iter()
-                .find(|k| k.id() == parsed.key_id)
-                .is_some_and(|k| k.verifies(&parsed.signed_bytes(), &parsed.signature));
-            if !signed {
-                report.find(
-                    "pending_invalid",
-                    intent,
-                    "not signed by a key given: no vigil writer wrote this intent (planted or edited)",
-                );
-                continue;
-            }
+}
+
+/// An intent of a range being written: its chain, its path and when the store says it was written.
+struct Pending<'a> {
+    source: &'a str,
+    partition: i32,
+    intent: &'a str,
+    stored_us: i64,
+}
+
+/// Checks one intent; returns the files of a range still being written (not evidence yet). An intent
+/// older than a commit takes was left by a writer that stopped (or planted); one that lists files of no
+/// unwritten range of its own chain was edited or planted.
+fn check_intent(
+    pending: &Pending<'_>,
+    bytes: &[u8],
+    walked: &Walked,
+    options: &VerifyOptions,
+    now_us: i64,
+    report: &mut VerifyReport,
+) -> Vec<String> {
+    let Pending { source, partition, intent, stored_us: stored } = *pending;
+    let after = walked.heads.get(&(source.to_string(), partition)).copied();
+    let parsed = crate::manifest::Intent::parse(bytes);
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            report.find("pending_invalid", intent, reason);
+            return Vec::new();
         }
-        let files = parsed.files;
-        // A file its chain's entries list was committed: the intent outlived its range (its removal
-        // failed); the next run over the partition removes it.
-        let committed = |f: &String| chain_files.get(&(source.clone(), *partition)).is_some_and(|s| s.contains(f));
-        let foreign: Vec<&String> = files
+    };
+    // With keys, an intent must be signed like a digest: one that is not was planted or edited.
+    if !options.public_keys.is_empty() {
+        let signed = options
+            .public_keys
             .iter()
-            .filter(|f| !layout::names_unwritten_range(f, source, *partition, after) && !committed(f))
-            .collect();
-        if !files.is_empty() && files.iter().all(committed) {
-            report.warn(
-                "pending_leftover",
-                intent,
-                "the intent of a range that was committed (removing it failed); the next run over this partition \
-                 removes it",
-            );
-            continue;
-        }
-        if !foreign.is_empty() {
+            .find(|k| k.id() == parsed.key_id)
+            .is_some_and(|k| k.verifies(&parsed.signed_bytes(), &parsed.signature));
+        if !signed {
             report.find(
                 "pending_invalid",
                 intent,
-                format!(
-                    "lists {} file(s) that are not this chain's unwritten range (such as {}): edited or planted;                      vigil leaves them alone",
-                    foreign.len(),
-                    foreign[0]
-                ),
+                "not signed by a key given: no vigil writer wrote this intent (planted or edited)",
             );
-            continue;
-        }
-        let stored = listed.get(intent).map_or(now_us, |l| l.stored_us);
-        if now_us.saturating_sub(stored) <= PENDING_GRACE_US {
-            report.warn(
-                "range_in_progress",
-                intent,
-                format!("a range is being written: {} file(s) not yet evidence", files.len()),
-            );
-            in_progress.extend(files);
-        } else {
-            report.find(
-                "range_abandoned",
-                intent,
-                format!(
-                    "a range whose writing stopped {} min ago lists {} file(s) that are not evidence: its writer                      stopped mid-way (the next `vigil run` over the same input removes them) or it was planted",
-                    now_us.saturating_sub(stored) / 60_000_000,
-                    files.len()
-                ),
-            );
+            return Vec::new();
         }
     }
+    let files = parsed.files;
+    // A file its chain's entries list was committed: the intent outlived its range (its removal
+    // failed); the next run over the partition removes it.
+    let committed = |f: &String| walked.files.get(&(source.to_string(), partition)).is_some_and(|s| s.contains(f));
+    let foreign: Vec<&String> =
+        files.iter().filter(|f| !layout::names_unwritten_range(f, source, partition, after) && !committed(f)).collect();
+    if !files.is_empty() && files.iter().all(committed) {
+        report.warn(
+            "pending_leftover",
+            intent,
+            "the intent of a range that was committed (removing it failed); the next run over this partition \
+                 removes it",
+        );
+        return Vec::new();
+    }
+    if !foreign.is_empty() {
+        report.find(
+            "pending_invalid",
+            intent,
+            format!(
+                "lists {} file(s) that are not this chain's unwritten range (such as {}): edited or planted;                      vigil leaves them alone",
+                foreign.len(),
+                foreign[0]
+            ),
+        );
+        return Vec::new();
+    }
+    if now_us.saturating_sub(stored) <= PENDING_GRACE_US {
+        report.warn(
+            "range_in_progress",
+            intent,
+            format!("a range is being written: {} file(s) not yet evidence", files.len()),
+        );
+        return files;
+    }
+    report.find(
+        "range_abandoned",
+        intent,
+        format!(
+            "a range whose writing stopped {} min ago lists {} file(s) that are not evidence: its writer                      stopped mid-way (the next `vigil run` over the same input removes them) or it was planted",
+            now_us.saturating_sub(stored) / 60_000_000,
+            files.len()
+        ),
+    );
+    Vec::new()
+}
+
+/// `--since`: every chain head an earlier report saw must still be there, with the same entry hash.
+fn check_expected_heads(
+    options: &VerifyOptions,
+    hashes: &BTreeMap<(String, i32, u64), String>,
+    report: &mut VerifyReport,
+) {
     for expected in &options.expected_heads {
         let still = report
             .heads
@@ -377,14 +474,11 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
             }
         }
     }
-    // Data files nobody lists.
-    for path in listed.keys() {
-        let kind = path.split('/').next().unwrap_or("");
-        if DATA_KINDS.contains(&kind) && !referenced.contains(path) && !in_progress.contains(path) {
-            report.find("extra_file", path, "a data file that no manifest entry lists (added, or left from a rewrite)");
-        }
-    }
-    // Read and hash the files, in parallel.
+}
+
+/// Reads and hashes the files, in parallel; compares each with what its manifest entry says.
+async fn check_files(archive: &Archive, to_check: Vec<FileCheck>, concurrency: usize, report: &mut VerifyReport) {
+    let store = archive.object_store();
     let results: Vec<(FileCheck, HashOutcome)> = futures::stream::iter(to_check.into_iter().map(|check| {
         let store = store.clone();
         let path = archive.absolute(&Path::from(check.path.as_str()));
@@ -433,14 +527,6 @@ pub async fn verify(archive: &Archive, options: &VerifyOptions) -> Result<Verify
             }
         }
     }
-    // S3 object versions (versions.rs): evidence deleted, overwritten or unlocked that the bucket remembers.
-    if archive.bucket().is_some() {
-        let scope = crate::versions::VersionScope::from_entries(&contents, concurrency);
-        crate::versions::check(archive, &scope, &mut report).await?;
-    }
-    report.findings.sort_by(|a, b| (&a.object, &a.kind).cmp(&(&b.object, &b.kind)));
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
 }
 
 /// SHA-256, size and Parquet row count of a file (rows `None` when it is no readable Parquet), or why
@@ -609,81 +695,10 @@ fn check_chain(
     let mut prev: Option<&ManifestEntry> = None;
     let mut prev_data_last: Option<i64> = None;
     for (seq, path, entry) in &read {
-        if entry.compute_hash() != entry.entry_hash {
-            report.find(
-                "entry_edited",
-                path,
-                "its content does not match its entry_hash (edited after it was written)",
-            );
-        }
-        if entry.seq != *seq || entry.ingest_source != source || entry.partition != partition {
-            report.find(
-                "entry_out_of_order",
-                path,
-                format!("it says it is {}/{}#{} (moved or renamed)", entry.ingest_source, entry.partition, entry.seq),
-            );
-        }
-        let expected_prev = prev.map(|p| p.entry_hash.as_str()).unwrap_or("");
-        let prev_is_adjacent = prev.is_some_and(|p| p.seq + 1 == entry.seq) || (prev.is_none() && entry.seq == 0);
-        if entry.prev_hash != expected_prev && prev_is_adjacent {
-            report.find(
-                "entry_out_of_order",
-                path,
-                "its prev_hash is not the previous entry's hash (reordered or replaced)",
-            );
-        }
+        check_links(entry, *seq, path, prev, (source, partition), report);
         if entry.disposal.is_none() {
-            if let Some(last) = prev_data_last {
-                if entry.first_offset > last + 1 {
-                    report.find(
-                        "offset_gap",
-                        path,
-                        format!(
-                            "offsets {}..={} are in no entry and not recorded as lost",
-                            last + 1,
-                            entry.first_offset - 1
-                        ),
-                    );
-                } else if entry.first_offset <= last {
-                    report.find(
-                        "offset_overlap",
-                        path,
-                        format!(
-                            "starts at offset {} but offsets up to {last} are already in earlier entries",
-                            entry.first_offset
-                        ),
-                    );
-                }
-            }
+            check_data_entry(entry, path, prev_data_last, report);
             prev_data_last = Some(entry.last_offset);
-            let span = (entry.last_offset - entry.first_offset + 1).max(0) as u64;
-            let c = &entry.counts;
-            if c.events + c.dead_letters + c.skipped + c.lost + c.records != span {
-                report.find(
-                    "counts_mismatch",
-                    path,
-                    format!(
-                        "events {} + dead letters {} + skipped {} + lost {} + records {} != {span} offsets",
-                        c.events, c.dead_letters, c.skipped, c.lost, c.records
-                    ),
-                );
-            }
-            let rows_of = |kind: &str| entry.files.iter().filter(|f| f.kind == kind).map(|f| f.rows).sum::<u64>();
-            if rows_of("events") != c.events
-                || rows_of("dead_letters") != c.dead_letters
-                || rows_of("alerts") != c.alerts
-                || rows_of(crate::records::RULES_KIND) + rows_of(crate::records::TRIAGE_KIND) != c.records
-            {
-                report.find("counts_mismatch", path, "the files' rows do not add up to the entry's counts");
-            }
-            if let Some(reason) = &entry.lost_reason {
-                report.lost_offsets += c.lost;
-                report.warn(
-                    "completeness_break",
-                    path,
-                    format!("offsets {}..={} were never read: {reason}", entry.first_offset, entry.last_offset),
-                );
-            }
         }
         let overlaps = |f: &crate::FileEntry| {
             let (min, max) = (parse_time(&f.time_min), parse_time(&f.time_max));
@@ -702,43 +717,7 @@ fn check_chain(
                 in_scope: entry.files.is_empty() || entry.files.iter().any(overlaps),
             },
         );
-        for file in entry.files.iter().filter(|f| f.kind == crate::BLOB_KIND) {
-            match file.offset {
-                Some(o) if (entry.first_offset..=entry.last_offset).contains(&o) && entry.counts.dead_letters > 0 => {}
-                _ => report.find(
-                    "blob_invalid",
-                    &file.path,
-                    format!(
-                        "a dead-letter blob of {} that names no dead letter of its range {}..={}",
-                        name(*seq),
-                        entry.first_offset,
-                        entry.last_offset
-                    ),
-                ),
-            }
-        }
-        for file in &entry.files {
-            out.referenced.push(file.path.clone());
-            match listed.get(&file.path) {
-                None if disposed.contains(&file.path) => {}
-                None => {
-                    report.find("file_missing", &file.path, format!("listed by {} but not in the archive", name(*seq)))
-                }
-                Some(l) if l.size != file.size => report.find(
-                    "file_size_mismatch",
-                    &file.path,
-                    format!("{} bytes, the manifest says {}", l.size, file.size),
-                ),
-                Some(_) if overlaps(file) => out.to_check.push(FileCheck {
-                    path: file.path.clone(),
-                    sha256: file.sha256.clone(),
-                    size: file.size,
-                    rows: file.rows,
-                    blob: file.kind == crate::BLOB_KIND,
-                }),
-                Some(_) => {}
-            }
-        }
+        check_entry_files(entry, &name(*seq), listed, &disposed, &overlaps, &mut out, report);
         prev = Some(entry);
     }
     if let Some((_, _, last)) = read.last() {
@@ -751,4 +730,131 @@ fn check_chain(
         });
     }
     Ok(out)
+}
+
+/// An entry's own hash, its place in the chain and its link to the previous entry.
+fn check_links(
+    entry: &ManifestEntry,
+    seq: u64,
+    path: &str,
+    prev: Option<&ManifestEntry>,
+    (source, partition): (&str, i32),
+    report: &mut VerifyReport,
+) {
+    if entry.compute_hash() != entry.entry_hash {
+        report.find("entry_edited", path, "its content does not match its entry_hash (edited after it was written)");
+    }
+    if entry.seq != seq || entry.ingest_source != source || entry.partition != partition {
+        report.find(
+            "entry_out_of_order",
+            path,
+            format!("it says it is {}/{}#{} (moved or renamed)", entry.ingest_source, entry.partition, entry.seq),
+        );
+    }
+    let expected_prev = prev.map(|p| p.entry_hash.as_str()).unwrap_or("");
+    let prev_is_adjacent = prev.is_some_and(|p| p.seq + 1 == entry.seq) || (prev.is_none() && entry.seq == 0);
+    if entry.prev_hash != expected_prev && prev_is_adjacent {
+        report.find(
+            "entry_out_of_order",
+            path,
+            "its prev_hash is not the previous entry's hash (reordered or replaced)",
+        );
+    }
+}
+
+/// A data entry (not a disposal): its offsets continue the previous data entry's (`prev_last`), its
+/// counts add up to its offsets and to its files' rows; a recorded loss is a completeness break.
+fn check_data_entry(entry: &ManifestEntry, path: &str, prev_last: Option<i64>, report: &mut VerifyReport) {
+    if let Some(last) = prev_last {
+        if entry.first_offset > last + 1 {
+            report.find(
+                "offset_gap",
+                path,
+                format!("offsets {}..={} are in no entry and not recorded as lost", last + 1, entry.first_offset - 1),
+            );
+        } else if entry.first_offset <= last {
+            report.find(
+                "offset_overlap",
+                path,
+                format!(
+                    "starts at offset {} but offsets up to {last} are already in earlier entries",
+                    entry.first_offset
+                ),
+            );
+        }
+    }
+    let span = (entry.last_offset - entry.first_offset + 1).max(0) as u64;
+    let c = &entry.counts;
+    if c.events + c.dead_letters + c.skipped + c.lost + c.records != span {
+        report.find(
+            "counts_mismatch",
+            path,
+            format!(
+                "events {} + dead letters {} + skipped {} + lost {} + records {} != {span} offsets",
+                c.events, c.dead_letters, c.skipped, c.lost, c.records
+            ),
+        );
+    }
+    let rows_of = |kind: &str| entry.files.iter().filter(|f| f.kind == kind).map(|f| f.rows).sum::<u64>();
+    if rows_of("events") != c.events
+        || rows_of("dead_letters") != c.dead_letters
+        || rows_of("alerts") != c.alerts
+        || rows_of(crate::records::RULES_KIND) + rows_of(crate::records::TRIAGE_KIND) != c.records
+    {
+        report.find("counts_mismatch", path, "the files' rows do not add up to the entry's counts");
+    }
+    if let Some(reason) = &entry.lost_reason {
+        report.lost_offsets += c.lost;
+        report.warn(
+            "completeness_break",
+            path,
+            format!("offsets {}..={} were never read: {reason}", entry.first_offset, entry.last_offset),
+        );
+    }
+}
+
+/// An entry's files: each blob names a dead letter of its range; each file is in the archive (unless
+/// disposed of) with its size; those in the period (`overlaps`) are queued to be hashed.
+fn check_entry_files(
+    entry: &ManifestEntry,
+    name: &str,
+    listed: &BTreeMap<String, Listed>,
+    disposed: &BTreeSet<String>,
+    overlaps: &dyn Fn(&crate::FileEntry) -> bool,
+    out: &mut ChainOutcome,
+    report: &mut VerifyReport,
+) {
+    for file in entry.files.iter().filter(|f| f.kind == crate::BLOB_KIND) {
+        match file.offset {
+            Some(o) if (entry.first_offset..=entry.last_offset).contains(&o) && entry.counts.dead_letters > 0 => {}
+            _ => report.find(
+                "blob_invalid",
+                &file.path,
+                format!(
+                    "a dead-letter blob of {} that names no dead letter of its range {}..={}",
+                    name, entry.first_offset, entry.last_offset
+                ),
+            ),
+        }
+    }
+    for file in &entry.files {
+        out.referenced.push(file.path.clone());
+        match listed.get(&file.path) {
+            None if disposed.contains(&file.path) => {}
+            None => report.find("file_missing", &file.path, format!("listed by {} but not in the archive", name)),
+            Some(l) if l.size != file.size => report.find(
+                "file_size_mismatch",
+                &file.path,
+                format!("{} bytes, the manifest says {}", l.size, file.size),
+            ),
+            Some(_) if overlaps(file) => out.to_check.push(FileCheck {
+                path: file.path.clone(),
+                sha256: file.sha256.clone(),
+                size: file.size,
+                rows: file.rows,
+                blob: file.kind == crate::BLOB_KIND,
+            }),
+            Some(_) => {}
+        }
+    }
 }
