@@ -35,12 +35,42 @@ pub(crate) async fn control_page(
 ) -> Result<ControlSummary> {
     let o = c.options;
     let crit = format!("array_has(criteria, {})", quote(control));
-    let period = &c.period;
     let known = tsc::criterion(control);
     let title = match known {
         Some(k) => format!("{control} {}", k.name),
         None => control.to_string(),
     };
+    let mut body = criterion_section(control, known);
+    let glance_at = body.len();
+    let rules = rules_section(c, &crit).await?;
+    body += &rules.html;
+    body += &population.0;
+    let (alerts_html, total, unresolved) = alerts_section(c, &crit, control, &rules.per_version_html).await?;
+    body += &alerts_html;
+    let (sample_html, sampled) = sample_part(c, control).await?;
+    body += &sample_html;
+    // Verify, then the rule texts.
+    body += &verify_section(c);
+    body += "<h2 id=\"rule-texts\">Appendix: the text of each rule version</h2>\n";
+    body += &rules.cards;
+    let glance = glance(c, rules.versions, &population.1, total, &unresolved, sampled);
+    body.insert_str(glance_at, &(c.failures_banner() + &glance));
+
+    let header = c.header(&title, "SOC 2 workpaper: control test from the evidence archive", true);
+    let footer = format!(
+        "Prepared by vigil {} from the evidence archive {}. Every table is one SQL query over the archive, printed beneath it; \
+         the sample is the draw <code>vigil sample</code> makes with the same seed. Tester columns are for the engagement team.",
+        env!("CARGO_PKG_VERSION"),
+        esc(c.archive.location())
+    );
+    let page = html::page(&format!("{title}: SOC 2 workpaper"), &header, &body, &footer);
+    let path = o.out.join(format!("{control}.html"));
+    write_file(&path, page.as_bytes())?;
+    Ok(ControlSummary { id: control.to_string(), page: path, rule_versions: rules.versions, alerts: total, sampled })
+}
+
+/// The criterion in plain words and in the AICPA's text, and what is tested.
+fn criterion_section(control: &str, known: Option<&tsc::Criterion>) -> String {
     let mut body = String::new();
     body += "<h2 id=\"control\">The control</h2>\n<div class=\"criterion\">";
     match known {
@@ -63,8 +93,25 @@ pub(crate) async fn control_page(
     }
     body += "</div>\n<p>Tested here: the detection rules mapped to this criterion ran over the complete population of the period, raised the alerts below, and each alert was triaged; a sample of alerts is traced back to the raw records and to the signed digests that prove them.</p>\n";
 
-    let glance_at = body.len();
-    // Rules and their versions.
+    body
+}
+
+/// The rules mapped to a control: the versions table and, for the appendix, one card per version.
+struct RulesSection {
+    html: String,
+    /// The appendix: each version's text and when it was in force.
+    cards: String,
+    /// Rule versions mapped.
+    versions: usize,
+    /// Alerts per rule version (shown in the alerts section).
+    per_version_html: String,
+}
+
+/// The rules mapped to the control (`crit`, an SQL condition on `criteria`) and their versions.
+async fn rules_section(c: &Context<'_>, crit: &str) -> Result<RulesSection> {
+    let o = c.options;
+    let period = &c.period;
+    let mut body = String::new();
     body += "<h2 id=\"rules\">Rules mapped to the control</h2>\n<p class=\"note\">The text of every rule version that ran, from the archive's <code>rules</code> table (chained and signed with the evidence). A version is named by its rule hash, which every alert it raised carries.</p>\n";
     let sql = format!(
         "SELECT rule_id, rule_hash, to_char(min(recorded_at), '%Y-%m-%d %H:%M:%S') AS first_recorded, count(DISTINCT pack_hash) AS packs FROM rules WHERE {crit} GROUP BY rule_id, rule_hash ORDER BY rule_id, min(recorded_at), rule_hash"
@@ -159,9 +206,20 @@ pub(crate) async fn control_page(
         );
     }
 
-    body += &population.0;
+    Ok(RulesSection { html: body, cards, versions: ordered.len(), per_version_html })
+}
 
-    // Alerts and triage.
+/// Alerts per rule per month and their triage; returns the html, the alerts raised and the count of
+/// alerts unresolved past the limit.
+async fn alerts_section(
+    c: &Context<'_>,
+    crit: &str,
+    control: &str,
+    per_version_html: &str,
+) -> Result<(String, u64, String)> {
+    let o = c.options;
+    let period = &c.period;
+    let mut body = String::new();
     body += "<h2 id=\"alerts\">Alerts and their triage</h2>\n";
     let sql = format!(
         "SELECT rule_id, substr(date, 1, 7) AS month, count(*) AS alerts FROM alerts WHERE {crit} AND {period} GROUP BY rule_id, substr(date, 1, 7) ORDER BY rule_id, month"
@@ -173,7 +231,7 @@ pub(crate) async fn control_page(
     body += &table("q-alerts-months", &["rule", "month", "alerts"], &rows, &[false, false, true]);
     body += &html::query_command("q-alerts-months-sql", &o.evidence, &sql);
     body += "<h3>Alerts per rule version</h3>\n";
-    body += &per_version_html;
+    body += per_version_html;
     body += "<h3>Triage status</h3>\n<p class=\"note\">The latest triage record of each alert (<code>vigil alerts triage</code>); an alert never triaged is open.</p>\n";
     let (html, _) = c
         .shown(
@@ -250,7 +308,13 @@ pub(crate) async fn control_page(
         .await?;
     body += &html;
 
-    // The sample.
+    let unresolved = unresolved.first().and_then(|r| r.first()).cloned().unwrap_or_default();
+    Ok((body, total, unresolved))
+}
+
+/// The sample: drawn as `vigil sample` draws it, into the control's folder, then shown.
+async fn sample_part(c: &Context<'_>, control: &str) -> Result<(String, usize)> {
+    let o = c.options;
     let folder = o.out.join(control);
     let sample_dir = folder.join("sample");
     let _ = std::fs::remove_dir_all(&sample_dir);
@@ -272,14 +336,13 @@ pub(crate) async fn control_page(
             (html, 0)
         }
     };
-    body += &sample_html;
+    Ok((sample_html, sampled))
+}
 
-    // Verify, then the rule texts.
-    body += &verify_section(c);
-    body += "<h2 id=\"rule-texts\">Appendix: the text of each rule version</h2>\n";
-    body += &cards;
-    let unresolved = unresolved.first().and_then(|r| r.first()).cloned().unwrap_or_default();
-    let glance = format!(
+/// The figures at the top of the page, each the total of a table below.
+fn glance(c: &Context<'_>, versions: usize, events: &str, total: u64, unresolved: &str, sampled: usize) -> String {
+    let o = c.options;
+    format!(
         "<h2 id=\"glance\">At a glance</h2>\n<div class=\"kpis\">\
          <div class=\"kpi\" data-from=\"q-rule-versions\"><div class=\"v\">{}</div><div class=\"k\">rule versions mapped</div></div>\
          <div class=\"kpi\" data-from=\"q-population-total\"><div class=\"v\">{}</div><div class=\"k\">events in the population</div></div>\
@@ -288,24 +351,11 @@ pub(crate) async fn control_page(
          <div class=\"kpi\" data-from=\"sample\"><div class=\"v\">{sampled}</div><div class=\"k\">alerts sampled (seed {})</div></div>\
          <div class=\"kpi\" data-from=\"verify\"><div class=\"v\">{}</div><div class=\"k\">archive integrity</div></div></div>\n\
          <p class=\"note\">Each figure is the total of a table below, which prints the query it comes from.</p>\n",
-        ordered.len(),
-        esc(&population.1),
-        esc(&unresolved),
+        versions,
+        esc(events),
+        esc(unresolved),
         o.unresolved_days,
         esc(&o.seed),
         if c.verify.ok() { "intact" } else { "problems" },
-    );
-    body.insert_str(glance_at, &(c.failures_banner() + &glance));
-
-    let header = c.header(&title, "SOC 2 workpaper: control test from the evidence archive", true);
-    let footer = format!(
-        "Prepared by vigil {} from the evidence archive {}. Every table is one SQL query over the archive, printed beneath it; \
-         the sample is the draw <code>vigil sample</code> makes with the same seed. Tester columns are for the engagement team.",
-        env!("CARGO_PKG_VERSION"),
-        esc(c.archive.location())
-    );
-    let page = html::page(&format!("{title}: SOC 2 workpaper"), &header, &body, &footer);
-    let path = o.out.join(format!("{control}.html"));
-    write_file(&path, page.as_bytes())?;
-    Ok(ControlSummary { id: control.to_string(), page: path, rule_versions: ordered.len(), alerts: total, sampled })
+    )
 }
