@@ -278,8 +278,9 @@ impl Pipeline {
         };
         // The reader asks which chains exist before it says which one the file continues (see `source`).
         let (archive, runtime) = (self.archive.clone(), tokio::runtime::Handle::current());
-        let lookup: ChainLookup =
-            Arc::new(move |name: &str| runtime.block_on(archive.source_head(name, 0)).map_err(|e| e.to_string()));
+        let lookup: ChainLookup = Arc::new(move |name: &str| {
+            runtime.block_on(archive.source_head(&PartitionId::new(name, 0))).map_err(|e| e.to_string())
+        });
         // With one thread, encoding beside normalizing would take a second core.
         let overlap = settings.effective_threads() >= 2;
         Ok(Source::Files(FileInputs::new(files, reader_settings, lookup, overlap, self.metrics.clone())))

@@ -14,11 +14,11 @@ pub(crate) async fn pack_ranges(archive: &Archive) -> Result<BTreeMap<String, (i
         t.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.timestamp_micros())
     };
     let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for (source, partition) in archive.chains().await? {
-        if source.starts_with('@') {
+    for id in archive.chains().await? {
+        if id.source().starts_with('@') {
             continue;
         }
-        for entry in archive.chain(&source, partition).await? {
+        for entry in archive.chain(&id).await? {
             if !entry.has_data() || entry.rule_pack_hash.is_empty() {
                 continue;
             }

@@ -78,7 +78,7 @@ impl Partition {
         opening: Opening,
     ) -> Result<Self> {
         let Opening { id, input, normalizer, first_offset, overlap_archive, .. } = opening;
-        let head = archive.resume(id.source(), id.partition).await?.head;
+        let head = archive.resume(&id).await?.head;
         let (rules, _) = rule_state.open(archive, engine, &id, head.as_ref()).await?;
         let resume_after = head.as_ref().map_or(first_offset - 1, |h| h.last_offset);
         let next_first = match &head {
