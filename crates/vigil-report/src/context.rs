@@ -133,6 +133,20 @@ impl Context<'_> {
         }
     }
 
+    /// [`Context::shown`], appended to `out`; returns the rows.
+    pub(crate) async fn show(
+        &self,
+        out: &mut String,
+        id: &str,
+        headers: &[&str],
+        numeric: &[bool],
+        sql: &str,
+    ) -> Result<Vec<Vec<String>>> {
+        let (html, rows) = self.shown(id, headers, numeric, sql).await?;
+        out.push_str(&html);
+        Ok(rows)
+    }
+
     pub(crate) fn header(&self, title: &str, subtitle: &str, crumbs: bool) -> String {
         let o = self.options;
         let verify = if self.verify.ok() {

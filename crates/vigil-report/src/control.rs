@@ -219,6 +219,8 @@ async fn alerts_section(
 ) -> Result<(String, u64, String)> {
     let o = c.options;
     let period = &c.period;
+    // The same conditions on the alerts `a` of a join.
+    let (a_crit, a_period) = (crit.replace("criteria", "a.criteria"), period.replace("time", "a.time"));
     let mut body = String::new();
     body += "<h2 id=\"alerts\">Alerts and their triage</h2>\n";
     let sql = format!(
@@ -233,48 +235,48 @@ async fn alerts_section(
     body += "<h3>Alerts per rule version</h3>\n";
     body += per_version_html;
     body += "<h3>Triage status</h3>\n<p class=\"note\">The latest triage record of each alert (<code>vigil alerts triage</code>); an alert never triaged is open.</p>\n";
-    let (html, _) = c
-        .shown(
+    c
+        .show(
+            &mut body,
             "q-triage-status",
             &["status", "alerts"],
             &[false, true],
             &format!(
                 "WITH {LATEST_TRIAGE} SELECT COALESCE(l.status, 'open') AS latest_status, count(*) AS alerts FROM alerts a LEFT JOIN latest l ON l.alert_id = a.alert_id AND l.n = 1 WHERE {} AND {} GROUP BY COALESCE(l.status, 'open') ORDER BY latest_status",
-                crit.replace("criteria", "a.criteria"),
-                period.replace("time", "a.time")
+                a_crit,
+                a_period
             ),
         )
         .await?;
-    body += &html;
     body += "<h3>Triage records</h3>\n<p class=\"note\">Every decision recorded about the period's alerts of this control, oldest first (at most 200 listed): appended to the archive's <code>triage</code> table, never edited.</p>\n";
-    let (html, _) = c
-        .shown(
+    c
+        .show(
+            &mut body,
             "q-triage-records",
             &["recorded", "alert", "rule", "status", "by", "ticket", "note"],
             &[false; 7],
             &format!(
                 "SELECT to_char(t.time, '%Y-%m-%d %H:%M:%S') AS recorded, t.alert_id, t.rule_id, t.status, t.triaged_by, t.ticket, t.note FROM triage t JOIN alerts a ON a.alert_id = t.alert_id WHERE {} AND {} ORDER BY t.time, t.triage_id LIMIT 200",
-                crit.replace("criteria", "a.criteria"),
-                period.replace("time", "a.time")
+                a_crit,
+                a_period
             ),
         )
         .await?;
-    body += &html;
     body += "<h3>Time to triage</h3>\n<p class=\"note\">From the alert to its first triage record.</p>\n";
-    let (html, _) = c
-        .shown(
+    c
+        .show(
+            &mut body,
             "q-time-to-triage",
             &["alerts triaged", "median hours", "mean hours", "longest hours"],
             &[true, true, true, true],
             &format!(
                 "WITH first AS (SELECT alert_id, min(time) AS t FROM triage GROUP BY alert_id), d AS (SELECT (CAST(f.t AS BIGINT) - CAST(a.time AS BIGINT)) / 3600000000.0 AS h FROM alerts a JOIN first f ON f.alert_id = a.alert_id WHERE {} AND {}) \
                  SELECT count(*) AS triaged, CAST(round(median(h), 1) AS VARCHAR) AS median_hours, CAST(round(avg(h), 1) AS VARCHAR) AS mean_hours, CAST(round(max(h), 1) AS VARCHAR) AS max_hours FROM d",
-                crit.replace("criteria", "a.criteria"),
-                period.replace("time", "a.time")
+                a_crit,
+                a_period
             ),
         )
         .await?;
-    body += &html;
     let _ = write!(
         body,
         "<h3>Unresolved after {} days</h3>\n<p class=\"note\">Alerts raised more than {} days before the period's end whose latest status is neither resolved nor false positive (oldest first, at most 50 listed).</p>\n",
@@ -282,22 +284,23 @@ async fn alerts_section(
     );
     let unresolved_where = format!(
         "{} AND {} AND COALESCE(l.status, 'open') NOT IN ('resolved', 'false_positive') AND CAST(a.time AS BIGINT) < CAST(TIMESTAMP {} AS BIGINT) - {}",
-        crit.replace("criteria", "a.criteria"),
-        period.replace("time", "a.time"),
+        a_crit,
+        a_period,
         quote(&o.to),
         i64::from(o.unresolved_days) * 86_400_000_000
     );
-    let (html, unresolved) = c
-        .shown(
+    let unresolved = c
+        .show(
+            &mut body,
             "q-unresolved-count",
             &["unresolved alerts"],
             &[true],
             &format!("WITH {LATEST_TRIAGE} SELECT count(*) AS unresolved FROM alerts a LEFT JOIN latest l ON l.alert_id = a.alert_id AND l.n = 1 WHERE {unresolved_where}"),
         )
         .await?;
-    body += &html;
-    let (html, _) = c
-        .shown(
+    c
+        .show(
+            &mut body,
             "q-unresolved",
             &["alert", "rule", "raised", "status", "triaged by", "ticket"],
             &[false; 6],
@@ -306,7 +309,6 @@ async fn alerts_section(
             ),
         )
         .await?;
-    body += &html;
 
     let unresolved = unresolved.first().and_then(|r| r.first()).cloned().unwrap_or_default();
     Ok((body, total, unresolved))

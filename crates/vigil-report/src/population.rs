@@ -13,8 +13,9 @@ pub(crate) async fn population_section(c: &Context<'_>) -> Result<(String, Strin
     let mut out = String::from(
         "<h2 id=\"population\">Population</h2>\n<p class=\"note\">Every record the archive holds for the period: the population the rules ran over and an auditor samples from. Counts read only files the manifest chains list.</p>\n",
     );
-    let (html, total) = c
-        .shown(
+    let total = c
+        .show(
+            &mut out,
             "q-population-total",
             &["events", "sources", "first event", "last event"],
             &[true, true, false, false],
@@ -23,7 +24,6 @@ pub(crate) async fn population_section(c: &Context<'_>) -> Result<(String, Strin
             ),
         )
         .await?;
-    out += &html;
     out += "<h3>Events per source per month</h3>\n";
     let sql = format!(
         "SELECT source, substr(date, 1, 7) AS month, count(*) AS events FROM events WHERE {period} GROUP BY source, substr(date, 1, 7) ORDER BY source, month"
@@ -34,8 +34,9 @@ pub(crate) async fn population_section(c: &Context<'_>) -> Result<(String, Strin
     out += &html::query_command("q-population-months-sql", &c.options.evidence, &sql);
 
     out += "<h3>Dead letters per reason</h3>\n<p class=\"note\">Records that could not be normalized are kept whole as dead letters. Counted here: those read in the period, and those among the records that delivered the period's events (same source partition, between its first and last offset in the period).</p>\n";
-    let (html, _) = c
-        .shown(
+    c
+        .show(
+            &mut out,
             "q-dead-letters",
             &["format", "reason", "dead letters"],
             &[false, false, true],
@@ -48,7 +49,6 @@ pub(crate) async fn population_section(c: &Context<'_>) -> Result<(String, Strin
             ),
         )
         .await?;
-    out += &html;
 
     out += "<h3>Completeness breaks</h3>\n<p class=\"note\">Offsets a source no longer had when vigil read it (Kafka retention deleted them first), recorded in the manifest chains instead of hidden. From <code>vigil verify</code>.</p>\n";
     let breaks: Vec<Vec<String>> = c
@@ -66,8 +66,9 @@ pub(crate) async fn population_section(c: &Context<'_>) -> Result<(String, Strin
         "<h3>Silence spells</h3>\n<p class=\"note\">Gaps of more than {} hours between two consecutive events of one source within the period (a source that stopped sending is a gap in the population).</p>\n",
         c.options.silence_hours
     );
-    let (html, _) = c
-        .shown(
+    c
+        .show(
+            &mut out,
             "q-silence",
             &["source", "silent from", "silent until", "hours"],
             &[false, false, false, true],
@@ -78,11 +79,11 @@ pub(crate) async fn population_section(c: &Context<'_>) -> Result<(String, Strin
             ),
         )
         .await?;
-    out += &html;
 
     out += "<h3>Late events</h3>\n<p class=\"note\">Events vigil read more than 24 hours after they happened (ingest time minus event time): replays, backfills, or a delivery backlog.</p>\n";
-    let (html, _) = c
-        .shown(
+    c
+        .show(
+            &mut out,
             "q-late",
             &["source", "late events", "latest delay (hours)"],
             &[false, true, true],
@@ -92,7 +93,6 @@ pub(crate) async fn population_section(c: &Context<'_>) -> Result<(String, Strin
             ),
         )
         .await?;
-    out += &html;
     let events = total.first().and_then(|r| r.first()).cloned().unwrap_or_default();
     Ok((out, events))
 }
