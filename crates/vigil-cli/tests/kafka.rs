@@ -20,23 +20,17 @@ const PARTITIONS: i32 = 3;
 /// Stratus Red Team detonations (they raise alerts), the rest benign (OTRF and Invictus traces), as alerts
 /// are rare in real traffic; every 100th record is cut short (malformed).
 fn events(n: usize) -> Vec<Vec<u8>> {
-    let read = |name: &str| std::fs::read_to_string(repo().join("fixtures/cloudtrail").join(name)).expect("fixture");
-    let lines =
-        |text: &str| -> Vec<String> { text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect() };
-    let attacks = lines(&read("stratus-detonations.ndjson"));
-    let mut benign = lines(&read("otrf-logstash-ec2-proxy-s3-exfil.ndjson"));
-    let invictus: serde_json::Value =
-        serde_json::from_str(&read("invictus-20230710T1145Z.records.json")).expect("records document");
+    let attacks = vigil_tests::cloudtrail_lines("stratus-detonations.ndjson");
+    let mut benign = vigil_tests::cloudtrail_lines("otrf-logstash-ec2-proxy-s3-exfil.ndjson");
+    let invictus: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("fixtures/cloudtrail/invictus-20230710T1145Z.records.json"))
+            .expect("fixture"),
+    )
+    .expect("records document");
     for record in invictus["Records"].as_array().expect("Records") {
         benign.push(record.to_string());
     }
-    (0..n)
-        .map(|i| {
-            let line = if i % 10 == 0 { &attacks[(i / 10) % attacks.len()] } else { &benign[i % benign.len()] };
-            let unique = format!("{{\"vigilTestSeq\":{i},{}", &line[1..]);
-            if i % 100 == 99 { unique.as_bytes()[..unique.len() / 2].to_vec() } else { unique.into_bytes() }
-        })
-        .collect()
+    vigil_tests::unique_records(&attacks, &benign, n)
 }
 
 /// A `vigil run` in the background ([`LoggedChild`]), with this file's spawn settings.
