@@ -22,6 +22,24 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// The non-blank lines of `fixtures/cloudtrail/NAME`.
+pub fn cloudtrail_lines(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join("fixtures/cloudtrail").join(name)).expect("fixture");
+    text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+}
+
+/// `n` records, each made unique by an added `vigilTestSeq` field: one in ten from `attacks`, the rest
+/// from `benign`; every 100th one is cut short (malformed, a dead letter).
+pub fn unique_records(attacks: &[String], benign: &[String], n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let line = if i % 10 == 0 { &attacks[(i / 10) % attacks.len()] } else { &benign[i % benign.len()] };
+            let unique = format!("{{\"vigilTestSeq\":{i},{}", &line[1..]);
+            if i % 100 == 99 { unique.as_bytes()[..unique.len() / 2].to_vec() } else { unique.into_bytes() }
+        })
+        .collect()
+}
+
 /// True when `deploy/local/SCRIPT installed` says the service is there. Otherwise says the tests are
 /// skipped and returns false, or fails when `require_var` is set (`scripts/test.sh` installs every service
 /// and sets it, so CI never skips).

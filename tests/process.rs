@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+/// Generous bound on any one wait before a test is declared hung (not a speed check).
+pub const HUNG: Duration = Duration::from_secs(300);
+
 /// A child process with its log file.
 pub struct LoggedChild {
     /// The process.
@@ -14,6 +17,19 @@ pub struct LoggedChild {
 }
 
 impl LoggedChild {
+    /// Waits for it to exit, at most [`HUNG`].
+    pub fn wait(&mut self) -> ExitStatus {
+        self.wait_within(HUNG)
+    }
+
+    /// Writes `bytes` to its stdin (which must be piped) and flushes.
+    pub fn write_stdin(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin piped");
+        stdin.write_all(bytes).expect("vigil reads stdin");
+        stdin.flush().expect("flush");
+    }
+
     /// What it logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

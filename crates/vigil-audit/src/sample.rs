@@ -266,7 +266,10 @@ pub async fn draw(
                 let Some((source, partition, offset)) = position.get(event) else { continue };
                 let key = (source.clone(), *partition);
                 if !chains.contains_key(&key) {
-                    chains.insert(key.clone(), archive.chain(source, *partition).await?);
+                    chains.insert(
+                        key.clone(),
+                        archive.chain(&vigil_schema::PartitionId::new(source.as_str(), *partition)).await?,
+                    );
                 }
                 let entry =
                     chains[&key].iter().find(|e| e.has_data() && e.first_offset <= *offset && *offset <= e.last_offset);

@@ -5,95 +5,65 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
 use vigil_tests::kafka::Broker;
-use vigil_tests::process::LoggedChild;
+use vigil_tests::process::{HUNG, LoggedChild};
 use vigil_tests::repo;
 use vigil_tests::{files_below, read_kind};
 
 const PARTITIONS: i32 = 3;
-/// Generous bound on how long any one step may take before the test is declared hung (not a speed check).
-const HUNG: Duration = Duration::from_secs(300);
-
 /// `n` real CloudTrail records, each made unique (a `vigilTestSeq` field is added): one in ten from the
 /// Stratus Red Team detonations (they raise alerts), the rest benign (OTRF and Invictus traces), as alerts
 /// are rare in real traffic; every 100th record is cut short (malformed).
 fn events(n: usize) -> Vec<Vec<u8>> {
-    let read = |name: &str| std::fs::read_to_string(repo().join("fixtures/cloudtrail").join(name)).expect("fixture");
-    let lines =
-        |text: &str| -> Vec<String> { text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect() };
-    let attacks = lines(&read("stratus-detonations.ndjson"));
-    let mut benign = lines(&read("otrf-logstash-ec2-proxy-s3-exfil.ndjson"));
-    let invictus: serde_json::Value =
-        serde_json::from_str(&read("invictus-20230710T1145Z.records.json")).expect("records document");
+    let attacks = vigil_tests::cloudtrail_lines("stratus-detonations.ndjson");
+    let mut benign = vigil_tests::cloudtrail_lines("otrf-logstash-ec2-proxy-s3-exfil.ndjson");
+    let invictus: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("fixtures/cloudtrail/invictus-20230710T1145Z.records.json"))
+            .expect("fixture"),
+    )
+    .expect("records document");
     for record in invictus["Records"].as_array().expect("Records") {
         benign.push(record.to_string());
     }
-    (0..n)
-        .map(|i| {
-            let line = if i % 10 == 0 { &attacks[(i / 10) % attacks.len()] } else { &benign[i % benign.len()] };
-            let unique = format!("{{\"vigilTestSeq\":{i},{}", &line[1..]);
-            if i % 100 == 99 { unique.as_bytes()[..unique.len() / 2].to_vec() } else { unique.into_bytes() }
-        })
-        .collect()
+    vigil_tests::unique_records(&attacks, &benign, n)
 }
 
 /// A `vigil run` in the background ([`LoggedChild`]), with this file's spawn settings.
-struct Vigil(LoggedChild);
-
-impl std::ops::Deref for Vigil {
-    type Target = LoggedChild;
-    fn deref(&self) -> &LoggedChild {
-        &self.0
+fn spawn_vigil(
+    broker: &Broker,
+    topic: &str,
+    group: &str,
+    evidence: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> LoggedChild {
+    let log = evidence.with_extension(format!("{}.log", std::process::id() as u64 + rand_suffix()));
+    // `topic` may carry more URL keys (`ct?session.timeout.ms=6000`).
+    let sep = if topic.contains('?') { '&' } else { '?' };
+    let input = format!("cloudtrail:kafka://{}/{topic}{sep}group={group}", broker.address);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.current_dir(repo())
+        .args(["run", "--input", &input, "--rules", "pipelines/rules/soc2"])
+        .arg("--evidence")
+        .arg(evidence);
+    // Alerts and dead letters go to Kafka unless the test sends them elsewhere.
+    if !extra.contains(&"--alerts") {
+        cmd.args(["--alerts", &format!("kafka://{}/alerts", broker.address)])
+            .args(["--dlq", &format!("kafka://{}/dlq", broker.address)]);
     }
-}
-
-impl std::ops::DerefMut for Vigil {
-    fn deref_mut(&mut self) -> &mut LoggedChild {
-        &mut self.0
+    cmd.args(extra)
+        .env("VIGIL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-}
-
-impl Vigil {
-    fn spawn(
-        broker: &Broker,
-        topic: &str,
-        group: &str,
-        evidence: &Path,
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> Vigil {
-        let log = evidence.with_extension(format!("{}.log", std::process::id() as u64 + rand_suffix()));
-        // `topic` may carry more URL keys (`ct?session.timeout.ms=6000`).
-        let sep = if topic.contains('?') { '&' } else { '?' };
-        let input = format!("cloudtrail:kafka://{}/{topic}{sep}group={group}", broker.address);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        cmd.current_dir(repo())
-            .args(["run", "--input", &input, "--rules", "pipelines/rules/soc2"])
-            .arg("--evidence")
-            .arg(evidence);
-        // Alerts and dead letters go to Kafka unless the test sends them elsewhere.
-        if !extra.contains(&"--alerts") {
-            cmd.args(["--alerts", &format!("kafka://{}/alerts", broker.address)])
-                .args(["--dlq", &format!("kafka://{}/dlq", broker.address)]);
-        }
-        cmd.args(extra)
-            .env("VIGIL_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Vigil(LoggedChild { child: cmd.spawn().expect("vigil starts"), log })
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        self.0.wait_within(HUNG)
-    }
+    LoggedChild { child: cmd.spawn().expect("vigil starts"), log }
 }
 
 fn rand_suffix() -> u64 {
@@ -184,7 +154,7 @@ fn hundred_thousand_events_over_three_partitions_are_archived_exactly_once_and_c
 
     let dir = tempfile::tempdir().expect("tempdir");
     let evidence = dir.path().join("evidence");
-    let mut vigil = Vigil::spawn(&broker, "cloudtrail", "soc", &evidence, &["--until-caught-up"], &[]);
+    let mut vigil = spawn_vigil(&broker, "cloudtrail", "soc", &evidence, &["--until-caught-up"], &[]);
     let status = vigil.wait();
     assert!(status.success(), "vigil failed: {}", vigil.log_text());
 
@@ -225,14 +195,14 @@ fn kill_9_at_any_point_still_leaves_every_record_exactly_once() {
         let evidence = dir.path().join("evidence");
         let group = format!("crash-{i}");
         let mut first = if *failpoint == "sigkill" {
-            let mut v = Vigil::spawn(&broker, topic, &group, &evidence, &batches, &[]);
+            let mut v = spawn_vigil(&broker, topic, &group, &evidence, &batches, &[]);
             // As soon as the first batch is archived, so the kill lands mid-stream: a kill during the
             // member's final leave can hold the group in a rebalance the broker never ends (tansu 0.6).
             wait_until("a batch archived", || manifest_entries(&evidence) >= 1);
             v.child.kill().expect("SIGKILL");
             v
         } else {
-            Vigil::spawn(&broker, topic, &group, &evidence, &batches, &[("VIGIL_FAILPOINT", failpoint)])
+            spawn_vigil(&broker, topic, &group, &evidence, &batches, &[("VIGIL_FAILPOINT", failpoint)])
         };
         let status = first.wait();
         assert!(!status.success(), "{failpoint}: the first run should have died: {}", first.log_text());
@@ -240,7 +210,7 @@ fn kill_9_at_any_point_still_leaves_every_record_exactly_once() {
         // races the expiry with the dead member still in it and then never rebalances again, leaving the
         // new member without partitions (seen twice; real Kafka rebalances when the session expires).
         std::thread::sleep(Duration::from_secs(7));
-        let mut again = Vigil::spawn(&broker, topic, &group, &evidence, &batches, &[]);
+        let mut again = spawn_vigil(&broker, topic, &group, &evidence, &batches, &[]);
         let status = again.wait();
         assert!(status.success(), "{failpoint}: restart failed: {}", again.log_text());
         assert_exactly_once(&evidence, &ends);
@@ -270,9 +240,9 @@ fn two_instances_in_one_group_share_the_work_and_one_leaving_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let evidence = dir.path().join("evidence");
     let batches = ["--batch-rows", "300", "--batch-ms", "200"];
-    let mut a = Vigil::spawn(&broker, "shared", "pair", &evidence, &batches, &[]);
+    let mut a = spawn_vigil(&broker, "shared", "pair", &evidence, &batches, &[]);
     wait_until("instance A archives", || manifest_entries(&evidence) >= 1);
-    let mut b = Vigil::spawn(&broker, "shared", "pair", &evidence, &batches, &[]);
+    let mut b = spawn_vigil(&broker, "shared", "pair", &evidence, &batches, &[]);
     wait_until("instance B joins (rebalance)", || b.log_text().contains("assigned; starting"));
     // A leaves mid-stream while records keep arriving.
     a.sigterm();
@@ -305,7 +275,7 @@ fn a_broker_restart_mid_stream_is_waited_out_and_nothing_is_lost() {
     let dlq = dir.path().join("dlq.ndjson");
     let (alerts_arg, dlq_arg) = (alerts.to_string_lossy().into_owned(), dlq.to_string_lossy().into_owned());
     let outputs = ["--batch-rows", "300", "--batch-ms", "200", "--alerts", &alerts_arg, "--dlq", &dlq_arg];
-    let mut vigil = Vigil::spawn(&broker, "bounce", "bouncer", &evidence, &outputs, &[]);
+    let mut vigil = spawn_vigil(&broker, "bounce", "bouncer", &evidence, &outputs, &[]);
     wait_until("first batches archived", || manifest_entries(&evidence) >= 2);
     broker.stop();
     std::thread::sleep(Duration::from_secs(3));
@@ -363,7 +333,7 @@ fn partitions_that_stop_altogether_raise_their_silence_alerts_and_archive_them()
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("vigil starts");
-    let mut vigil = Vigil(LoggedChild { child, log });
+    let mut vigil = LoggedChild { child, log };
     let silence_alerts = |path: &Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -478,7 +448,7 @@ fn the_metrics_endpoint_counts_every_record_and_reports_lag_alerts_and_latencies
     let dir = tempfile::tempdir().expect("tempdir");
     let evidence = dir.path().join("evidence");
     let extra = ["--batch-rows", "500", "--batch-ms", "200", "--metrics-addr", &addr];
-    let mut vigil = Vigil::spawn(&broker, "watched?statistics.interval.ms=500", "watchers", &evidence, &extra, &[]);
+    let mut vigil = spawn_vigil(&broker, "watched?statistics.interval.ms=500", "watchers", &evidence, &extra, &[]);
 
     for (produced, ends_at) in [(3_000.0, 3_000), (6_000.0, 6_000)] {
         if ends_at == 6_000 {
@@ -597,7 +567,7 @@ fn poison_records_among_good_ones_are_dead_lettered_and_change_nothing_else() {
         let alerts = dir.path().join("alerts.ndjson").to_string_lossy().into_owned();
         let dlq = dir.path().join("dlq.ndjson").to_string_lossy().into_owned();
         let args = ["--until-caught-up", "--batch-rows", "500", "--alerts", &alerts, "--dlq", &dlq];
-        let mut vigil = Vigil::spawn(&broker, topic, &format!("{topic}-group"), &evidence, &args, &[]);
+        let mut vigil = spawn_vigil(&broker, topic, &format!("{topic}-group"), &evidence, &args, &[]);
         let status = vigil.wait();
         assert!(status.success(), "vigil over {topic} failed: {}", vigil.log_text());
         assert!(!vigil.log_text().contains("panicked"), "{}", vigil.log_text());

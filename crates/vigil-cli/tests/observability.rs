@@ -10,56 +10,26 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigil_tests::kafka::Broker;
-use vigil_tests::process::LoggedChild;
+use vigil_tests::process::{HUNG, LoggedChild};
 use vigil_tests::{read_kind, repo};
 
-/// Generous bound on any one wait before the test is declared hung (not a speed check).
-const HUNG: Duration = Duration::from_secs(300);
-
-/// A `vigil` process with its stderr in a file; killed when dropped.
-struct Vigil(LoggedChild);
-
-impl std::ops::Deref for Vigil {
-    type Target = LoggedChild;
-    fn deref(&self) -> &LoggedChild {
-        &self.0
+/// A `vigil` process ([`LoggedChild`]): its stderr in a file, killed when dropped.
+fn start_vigil(args: &[&str], env: &[(&str, &str)], log: PathBuf, stdin: Stdio) -> LoggedChild {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.current_dir(repo())
+        .args(args)
+        .env("VIGIL_LOG", "info")
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-}
-
-impl std::ops::DerefMut for Vigil {
-    fn deref_mut(&mut self) -> &mut LoggedChild {
-        &mut self.0
-    }
-}
-
-impl Vigil {
-    fn start(args: &[&str], env: &[(&str, &str)], log: PathBuf, stdin: Stdio) -> Vigil {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        cmd.current_dir(repo())
-            .args(args)
-            .env("VIGIL_LOG", "info")
-            .stdin(stdin)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Vigil(LoggedChild { child: cmd.spawn().expect("vigil starts"), log })
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let stdin = self.child.stdin.as_mut().expect("stdin piped");
-        stdin.write_all(bytes).expect("vigil reads stdin");
-        stdin.flush().expect("flush");
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        self.0.wait_within(HUNG)
-    }
+    LoggedChild { child: cmd.spawn().expect("vigil starts"), log }
 }
 
 fn free_addr() -> String {
@@ -131,7 +101,7 @@ fn probes_answer_during_a_run_and_readyz_is_503_from_sigterm_until_the_drain_is_
     ];
     // The second and every later archive write hang for 6 s.
     let env = [("VIGIL_FAILPOINT", "archive_write:2:stall=6000")];
-    let mut vigil = Vigil::start(&args, &env, dir.path().join("vigil.log"), Stdio::piped());
+    let mut vigil = start_vigil(&args, &env, dir.path().join("vigil.log"), Stdio::piped());
 
     wait_until("/readyz answers 200", || get(&addr, "/readyz").is_some_and(|(status, _)| status == 200));
     let (status, body) = get(&addr, "/healthz").expect("answers");
@@ -139,7 +109,7 @@ fn probes_answer_during_a_run_and_readyz_is_503_from_sigterm_until_the_drain_is_
 
     // 25 records, stdin held open: records 1-10 are archived (their write settles on a health tick, the
     // input being quiet), 11-20 are written with the stalled write, 21-25 wait in the open batch.
-    vigil.write(&records(25));
+    vigil.write_stdin(&records(25));
     let mut metrics = String::new();
     wait_until("the first batch is durable", || {
         metrics = get(&addr, "/metrics").map(|(_, body)| body).unwrap_or_default();
@@ -206,10 +176,10 @@ fn a_stuck_partition_fails_healthz_and_the_shutdown_limit_exits_2_naming_what_is
     let args = ["run", "--config", &config_arg, "--metrics-addr", &addr, "--shutdown-timeout", "2", "--no-progress"];
     // Every archive write hangs (10 minutes).
     let env = [("VIGIL_FAILPOINT", "archive_write:1:stall=600000")];
-    let mut vigil = Vigil::start(&args, &env, dir.path().join("vigil.log"), Stdio::piped());
+    let mut vigil = start_vigil(&args, &env, dir.path().join("vigil.log"), Stdio::piped());
     wait_until("/readyz answers 200", || get(&addr, "/readyz").is_some_and(|(status, _)| status == 200));
     let input = records(8);
-    vigil.write(&input);
+    vigil.write_stdin(&input);
 
     // Records 1-5 close a batch whose write hangs; 6-8 close a second one a second later, which waits
     // for the first: the loop stands still, and so does the partition.
@@ -240,13 +210,13 @@ fn a_stuck_partition_fails_healthz_and_the_shutdown_limit_exits_2_naming_what_is
     assert!(read_kind(&evidence, "events").is_none(), "nothing was made durable");
 
     // Nothing is lost: the next run reads them again.
-    let mut rerun = Vigil::start(
+    let mut rerun = start_vigil(
         &["run", "--config", &config_arg, "--no-progress"],
         &[],
         dir.path().join("rerun.log"),
         Stdio::piped(),
     );
-    rerun.write(&input);
+    rerun.write_stdin(&input);
     drop(rerun.child.stdin.take());
     let exit = rerun.wait();
     assert!(exit.success(), "{}", rerun.log_text());
@@ -427,7 +397,7 @@ fn every_metric_the_grafana_dashboard_queries_is_exported_by_a_running_vigil() {
         "200",
         "--no-progress",
     ];
-    let mut vigil = Vigil::start(&args, &[], dir.path().join("vigil.log"), Stdio::null());
+    let mut vigil = start_vigil(&args, &[], dir.path().join("vigil.log"), Stdio::null());
     let mut metrics = String::new();
     wait_until("the file and the topic are archived, the lag reported", || {
         metrics = get(&addr, "/metrics").map(|(_, body)| body).unwrap_or_default();

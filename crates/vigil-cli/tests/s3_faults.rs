@@ -22,18 +22,9 @@ const HUNG: Duration = Duration::from_secs(300);
 /// Stratus Red Team detonations (they raise alerts), the rest benign (OTRF); every 100th one is cut short
 /// (a dead letter).
 fn events(n: usize) -> Vec<Vec<u8>> {
-    let read = |name: &str| std::fs::read_to_string(repo().join("fixtures/cloudtrail").join(name)).expect("fixture");
-    let lines =
-        |text: &str| -> Vec<String> { text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect() };
-    let attacks = lines(&read("stratus-detonations.ndjson"));
-    let benign = lines(&read("otrf-logstash-ec2-proxy-s3-exfil.ndjson"));
-    (0..n)
-        .map(|i| {
-            let line = if i % 10 == 0 { &attacks[(i / 10) % attacks.len()] } else { &benign[i % benign.len()] };
-            let unique = format!("{{\"vigilTestSeq\":{i},{}", &line[1..]);
-            if i % 100 == 99 { unique.as_bytes()[..unique.len() / 2].to_vec() } else { unique.into_bytes() }
-        })
-        .collect()
+    let attacks = vigil_tests::cloudtrail_lines("stratus-detonations.ndjson");
+    let benign = vigil_tests::cloudtrail_lines("otrf-logstash-ec2-proxy-s3-exfil.ndjson");
+    vigil_tests::unique_records(&attacks, &benign, n)
 }
 
 /// [`events`] as an NDJSON file.

@@ -66,26 +66,41 @@ pub(crate) fn check(
 ) {
     report.digests = digests.len();
     if digests.is_empty() {
-        if chains.is_empty() {
-            return;
-        }
-        if keys.is_empty() {
-            report.warn(
-                "archive_unsigned",
-                "digests/",
-                "the archive holds no signed digest: its writers had no signing key, so nothing here can prove \
-                 who wrote it (configure [evidence] signing_key_file; see `vigil keys generate`)",
-            );
-        } else {
-            report.find(
-                "archive_unsigned",
-                "digests/",
-                "a public key was given but the archive holds no signed digest: its digests were removed, or \
-                 its writers never had the signing key",
-            );
-        }
+        check_no_digest(chains, keys, report);
         return;
     }
+    check_numbering(digests, report);
+    let (trusted, signature_problems) = trusted_digests(digests, keys, report);
+    report.authenticated = !keys.is_empty() && signature_problems == 0;
+    check_newest(digests, &trusted, now_us, report);
+    let signed = check_signed_heads(&trusted, chains, report);
+    check_unsigned_entries(chains, &signed, &trusted, now_us, report);
+}
+
+/// An archive with chains but no digest: a warning without keys, a finding with them.
+fn check_no_digest(chains: &ChainViews, keys: &[PublicKey], report: &mut VerifyReport) {
+    if chains.is_empty() {
+        return;
+    }
+    if keys.is_empty() {
+        report.warn(
+            "archive_unsigned",
+            "digests/",
+            "the archive holds no signed digest: its writers had no signing key, so nothing here can prove \
+             who wrote it (configure [evidence] signing_key_file; see `vigil keys generate`)",
+        );
+    } else {
+        report.find(
+            "archive_unsigned",
+            "digests/",
+            "a public key was given but the archive holds no signed digest: its digests were removed, or \
+             its writers never had the signing key",
+        );
+    }
+}
+
+/// Holes in the digests' numbering: removed digests.
+fn check_numbering(digests: &BTreeMap<u64, (String, bytes::Bytes, i64)>, report: &mut VerifyReport) {
     let max = digests.keys().next_back().copied().unwrap_or(0);
     for seq in 0..=max {
         if !digests.contains_key(&seq) {
@@ -96,6 +111,15 @@ pub(crate) fn check(
             );
         }
     }
+}
+
+/// The digests that read, link to the one before and (with keys) carry a good signature, with when
+/// each was stored; and how many failed on the signature (or could not be read).
+fn trusted_digests(
+    digests: &BTreeMap<u64, (String, bytes::Bytes, i64)>,
+    keys: &[PublicKey],
+    report: &mut VerifyReport,
+) -> (Vec<(Digest, i64)>, usize) {
     let mut trusted: Vec<(Digest, i64)> = Vec::new();
     let mut signature_problems = 0usize;
     for (seq, (path, bytes, stored_us)) in digests {
@@ -166,7 +190,16 @@ pub(crate) fn check(
         }
         trusted.push((digest, *stored_us));
     }
-    report.authenticated = !keys.is_empty() && signature_problems == 0;
+    (trusted, signature_problems)
+}
+
+/// The newest trusted digest: reported, and overdue when no shutdown digest and none followed in time.
+fn check_newest(
+    digests: &BTreeMap<u64, (String, bytes::Bytes, i64)>,
+    trusted: &[(Digest, i64)],
+    now_us: i64,
+    report: &mut VerifyReport,
+) {
     if let Some((newest, _)) = trusted.last()
         && let Some((path, bytes, _)) = digests.get(&newest.seq)
     {
@@ -194,10 +227,17 @@ pub(crate) fn check(
             );
         }
     }
-    // Signed heads against the chains.
+}
+
+/// Signed heads against the chains; returns each chain's newest signed entry.
+fn check_signed_heads(
+    trusted: &[(Digest, i64)],
+    chains: &ChainViews,
+    report: &mut VerifyReport,
+) -> BTreeMap<(String, i32), u64> {
     let mut signed: BTreeMap<(String, i32), u64> = BTreeMap::new();
     let mut reported: std::collections::BTreeSet<(String, i32, u64)> = std::collections::BTreeSet::new();
-    for (digest, _) in &trusted {
+    for (digest, _) in trusted {
         for head in &digest.heads {
             let key = (head.ingest_source.clone(), head.partition);
             let object = format!("{}/{}#{}", head.ingest_source, head.partition, head.seq);
@@ -242,7 +282,17 @@ pub(crate) fn check(
             }
         }
     }
-    // Entries no signed head covers.
+    signed
+}
+
+/// Entries no signed head covers: not yet signed (within the interval), or unsigned.
+fn check_unsigned_entries(
+    chains: &ChainViews,
+    signed: &BTreeMap<(String, i32), u64>,
+    trusted: &[(Digest, i64)],
+    now_us: i64,
+    report: &mut VerifyReport,
+) {
     let interval_us = trusted
         .last()
         .map(|(d, _)| i64::try_from(d.interval_secs).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000))

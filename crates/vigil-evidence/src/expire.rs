@@ -235,9 +235,10 @@ pub async fn expire(archive: &Archive, options: &ExpireOptions) -> Result<Expire
         ..ExpireReport::default()
     };
     let present = data_files(archive).await?;
-    for (source, partition) in archive.chains().await? {
+    for id in archive.chains().await? {
+        let (source, partition) = (id.source().to_string(), id.partition);
         report.chains += 1;
-        let entries = archive.chain(&source, partition).await?;
+        let entries = archive.chain(&id).await?;
         let stored = stored_times(archive, &source, partition).await?;
         let recorded: BTreeSet<&str> = entries
             .iter()

@@ -16,12 +16,13 @@
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use vigil_evidence::{Archive, RangeCommit};
+//! use vigil_schema::PartitionId;
 //! let dir = tempfile::tempdir().unwrap();
 //! let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
-//! assert!(archive.chain_head("file-x", 0).await.unwrap().is_none());
+//! assert!(archive.chain_head(&PartitionId::new("file-x", 0)).await.unwrap().is_none());
 //! let commit = RangeCommit { ingest_source: "file-x", partition: 0, first_offset: 1, last_offset: 1, ..RangeCommit::default() };
 //! let entry = archive.commit(vigil_evidence::prepare(&commit, 3).unwrap(), None).await.unwrap();
-//! assert_eq!(archive.chain_head("file-x", 0).await.unwrap().unwrap().last_offset, entry.last_offset);
+//! assert_eq!(archive.chain_head(&PartitionId::new("file-x", 0)).await.unwrap().unwrap().last_offset, entry.last_offset);
 //! # });
 //! ```
 
@@ -55,7 +56,7 @@ use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use vigil_schema::{
-    ALERT_ID, ATTRS, EVENT_ID, FIELDS, INGEST_OFFSET, RAW, SCHEMA_VERSION, TIME, date_hour, format_time_us,
+    ALERT_ID, ATTRS, EVENT_ID, FIELDS, INGEST_OFFSET, PartitionId, RAW, SCHEMA_VERSION, TIME, date_hour, format_time_us,
 };
 
 pub use error::{Error, Result};
@@ -165,7 +166,8 @@ impl Archive {
     }
 
     /// Every manifest entry of one source partition, oldest first.
-    pub async fn chain(&self, ingest_source: &str, partition: i32) -> Result<Vec<ManifestEntry>> {
+    pub async fn chain(&self, id: &PartitionId) -> Result<Vec<ManifestEntry>> {
+        let (ingest_source, partition) = (id.source(), id.partition);
         let dir = layout::manifest_dir(&self.root, ingest_source, partition);
         let mut metas = self.list_dir(&dir).await?;
         metas.retain(|m| m.location.filename().and_then(layout::entry_seq).is_some());
@@ -188,8 +190,8 @@ impl Archive {
         serde_json::from_slice(&bytes).map_err(|source| Error::ManifestJson { path: path.to_string(), source })
     }
 
-    /// Every chain of the archive, as `(ingest_source, partition)`, sorted.
-    pub async fn chains(&self) -> Result<Vec<(String, i32)>> {
+    /// Every chain of the archive (its source partition), sorted.
+    pub async fn chains(&self) -> Result<Vec<PartitionId>> {
         let dir = self.root.clone().join("manifests");
         let mut out = std::collections::BTreeSet::new();
         for meta in self.list_dir(&dir).await? {
@@ -197,7 +199,7 @@ impl Archive {
             if let ["manifests", source, partition, _] = relative.split('/').collect::<Vec<_>>().as_slice()
                 && let Ok(partition) = partition.parse()
             {
-                out.insert((source.to_string(), partition));
+                out.insert(PartitionId::new(*source, partition));
             }
         }
         Ok(out.into_iter().collect())
@@ -238,14 +240,15 @@ impl Archive {
     }
 
     /// The newest entry of one source partition's chain: where that partition resumes.
-    pub async fn chain_head(&self, ingest_source: &str, partition: i32) -> Result<Option<ChainHead>> {
-        Ok(self.resume(ingest_source, partition).await?.head)
+    pub async fn chain_head(&self, id: &PartitionId) -> Result<Option<ChainHead>> {
+        Ok(self.resume(id).await?.head)
     }
 
     /// The newest entry of one source partition's chain, read without touching anything (unlike
     /// [`Archive::resume`]), with the `source_bytes` of the chain's first entry: what a file input needs
     /// to tell whether a file is the one the chain holds, and to name a new file that is not.
-    pub async fn source_head(&self, ingest_source: &str, partition: i32) -> Result<Option<SourceHead>> {
+    pub async fn source_head(&self, id: &PartitionId) -> Result<Option<SourceHead>> {
+        let (ingest_source, partition) = (id.source(), id.partition);
         let dir = layout::manifest_dir(&self.root, ingest_source, partition);
         let newest = self
             .list_dir(&dir)
@@ -271,7 +274,8 @@ impl Archive {
     /// source partition and for offsets after the head (so no committed entry can list it). An intent that
     /// lists anything else (edited, or planted by someone with write access) is left in place for
     /// `vigil verify` to name, and what it lists is not touched.
-    pub async fn resume(&self, ingest_source: &str, partition: i32) -> Result<Resume> {
+    pub async fn resume(&self, id: &PartitionId) -> Result<Resume> {
+        let (ingest_source, partition) = (id.source(), id.partition);
         let dir = layout::manifest_dir(&self.root, ingest_source, partition);
         let metas = self.list_dir(&dir).await?;
         let mut newest: Option<(u64, Path)> = None;

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{PutMode, PutOptions, PutPayload};
 use sha2::{Digest, Sha256};
-use vigil_schema::format_time_us;
+use vigil_schema::{PartitionId, format_time_us};
 
 use crate::manifest::{ChainHead, Counts, FileEntry, MANIFEST_VERSION, ManifestEntry};
 use crate::{Archive, Error, Result, retry};
@@ -224,7 +224,7 @@ impl Archive {
     /// next digest. Call it where the pipeline opens the archive, before any range is committed.
     pub async fn record_rules(&self, pack_hash: &str, rules: &[RuleText]) -> Result<Recorded> {
         loop {
-            let chain = self.chain(RULES_CHAIN, 0).await?;
+            let chain = self.chain(&PartitionId::new(RULES_CHAIN, 0)).await?;
             if let Some(there) = chain.iter().find(|e| e.has_data() && e.rule_pack_hash == pack_hash) {
                 return Ok(Recorded::AlreadyThere(there.seq));
             }
@@ -252,7 +252,7 @@ impl Archive {
         }
         let (batch, id) = triage_batch(record)?;
         loop {
-            let head = self.chain_head(TRIAGE_CHAIN, 0).await?;
+            let head = self.chain_head(&PartitionId::new(TRIAGE_CHAIN, 0)).await?;
             let input = format!("triage of alert {}", record.alert_id);
             let time = Some(record.time_us);
             match self.append_record(TRIAGE_CHAIN, TRIAGE_KIND, &batch, head, "", &input, time).await? {
@@ -325,7 +325,11 @@ impl Archive {
         match self.append(entry, head).await {
             Ok(entry) => Ok(Appended::Done(Box::new(entry))),
             Err(Error::SecondWriter { .. }) => {
-                let listed = self.chain(chain, 0).await?.iter().any(|e| e.files.iter().any(|f| f.path == relative));
+                let listed = self
+                    .chain(&PartitionId::new(chain, 0))
+                    .await?
+                    .iter()
+                    .any(|e| e.files.iter().any(|f| f.path == relative));
                 if !listed {
                     self.delete(&path).await?;
                 }
@@ -435,6 +439,6 @@ mod tests {
         let archive = Archive::open(dir.path().to_str().unwrap()).unwrap();
         let record = TriageRecord { status: "done".into(), ..TriageRecord::default() };
         assert!(archive.record_triage(&record).await.is_err());
-        assert!(archive.chain(TRIAGE_CHAIN, 0).await.unwrap().is_empty());
+        assert!(archive.chain(&PartitionId::new(TRIAGE_CHAIN, 0)).await.unwrap().is_empty());
     }
 }

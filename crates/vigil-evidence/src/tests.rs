@@ -1,7 +1,7 @@
 //! Tests of the archive: ranges, chains, resume, blobs and retention against a local store.
 
 use super::*;
-use vigil_schema::{EventBatchBuilder, EventRow, Provenance};
+use vigil_schema::{EventBatchBuilder, EventRow, PartitionId, Provenance};
 
 fn events(first: i64, last: i64) -> RecordBatch {
     let mut b = EventBatchBuilder::with_capacity((last - first + 1) as usize);
@@ -32,7 +32,7 @@ async fn an_interrupted_range_is_removed_on_resume() {
     for (path, bytes) in prepared.files {
         archive.store.put(&path, PutPayload::from(bytes)).await.unwrap();
     }
-    let resume = archive.resume("t", 0).await.unwrap();
+    let resume = archive.resume(&PartitionId::new("t", 0)).await.unwrap();
     assert_eq!(resume.head, Some(ChainHead::from(&entry)));
     assert_eq!(resume.removed, listed);
     for file in &listed {
@@ -40,7 +40,7 @@ async fn an_interrupted_range_is_removed_on_resume() {
     }
     // The committed range is untouched, and the chain continues.
     assert!(dir.path().join(&entry.files[0].path).exists());
-    let again = archive.resume("t", 0).await.unwrap();
+    let again = archive.resume(&PartitionId::new("t", 0)).await.unwrap();
     assert!(again.removed.is_empty());
     let next = archive.commit(prepare(&commit_of(&second, 11, 15), 3).unwrap(), again.head.as_ref()).await.unwrap();
     assert_eq!((next.seq, next.prev_hash.as_str()), (1, entry.entry_hash.as_str()));
@@ -61,7 +61,7 @@ async fn a_lost_range_is_an_entry_without_files() {
     let entry = archive.commit(prepare(&commit, 3).unwrap(), None).await.unwrap();
     assert!(entry.files.is_empty());
     assert_eq!(entry.counts.lost, 100);
-    assert_eq!(archive.chain("t", 0).await.unwrap(), vec![entry]);
+    assert_eq!(archive.chain(&PartitionId::new("t", 0)).await.unwrap(), vec![entry]);
 }
 
 fn expire_options(retention_days: u32, now_us: i64, dry_run: bool) -> expire::ExpireOptions {
@@ -79,7 +79,7 @@ async fn expire_records_the_disposal_then_deletes_and_verify_accepts_it() {
     let dry = expire::expire(&archive, &expire_options(0, now_us(), true)).await.unwrap();
     assert_eq!((dry.files.len(), dry.deleted, dry.disposals.len()), (1, 0, 0));
     assert!(dir.path().join(&old.files[0].path).exists());
-    assert_eq!(archive.chain("t", 0).await.unwrap().len(), 1);
+    assert_eq!(archive.chain(&PartitionId::new("t", 0)).await.unwrap().len(), 1);
     // Nothing is past a retention of 400 days.
     let none = expire::expire(&archive, &expire_options(400, now_us(), false)).await.unwrap();
     assert!(none.files.is_empty() && none.disposals.is_empty());
@@ -87,7 +87,7 @@ async fn expire_records_the_disposal_then_deletes_and_verify_accepts_it() {
     let report = expire::expire(&archive, &expire_options(0, now_us(), false)).await.unwrap();
     assert_eq!((report.files.len(), report.deleted, report.disposals.clone()), (1, 1, vec!["t/0#1".to_string()]));
     assert!(!dir.path().join(&old.files[0].path).exists());
-    let chain = archive.chain("t", 0).await.unwrap();
+    let chain = archive.chain(&PartitionId::new("t", 0)).await.unwrap();
     let disposal = chain[1].disposal.as_ref().unwrap();
     assert_eq!((disposal.entries.clone(), disposal.files[0].path.clone()), (vec![0], old.files[0].path.clone()));
     assert_eq!((chain[1].first_offset, chain[1].last_offset, chain[1].prev_hash.clone()), (10, 10, old.entry_hash));
@@ -140,7 +140,7 @@ async fn resume_leaves_what_a_planted_intent_lists_of_other_chains() {
     let planted: Vec<String> = victim.files.iter().map(|f| f.path.clone()).collect();
     let intent = layout::pending_path(archive.root(), "u", 0, 1);
     archive.store.put(&intent, PutPayload::from(serde_json::to_vec(&planted).unwrap())).await.unwrap();
-    let resume = archive.resume("u", 0).await.unwrap();
+    let resume = archive.resume(&PartitionId::new("u", 0)).await.unwrap();
     assert!(resume.removed.is_empty(), "{:?}", resume.removed);
     for file in &planted {
         assert!(dir.path().join(file).exists(), "{file} was deleted");
@@ -182,7 +182,7 @@ async fn blobs_are_stored_whole_listed_and_verified() {
     assert_eq!(std::fs::read(dir.path().join(&listed[1].path)).unwrap(), big);
     assert_eq!(std::fs::read(dir.path().join(&listed[0].path)).unwrap(), b"whole record");
     assert_eq!((entry.source_bytes, ChainHead::from(&entry).source_bytes), (Some(99), Some(99)));
-    let head = archive.source_head("file-x", 0).await.unwrap().unwrap();
+    let head = archive.source_head(&PartitionId::new("file-x", 0)).await.unwrap().unwrap();
     assert_eq!((head.head.seq, head.first_source_bytes), (0, Some(99)));
     let verified = verify::verify(&archive, &verify::VerifyOptions::default()).await.unwrap();
     assert!(verified.ok(), "{:?}", verified.findings);
@@ -217,7 +217,7 @@ async fn a_spooled_blob_that_changed_is_refused() {
     };
     let err = archive.commit(prepare(&commit, 3).unwrap(), None).await.unwrap_err();
     assert!(err.to_string().contains("spooled dead letter"), "{err}");
-    assert!(archive.chain("t", 0).await.unwrap().is_empty());
+    assert!(archive.chain(&PartitionId::new("t", 0)).await.unwrap().is_empty());
 }
 
 /// Dead-letter rows at `offsets` (the schema, filled by hand: this crate does not depend on the
@@ -263,7 +263,7 @@ async fn verify_flags_a_disposal_before_retention_ended() {
     let report = expire::expire(&archive, &expire_options(400, later, false)).await.unwrap();
     assert_eq!((report.files.len(), report.deleted), (0, 0), "{report:?}");
     // A disposal written anyway (by another tool, or an older vigil) is named by verify.
-    let entry = archive.chain("t", 0).await.unwrap().remove(0);
+    let entry = archive.chain(&PartitionId::new("t", 0)).await.unwrap().remove(0);
     let disposal = Disposal {
         retention_days: 400,
         entries: vec![0],

@@ -142,7 +142,7 @@ impl RuleStateStore {
             tracing::warn!(rule, %partition, "the rule's kind or key changed since its state was stored: it starts empty");
         }
         let mut covered = stored.covered;
-        for entry in archive.chain(partition.source(), partition.partition).await? {
+        for entry in archive.chain(partition).await? {
             if !entry.has_data() || entry.last_offset <= covered {
                 covered = covered.max(entry.last_offset);
                 continue;

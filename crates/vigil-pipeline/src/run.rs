@@ -278,8 +278,9 @@ impl Pipeline {
         };
         // The reader asks which chains exist before it says which one the file continues (see `source`).
         let (archive, runtime) = (self.archive.clone(), tokio::runtime::Handle::current());
-        let lookup: ChainLookup =
-            Arc::new(move |name: &str| runtime.block_on(archive.source_head(name, 0)).map_err(|e| e.to_string()));
+        let lookup: ChainLookup = Arc::new(move |name: &str| {
+            runtime.block_on(archive.source_head(&PartitionId::new(name, 0))).map_err(|e| e.to_string())
+        });
         // With one thread, encoding beside normalizing would take a second core.
         let overlap = settings.effective_threads() >= 2;
         Ok(Source::Files(FileInputs::new(files, reader_settings, lookup, overlap, self.metrics.clone())))
@@ -391,42 +392,9 @@ impl Pipeline {
                 }
             };
             match event {
-                Event::Assigned(openings) => {
-                    if source.is_live() {
-                        // The group is joined, even when it gave this member nothing (readiness).
-                        health.kafka_joined();
-                    }
-                    // Opened now, not at their first record: a partition that stays quiet still has its
-                    // silence rules watched.
-                    for opening in openings {
-                        let part = self.open_partition(&mut parts, opening).await?;
-                        part.last_records_at = tokio::time::Instant::now();
-                    }
-                }
+                Event::Assigned(openings) => self.on_assigned(&mut parts, source, openings).await?,
                 Event::Records { partition, records } => {
-                    let part = self.partition(&mut parts, source, &partition).await?;
-                    part.last_records_at = tokio::time::Instant::now();
-                    match records {
-                        Records::Messages(records) => {
-                            for (offset, bytes) in records.iter() {
-                                self.accept(part, offset, bytes).await?;
-                            }
-                        }
-                        Records::Lines(chunk) => {
-                            for ((offset, bytes), mark) in chunk.records.iter().zip(chunk.marks) {
-                                self.accept(part, offset, bytes).await?;
-                                // After `accept`, which may have closed the batch before this record.
-                                part.prefix = Some(mark);
-                            }
-                        }
-                        Records::TooLarge(Oversized { offset, code, reason, prefix, blob, mark }) => {
-                            self.accept_too_large(part, offset, code, reason, prefix, blob).await?;
-                            part.prefix = Some(mark);
-                        }
-                    }
-                    health.read_through(&part.id, part.last_offset);
-                    report_durable(source, part);
-                    self.bound_memory(&mut parts, source).await?;
+                    self.on_records(&mut parts, source, &partition, records).await?;
                 }
                 Event::Lost { partition, first, last, reason } => {
                     let part = self.partition(&mut parts, source, &partition).await?;
@@ -434,47 +402,15 @@ impl Pipeline {
                     report_durable(source, part);
                 }
                 Event::End { partition, last_offset, already_archived } => {
-                    let Some(mut part) = parts.remove(&partition) else {
-                        return Err(Error::Internal(format!("the end of {partition}, which is not open")));
-                    };
-                    part.summary.already_archived += already_archived;
-                    if last_offset > part.resume_after {
-                        part.last_offset = part.last_offset.max(last_offset);
-                    }
-                    // The file's end ends its stream: stateful rules release what they hold.
-                    part.end_of_input = true;
-                    self.close_batch(&mut part).await?;
-                    summary.inputs.push(self.close_partition(part, source).await?);
+                    let end = (last_offset, already_archived);
+                    summary.inputs.push(self.on_end(&mut parts, source, &partition, end).await?);
                 }
                 Event::Revoked { partitions, lost, done } => {
-                    for id in partitions {
-                        self.metrics.forget_kafka_partition(&id);
-                        let Some(mut part) = parts.remove(&id) else { continue };
-                        if lost {
-                            tracing::warn!(
-                                partition = %id,
-                                dropped = part.records.len() + part.too_large.len(),
-                                "assignment lost: the open batch is dropped unwritten; its new owner reads it again"
-                            );
-                            self.rule_state.forget(&self.engine, part.rules);
-                            health.partition_closed(&id);
-                            summary.inputs.push(part.summary);
-                        } else {
-                            self.close_batch(&mut part).await?;
-                            summary.inputs.push(self.close_partition(part, source).await?);
-                        }
-                    }
+                    self.on_revoked(&mut parts, source, partitions, lost, summary).await?;
                     let _ = done.send(());
                 }
                 Event::Stopped { caught_up } => {
-                    for part in parts.values_mut() {
-                        self.close_batch(part).await?;
-                        report_durable(source, part);
-                        // A file stopped before its end is read on from here by the next run.
-                        part.summary.interrupted |= !source.is_live();
-                    }
-                    summary.caught_up = caught_up;
-                    summary.interrupted |= !caught_up && !source.is_live();
+                    self.on_stopped(&mut parts, source, caught_up, summary).await?;
                     break;
                 }
                 Event::Failed(e) => return Err(e),
@@ -483,6 +419,130 @@ impl Pipeline {
         for part in parts.into_values() {
             summary.inputs.push(self.close_partition(part, source).await?);
         }
+        Ok(())
+    }
+
+    /// Partitions given to this member: opened now, not at their first record, so that a partition
+    /// that stays quiet still has its silence rules watched.
+    async fn on_assigned(
+        &mut self,
+        parts: &mut BTreeMap<PartitionId, Partition>,
+        source: &Source,
+        openings: Vec<Opening>,
+    ) -> Result<()> {
+        if source.is_live() {
+            // The group is joined, even when it gave this member nothing (readiness).
+            self.metrics.health().kafka_joined();
+        }
+        for opening in openings {
+            let part = self.open_partition(parts, opening).await?;
+            part.last_records_at = tokio::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    /// A partition's records, each into its open batch (which closes when full), then the memory bound.
+    async fn on_records(
+        &mut self,
+        parts: &mut BTreeMap<PartitionId, Partition>,
+        source: &mut Source,
+        partition: &PartitionId,
+        records: Records,
+    ) -> Result<()> {
+        let part = self.partition(parts, source, partition).await?;
+        part.last_records_at = tokio::time::Instant::now();
+        match records {
+            Records::Messages(records) => {
+                for (offset, bytes) in records.iter() {
+                    self.accept(part, offset, bytes).await?;
+                }
+            }
+            Records::Lines(chunk) => {
+                for ((offset, bytes), mark) in chunk.records.iter().zip(chunk.marks) {
+                    self.accept(part, offset, bytes).await?;
+                    // After `accept`, which may have closed the batch before this record.
+                    part.prefix = Some(mark);
+                }
+            }
+            Records::TooLarge(Oversized { offset, code, reason, prefix, blob, mark }) => {
+                self.accept_too_large(part, offset, code, reason, prefix, blob).await?;
+                part.prefix = Some(mark);
+            }
+        }
+        self.metrics.health().read_through(&part.id, part.last_offset);
+        report_durable(source, part);
+        self.bound_memory(parts, source).await?;
+        Ok(())
+    }
+
+    /// A file's end (`end`: its last offset and the records already archived by an earlier run): its
+    /// last batch closes and its stream ends, so stateful rules release what they hold.
+    async fn on_end(
+        &mut self,
+        parts: &mut BTreeMap<PartitionId, Partition>,
+        source: &mut Source,
+        partition: &PartitionId,
+        (last_offset, already_archived): (i64, u64),
+    ) -> Result<InputSummary> {
+        let Some(mut part) = parts.remove(partition) else {
+            return Err(Error::Internal(format!("the end of {partition}, which is not open")));
+        };
+        part.summary.already_archived += already_archived;
+        if last_offset > part.resume_after {
+            part.last_offset = part.last_offset.max(last_offset);
+        }
+        // The file's end ends its stream: stateful rules release what they hold.
+        part.end_of_input = true;
+        self.close_batch(&mut part).await?;
+        self.close_partition(part, source).await
+    }
+
+    /// Partitions taken from this member: a lost assignment drops its open batch (its new owner reads
+    /// it again); a revoked one closes it first.
+    async fn on_revoked(
+        &mut self,
+        parts: &mut BTreeMap<PartitionId, Partition>,
+        source: &mut Source,
+        partitions: Vec<PartitionId>,
+        lost: bool,
+        summary: &mut RunSummary,
+    ) -> Result<()> {
+        for id in partitions {
+            self.metrics.forget_kafka_partition(&id);
+            let Some(mut part) = parts.remove(&id) else { continue };
+            if lost {
+                tracing::warn!(
+                    partition = %id,
+                    dropped = part.records.len() + part.too_large.len(),
+                    "assignment lost: the open batch is dropped unwritten; its new owner reads it again"
+                );
+                self.rule_state.forget(&self.engine, part.rules);
+                self.metrics.health().partition_closed(&id);
+                summary.inputs.push(part.summary);
+            } else {
+                self.close_batch(&mut part).await?;
+                summary.inputs.push(self.close_partition(part, source).await?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The source stopped: every open batch closes and is made durable.
+    async fn on_stopped(
+        &mut self,
+        parts: &mut BTreeMap<PartitionId, Partition>,
+        source: &mut Source,
+        caught_up: bool,
+        summary: &mut RunSummary,
+    ) -> Result<()> {
+        for part in parts.values_mut() {
+            self.close_batch(part).await?;
+            report_durable(source, part);
+            // A file stopped before its end is read on from here by the next run.
+            part.summary.interrupted |= !source.is_live();
+        }
+        summary.caught_up = caught_up;
+        summary.interrupted |= !caught_up && !source.is_live();
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use base64::Engine;
 use vigil_kafka::{KafkaSink, OutRecord};
 use vigil_normalize::{DeadLetter, Normalizer};
 use vigil_rules::Alert;
+use vigil_schema::PartitionId;
 
 use crate::config::{AlertFormat, OutputConfig, PipelineConfig};
 use crate::{Error, Result};
@@ -138,10 +139,8 @@ impl Output {
 pub struct DeadLetterOrigin<'a> {
     /// The normalizer that refused them.
     pub normalizer: &'a dyn Normalizer,
-    /// Kafka topic or `file-<fingerprint>`.
-    pub ingest_source: &'a str,
-    /// Kafka partition, 0 for files.
-    pub partition: i32,
+    /// Where they were read: Kafka topic and partition, or `file-<fingerprint>` and 0.
+    pub partition: &'a PartitionId,
     /// The input as shown to people.
     pub input: &'a str,
     /// When the batch was read (RFC 3339).
@@ -152,13 +151,13 @@ pub struct DeadLetterOrigin<'a> {
 /// and reason as headers, keyed by its source position.
 pub fn dead_letter_record(dead: &DeadLetter, origin: &DeadLetterOrigin<'_>) -> OutRecord {
     OutRecord {
-        key: format!("{}-{}-{}", origin.ingest_source, origin.partition, dead.offset),
+        key: format!("{}-{}-{}", origin.partition.source(), origin.partition.partition, dead.offset),
         value: dead.raw.clone(),
         headers: vec![
             ("vigil.reason_code", dead.code.as_str().to_string()),
             ("vigil.reason", dead.reason.clone()),
-            ("vigil.source_topic", origin.ingest_source.to_string()),
-            ("vigil.source_partition", origin.partition.to_string()),
+            ("vigil.source_topic", origin.partition.source().to_string()),
+            ("vigil.source_partition", origin.partition.partition.to_string()),
             ("vigil.source_offset", dead.offset.to_string()),
             ("vigil.format", origin.normalizer.format().to_string()),
             ("vigil.ingest_time", origin.ingest_time.to_string()),
@@ -264,8 +263,8 @@ pub fn dead_letter_line(dead: &DeadLetter, origin: &DeadLetterOrigin<'_>) -> Str
     object.insert("format".into(), origin.normalizer.format().into());
     object.insert("source".into(), origin.normalizer.source().into());
     object.insert("input".into(), origin.input.into());
-    object.insert("ingest_source".into(), origin.ingest_source.into());
-    object.insert("ingest_partition".into(), origin.partition.into());
+    object.insert("ingest_source".into(), origin.partition.source().into());
+    object.insert("ingest_partition".into(), origin.partition.partition.into());
     object.insert("ingest_offset".into(), dead.offset.into());
     object.insert("reason_code".into(), dead.code.as_str().into());
     object.insert("reason".into(), dead.reason.clone().into());
@@ -290,8 +289,7 @@ mod tests {
             DeadLetter { offset: 7, code: ReasonCode::UnrecognizedLine, reason: "r".into(), raw: b"plain".to_vec() };
         let origin = DeadLetterOrigin {
             normalizer: normalizer.as_ref(),
-            ingest_source: "file-x",
-            partition: 0,
+            partition: &PartitionId::new("file-x", 0),
             input: "in.log",
             ingest_time: "t",
         };
@@ -303,7 +301,8 @@ mod tests {
         let line: serde_json::Value = serde_json::from_str(&dead_letter_line(&binary, &origin)).unwrap();
         assert!(line.get("raw").is_none());
         assert_eq!(line["raw_base64"], "//54");
-        let record = dead_letter_record(&binary, &DeadLetterOrigin { ingest_source: "logs", partition: 2, ..origin });
+        let record =
+            dead_letter_record(&binary, &DeadLetterOrigin { partition: &PartitionId::new("logs", 2), ..origin });
         assert_eq!(record.key, "logs-2-7");
         assert_eq!(record.value, vec![0xff, 0xfe, b'x']);
         assert!(record.headers.contains(&("vigil.source_partition", "2".to_string())));

@@ -78,7 +78,7 @@ impl Partition {
         opening: Opening,
     ) -> Result<Self> {
         let Opening { id, input, normalizer, first_offset, overlap_archive, finite, .. } = opening;
-        let head = archive.resume(id.source(), id.partition).await?.head;
+        let head = archive.resume(&id).await?.head;
         let (mut rules, _) = rule_state.open(archive, engine, &id, head.as_ref()).await?;
         if finite {
             rules.state.finite_input();

@@ -24,7 +24,7 @@ pub(crate) struct ArchiveCheckpoints {
 impl Checkpoints for ArchiveCheckpoints {
     fn resume_after(&self, partition: &PartitionId) -> std::result::Result<Option<i64>, String> {
         self.runtime
-            .block_on(self.archive.resume(partition.source(), partition.partition))
+            .block_on(self.archive.resume(partition))
             .map(|r| r.head.map(|h| h.last_offset))
             .map_err(|e| e.to_string())
     }

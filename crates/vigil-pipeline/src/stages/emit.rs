@@ -25,8 +25,7 @@ impl Pipeline {
         let ingest_time = format_time_us(batch.ingest_time_us);
         let origin = DeadLetterOrigin {
             normalizer: batch.normalizer.as_ref(),
-            ingest_source: part.id.source(),
-            partition: part.id.partition,
+            partition: &part.id,
             input: &part.input,
             ingest_time: &ingest_time,
         };

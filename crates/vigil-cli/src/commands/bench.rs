@@ -76,7 +76,7 @@ pub fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
             ..OutputConfig::default()
         },
     };
-    let rt = crate::runtime(args.threads.max(1))?;
+    let rt = super::runtime(args.threads.max(1))?;
     let (summary, total) = rt.block_on(async {
         let started = Instant::now();
         let pipeline = Pipeline::new(config, "bench").await?;
@@ -111,12 +111,12 @@ pub fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
     Ok(if summary.reconciles() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
 }
 
-fn round(seconds: f64) -> f64 {
+pub(crate) fn round(seconds: f64) -> f64 {
     (seconds * 10_000.0).round() / 10_000.0
 }
 
 /// Bytes of the events' Parquet files under `evidence` (what the peer's single Parquet file compares to).
-fn parquet_bytes(evidence: &Path) -> u64 {
+pub(crate) fn parquet_bytes(evidence: &Path) -> u64 {
     let mut total = 0;
     let mut dirs = vec![evidence.join("events")];
     while let Some(dir) = dirs.pop() {

@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use vigil_pipeline::config::EvidenceConfig;
 
-use crate::{every_core, logs, rfc3339, runtime};
+use super::{every_core, rfc3339, runtime};
+use crate::logs;
 
 #[derive(Subcommand, Debug)]
 pub enum AlertsCommand {
@@ -70,7 +71,7 @@ pub fn alerts(command: AlertsCommand) -> Result<ExitCode> {
     }
 }
 
-fn triage(args: TriageArgs) -> Result<ExitCode> {
+pub(crate) fn triage(args: TriageArgs) -> Result<ExitCode> {
     let mut config = EvidenceConfig::at(args.evidence.clone());
     config.signing_key_file = args.signing_key.clone();
     let signer = config.signer()?;
@@ -109,7 +110,7 @@ fn triage(args: TriageArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn list(args: ListArgs) -> Result<ExitCode> {
+pub(crate) fn list(args: ListArgs) -> Result<ExitCode> {
     use std::io::Write;
     if let Some(status) = &args.status
         && !vigil_evidence::records::TRIAGE_STATUSES.contains(&status.as_str())

@@ -37,7 +37,7 @@ pub struct ConvertArgs {
     json: bool,
 }
 
-fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     if !path.is_dir() {
         out.push(path.to_path_buf());
         return Ok(());
