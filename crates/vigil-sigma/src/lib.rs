@@ -46,6 +46,8 @@
 mod condition;
 mod correlation;
 mod error;
+mod forms;
+mod item_sql;
 pub mod mapping;
 mod values;
 pub mod yaml;
@@ -654,11 +656,11 @@ fn item_sql(line: u64, key: &str, value: &Node, selection: &Selection) -> std::r
     let (values, flags): (Vec<values::Val>, ItemFlags) = values::apply(line, &modifiers, raw, !keyword)?;
     let expr = if keyword { RAW_TEXT.to_string() } else { mapping::field(line, selection.fields, field)? };
     if !keyword {
-        values::check_nullish(line, field, &values, mapping::nullish(selection.fields, field))?;
+        item_sql::check_nullish(line, field, &values, mapping::nullish(selection.fields, field))?;
     }
     let fields: Fields = selection.fields;
     let field_of = move |name: &str| mapping::field(line, fields, name);
-    values::item_sql(line, &expr, keyword, &values, flags, &field_of)
+    item_sql::item_sql(line, &expr, keyword, &values, flags, &field_of)
 }
 
 #[cfg(test)]

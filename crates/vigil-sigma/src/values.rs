@@ -1,4 +1,5 @@
-//! Sigma values and modifiers, and the SQL that matches them.
+//! Sigma values and modifiers: what each value becomes (the forms that need more in `forms`, the SQL
+//! that matches them in `item_sql`).
 //!
 //! **Strings** follow the Sigma specification and pySigma's reading of it: `*` matches any run of
 //! characters, `?` exactly one, `\*`, `\?` and `\\` are the literal characters, and a backslash before any
@@ -35,7 +36,7 @@
 use base64::Engine as _;
 
 use crate::error::{Refusal, Refused, refuse};
-use crate::mapping::sql_str;
+use crate::forms::{cidr, ends_unescaped, engine_regex, has_toplevel_alternation, windash};
 
 /// One part of a Sigma string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,16 +89,16 @@ impl SigmaStr {
         SigmaStr { parts, cased: false }
     }
 
-    fn literal(text: String) -> Self {
+    pub(crate) fn literal(text: String) -> Self {
         SigmaStr { parts: if text.is_empty() { vec![] } else { vec![Part::Lit(text)] }, cased: false }
     }
 
-    fn has_wildcards(&self) -> bool {
+    pub(crate) fn has_wildcards(&self) -> bool {
         self.parts.iter().any(|p| !matches!(p, Part::Lit(_)))
     }
 
     /// The plain text, when there are no wildcards.
-    fn plain(&self) -> Option<String> {
+    pub(crate) fn plain(&self) -> Option<String> {
         (!self.has_wildcards()).then(|| {
             self.parts
                 .iter()
@@ -109,16 +110,16 @@ impl SigmaStr {
         })
     }
 
-    fn starts_with_any(&self) -> bool {
+    pub(crate) fn starts_with_any(&self) -> bool {
         self.parts.first() == Some(&Part::Any)
     }
 
-    fn ends_with_any(&self) -> bool {
+    pub(crate) fn ends_with_any(&self) -> bool {
         self.parts.last() == Some(&Part::Any)
     }
 
     /// The anchored regular expression (the literals folded unless cased).
-    fn regex(&self) -> String {
+    pub(crate) fn regex(&self) -> String {
         let mut re = String::from(r"\A");
         for p in &self.parts {
             match p {
@@ -131,7 +132,7 @@ impl SigmaStr {
         re
     }
 
-    fn fold(&self, s: &str) -> String {
+    pub(crate) fn fold(&self, s: &str) -> String {
         if self.cased { s.to_string() } else { s.to_ascii_lowercase() }
     }
 }
@@ -417,453 +418,10 @@ fn modify(
     }
 }
 
-/// pySigma's `_regex_has_toplevel_alternation`.
-fn has_toplevel_alternation(re: &str) -> bool {
-    let b: Vec<char> = re.chars().collect();
-    let (mut depth, mut in_class, mut i) = (0i64, false, 0usize);
-    while i < b.len() {
-        let c = b[i];
-        if c == '\\' {
-            i += 2;
-            continue;
-        }
-        if in_class {
-            if c == ']' {
-                in_class = false;
-            }
-        } else if c == '[' {
-            in_class = true;
-            if b.get(i + 1) == Some(&'^') {
-                i += 1;
-            }
-            if b.get(i + 1) == Some(&']') {
-                i += 1;
-            }
-        } else if c == '(' {
-            depth += 1;
-        } else if c == ')' {
-            depth -= 1;
-        } else if c == '|' && depth == 0 {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
-
-/// pySigma's `_regex_ends_with_unescaped`.
-fn ends_unescaped(re: &str, suffix: &str) -> bool {
-    let Some(head) = re.strip_suffix(suffix) else { return false };
-    (head.len() - head.trim_end_matches('\\').len()) % 2 == 0
-}
-
-/// The pattern for DataFusion's engine (Rust `regex`), read as RE2 reads it (the engine the oracle's
-/// SQLite `REGEXP` uses; both take the same syntax): Perl classes are ASCII in RE2 and Unicode in Rust,
-/// so `\\w`, `\\d`, `\\s`, `\\b` and their negations are written out as RE2's ASCII sets. Patterns Rust's
-/// engine refuses (look-around, backreferences) are refused.
-fn engine_regex(line: u64, pattern: &str) -> Result<String, Refused> {
-    let mut out = String::with_capacity(pattern.len() + 16);
-    let mut chars = pattern.chars().peekable();
-    let mut in_class = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                let Some(next) = chars.next() else {
-                    out.push('\\');
-                    break;
-                };
-                let (outside, inside): (&str, Option<&str>) = match next {
-                    'w' => ("[0-9A-Za-z_]", Some("0-9A-Za-z_")),
-                    'W' => ("[^0-9A-Za-z_]", None),
-                    'd' => ("[0-9]", Some("0-9")),
-                    'D' => ("[^0-9]", None),
-                    's' => ("[\\t\\n\\f\\r ]", Some("\\t\\n\\f\\r ")),
-                    'S' => ("[^\\t\\n\\f\\r ]", None),
-                    'b' if !in_class => ("(?-u:\\b)", None),
-                    'B' if !in_class => ("(?-u:\\B)", None),
-                    _ => {
-                        out.push('\\');
-                        out.push(next);
-                        continue;
-                    }
-                };
-                if in_class {
-                    match inside {
-                        Some(set) => out.push_str(set),
-                        None => {
-                            return refuse(
-                                line,
-                                Refusal::Value,
-                                format!(
-                                    "regular expression `{pattern}`: a negated class escape inside [...] has no exact form in vigil's engine"
-                                ),
-                            );
-                        }
-                    }
-                } else {
-                    out.push_str(outside);
-                }
-            }
-            '[' if !in_class => {
-                in_class = true;
-                out.push(c);
-                if chars.peek() == Some(&'^') {
-                    out.push('^');
-                    chars.next();
-                }
-                if chars.peek() == Some(&']') {
-                    out.push(']');
-                    chars.next();
-                }
-            }
-            '[' if in_class && chars.peek() == Some(&':') => {
-                return refuse(
-                    line,
-                    Refusal::Value,
-                    format!("regular expression `{pattern}`: POSIX classes ([[:alpha:]]) are not taken"),
-                );
-            }
-            ']' if in_class => {
-                in_class = false;
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
-    if let Err(e) = regex::Regex::new(&out) {
-        let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
-        return refuse(
-            line,
-            Refusal::Value,
-            format!(
-                "regular expression `{pattern}` is not one vigil's engine takes ({first}); look-around and backreferences are not supported"
-            ),
-        );
-    }
-    Ok(out)
-}
-
-fn windash(line: u64, s: SigmaStr) -> Result<Val, Refused> {
-    const DASHES: [&str; 5] = ["-", "/", "\u{2013}", "\u{2014}", "\u{2015}"];
-    // Split literals at each dash pySigma's `\B[-/]\b` finds (on the plain text of each literal part).
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-    let mut template: Vec<Vec<Part>> = vec![Vec::new()];
-    let mut slots = 0usize;
-    let mut pieces: Vec<Result<Part, ()>> = Vec::new(); // Err(()) = a dash slot
-    for part in &s.parts {
-        match part {
-            Part::Lit(text) => {
-                let chars: Vec<char> = text.chars().collect();
-                let mut acc = String::new();
-                for (i, &c) in chars.iter().enumerate() {
-                    let prev = if i == 0 { None } else { Some(chars[i - 1]) };
-                    let next = chars.get(i + 1).copied();
-                    if (c == '-' || c == '/') && !word(prev) && word(next) {
-                        if prev.is_some_and(|p| !p.is_ascii()) || next.is_some_and(|n| !n.is_ascii()) {
-                            return refuse(
-                                line,
-                                Refusal::Modifier,
-                                "windash next to a non-ASCII character: word boundaries differ between engines",
-                            );
-                        }
-                        if !acc.is_empty() {
-                            pieces.push(Ok(Part::Lit(std::mem::take(&mut acc))));
-                        }
-                        pieces.push(Err(()));
-                        slots += 1;
-                    } else {
-                        acc.push(c);
-                    }
-                }
-                if !acc.is_empty() {
-                    pieces.push(Ok(Part::Lit(acc)));
-                }
-            }
-            other => pieces.push(Ok(other.clone())),
-        }
-    }
-    if slots > 3 {
-        return refuse(line, Refusal::Modifier, "windash modifier expands at most three dash occurrences in one value");
-    }
-    for piece in pieces {
-        match piece {
-            Ok(p) => template.iter_mut().for_each(|t| t.push(p.clone())),
-            Err(()) => {
-                template = template
-                    .into_iter()
-                    .flat_map(|t| {
-                        DASHES.iter().map(move |d| {
-                            let mut t = t.clone();
-                            t.push(Part::Lit((*d).to_string()));
-                            t
-                        })
-                    })
-                    .collect();
-            }
-        }
-    }
-    let members = template
-        .into_iter()
-        .map(|parts| {
-            // merge adjacent literals
-            let mut merged: Vec<Part> = Vec::new();
-            for p in parts {
-                match (merged.last_mut(), p) {
-                    (Some(Part::Lit(a)), Part::Lit(b)) => a.push_str(&b),
-                    (_, p) => merged.push(p),
-                }
-            }
-            Val::Str(SigmaStr { parts: merged, cased: s.cased })
-        })
-        .collect();
-    Ok(Val::Expansion(members))
-}
-
-fn cidr(line: u64, text: &str) -> Result<Val, Refused> {
-    let bad = || refuse::<Val>(line, Refusal::Value, format!("`{text}` is not an IPv4 network such as 10.0.0.0/8"));
-    if text.contains(':') {
-        return refuse(
-            line,
-            Refusal::Modifier,
-            "IPv6 `cidr`: pySigma's text patterns for IPv6 networks match addresses outside the network, so no exact equivalent exists",
-        );
-    }
-    let (addr, prefix) = match text.split_once('/') {
-        Some((a, p)) => (a, p),
-        None => (text, "32"),
-    };
-    let Ok(prefix) = prefix.parse::<u32>() else { return bad() };
-    let octets: Vec<&str> = addr.split('.').collect();
-    if prefix > 32 || octets.len() != 4 {
-        return bad();
-    }
-    let mut value = 0u32;
-    for o in &octets {
-        // Python's ip_network refuses leading zeros
-        if o.is_empty() || o.len() > 3 || (o.len() > 1 && o.starts_with('0')) {
-            return bad();
-        }
-        let Ok(n) = o.parse::<u8>() else { return bad() };
-        value = (value << 8) | u32::from(n);
-    }
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-    if value & !mask != 0 {
-        return refuse(line, Refusal::Value, format!("`{text}` has host bits set (pySigma refuses it too)"));
-    }
-    let diff = (8 - prefix % 8) % 8;
-    let sub_prefix = prefix + diff;
-    let mut members = Vec::new();
-    for k in 0..(1u32 << diff) {
-        let network = if sub_prefix == 0 { value } else { value | (k << (32 - sub_prefix)) };
-        let o = network.to_be_bytes();
-        let text = match sub_prefix / 8 {
-            0 => "*".to_string(),
-            4 => format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3]),
-            g => {
-                let fixed: Vec<String> = o.iter().take(g as usize).map(|b| b.to_string()).collect();
-                format!("{}.*", fixed.join("."))
-            }
-        };
-        members.push(Val::Str(SigmaStr::parse(&text)));
-    }
-    Ok(Val::Expansion(members))
-}
-
-/// Refuses a value that would match one of `texts`, which the field's column reads as null (see
-/// `mapping::nullish`): there the SQL and Sigma's reading of the record would differ.
-pub(crate) fn check_nullish(line: u64, field: &str, values: &[Val], texts: &[&str]) -> Result<(), Refused> {
-    if texts.is_empty() {
-        return Ok(());
-    }
-    let differ = |why: String| {
-        refuse::<()>(
-            line,
-            Refusal::Field,
-            format!(
-                "field `{field}`: {why}; vigil's access-log columns read {} as missing, so the match would differ",
-                texts.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(" and ")
-            ),
-        )
-    };
-    for v in values {
-        let hit = match v {
-            Val::Expansion(members) => {
-                check_nullish(line, field, members, texts)?;
-                false
-            }
-            Val::Str(s) => {
-                let re = regex::Regex::new(&s.regex()).map_err(|e| Refused {
-                    line,
-                    kind: Refusal::Value,
-                    reason: e.to_string(),
-                })?;
-                texts.iter().any(|t| re.is_match(&s.fold(t)))
-            }
-            Val::Num(_) | Val::Cmp(..) => false,
-            Val::Bool(b) => texts
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(if *b { "true" } else { "false" }) || *t == if *b { "1" } else { "0" }),
-            Val::Re(pattern) => {
-                let re = regex::Regex::new(pattern).map_err(|e| Refused {
-                    line,
-                    kind: Refusal::Value,
-                    reason: e.to_string(),
-                })?;
-                texts.iter().any(|t| re.is_match(t))
-            }
-            Val::Null => return differ("`null`".into()),
-            Val::Exists(_) => return differ("`exists`".into()),
-            Val::FieldRef { .. } => return differ("`fieldref`".into()),
-        };
-        if hit {
-            return differ("a value that matches such a text".into());
-        }
-    }
-    Ok(())
-}
-
-/// `translate(e, 'A..Z', 'a..z')`: ASCII-only case folding.
-pub(crate) fn fold(expr: &str) -> String {
-    format!("translate({expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')")
-}
-
-fn two_valued(expr: String) -> String {
-    format!("coalesce({expr}, false)")
-}
-
-/// SQL for one item: `expr` (the field's text, or the record's text for keywords) against `values`.
-/// `field_of` resolves a `fieldref`. Each value's match is two-valued; the values are ORed (ANDed with
-/// `all`), expansions always ORed.
-pub(crate) fn item_sql(
-    line: u64,
-    expr: &str,
-    keyword: bool,
-    values: &[Val],
-    flags: ItemFlags,
-    field_of: &dyn Fn(&str) -> Result<String, Refused>,
-) -> Result<String, Refused> {
-    let joiner = if flags.all { " AND " } else { " OR " };
-    let mut terms = Vec::new();
-    if flags.all {
-        for v in values {
-            terms.push(value_group(line, expr, keyword, std::slice::from_ref(v), field_of)?);
-        }
-    } else {
-        terms.push(value_group(line, expr, keyword, values, field_of)?);
-    }
-    let sql = if terms.len() == 1 { terms.remove(0) } else { format!("({})", terms.join(joiner)) };
-    Ok(if flags.negated { format!("(NOT {sql})") } else { sql })
-}
-
-/// The values ORed, with equalities as one `IN` and patterns as one regular expression per case mode.
-fn value_group(
-    line: u64,
-    expr: &str,
-    keyword: bool,
-    values: &[Val],
-    field_of: &dyn Fn(&str) -> Result<String, Refused>,
-) -> Result<String, Refused> {
-    let mut flat = Vec::new();
-    for v in values {
-        match v {
-            Val::Expansion(members) => flat.extend(members.iter().cloned()),
-            v => flat.push(v.clone()),
-        }
-    }
-    let mut folded_eq = Vec::new();
-    let mut cased_eq = Vec::new();
-    let mut folded_re = Vec::new();
-    let mut cased_re = Vec::new();
-    let mut other = Vec::new();
-    for v in flat {
-        match v {
-            Val::Str(mut s) => {
-                if keyword {
-                    if !s.starts_with_any() {
-                        s.parts.insert(0, Part::Any);
-                    }
-                    if !s.ends_with_any() {
-                        s.parts.push(Part::Any);
-                    }
-                }
-                match (s.plain(), s.cased) {
-                    (Some(text), false) => folded_eq.push(sql_str(&text.to_ascii_lowercase())),
-                    (Some(text), true) => cased_eq.push(sql_str(&text)),
-                    (None, false) => folded_re.push(s.regex()),
-                    (None, true) => cased_re.push(s.regex()),
-                }
-            }
-            Val::Num(n) => {
-                if keyword {
-                    folded_re.push(
-                        SigmaStr { parts: vec![Part::Any, Part::Lit(n.to_string()), Part::Any], cased: false }.regex(),
-                    );
-                } else {
-                    cased_eq.push(sql_str(&n.to_string()));
-                }
-            }
-            Val::Bool(b) => {
-                if keyword {
-                    return refuse(line, Refusal::Value, "a boolean keyword has no text to search for; quote it");
-                }
-                folded_eq.push(sql_str(if b { "true" } else { "false" }));
-                cased_eq.push(sql_str(if b { "1" } else { "0" }));
-            }
-            Val::Null => {
-                if keyword {
-                    return refuse(line, Refusal::Value, "a null keyword has no text to search for");
-                }
-                other.push(format!("{expr} IS NULL"));
-            }
-            Val::Re(pattern) => other.push(two_valued(format!("regexp_like({expr}, {})", sql_str(&pattern)))),
-            Val::Exists(true) => other.push(format!("{expr} IS NOT NULL")),
-            Val::Exists(false) => other.push(format!("{expr} IS NULL")),
-            Val::Cmp(op, n) => other.push(two_valued(format!("TRY_CAST({expr} AS DOUBLE) {op} {n}"))),
-            Val::FieldRef { field, starts, ends } => {
-                if keyword {
-                    return refuse(line, Refusal::Modifier, "`fieldref` needs a field");
-                }
-                let (a, b) = (fold(expr), fold(&field_of(&field)?));
-                other.push(two_valued(match (starts, ends) {
-                    (false, false) => format!("{a} = {b}"),
-                    (true, false) => format!("starts_with({a}, {b})"),
-                    (false, true) => format!("ends_with({a}, {b})"),
-                    (true, true) => format!("strpos({a}, {b}) > 0"),
-                }));
-            }
-            Val::Expansion(_) => return refuse(line, Refusal::Modifier, "nested expansions"),
-        }
-    }
-    let mut terms = Vec::new();
-    let in_list = |e: String, list: &[String]| {
-        if list.len() == 1 {
-            two_valued(format!("{e} = {}", list[0]))
-        } else {
-            two_valued(format!("{e} IN ({})", list.join(", ")))
-        }
-    };
-    if !folded_eq.is_empty() {
-        terms.push(in_list(fold(expr), &folded_eq));
-    }
-    if !cased_eq.is_empty() {
-        terms.push(in_list(expr.to_string(), &cased_eq));
-    }
-    let alternation = |res: &[String]| {
-        if res.len() == 1 { res[0].clone() } else { format!("(?:{})", res.join("|")) }
-    };
-    if !folded_re.is_empty() {
-        terms.push(two_valued(format!("regexp_like({}, {})", fold(expr), sql_str(&alternation(&folded_re)))));
-    }
-    if !cased_re.is_empty() {
-        terms.push(two_valued(format!("regexp_like({expr}, {})", sql_str(&alternation(&cased_re)))));
-    }
-    terms.extend(other);
-    Ok(if terms.len() == 1 { terms.remove(0) } else { format!("({})", terms.join(" OR ")) })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::item_sql::item_sql;
 
     fn apply1(mods: &[&str], v: &str) -> Vec<Val> {
         apply(1, mods, vec![Raw::Str(v.into())], true).unwrap().0
