@@ -26,6 +26,7 @@
 //! # });
 //! ```
 
+mod bucket;
 pub mod digest;
 mod digest_check;
 mod error;
