@@ -29,8 +29,10 @@
 //!
 //! **Bounds.** A group keeps the matches of one timespan back from its newest window, at most
 //! [`MAX_WINDOW_MATCHES`] (beyond it the oldest are forgotten and counted as evicted); an alert names at
-//! most [`ALERT_EVENT_IDS`] event ids (`event_count` has the number behind it, `event_ids_capped` says
-//! when some were left out).
+//! most [`ALERT_EVENT_IDS`] event ids, the window's newest (`event_count` has the number behind it,
+//! `event_ids_capped` says when some were left out). The window slides over a group's matches keeping
+//! counts, so a burst of n matches costs O(n) to measure, not O(n x window); only a `temporal_ordered`
+//! window whose steps are all present walks its matches to find the chain.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -54,8 +56,13 @@ pub struct Window {
     pub end_us: i64,
     /// The measure (events, values or steps).
     pub measure: i64,
-    /// The evidence's event ids, sorted.
+    /// The evidence's event ids, sorted: all of them, or the newest [`ALERT_EVENT_IDS`] when there are
+    /// more (`capped`).
     pub event_ids: Vec<String>,
+    /// How many distinct events the evidence holds.
+    pub events: usize,
+    /// Whether `event_ids` leaves some out.
+    pub capped: bool,
 }
 
 /// Adds a released match to a group's window (kept in time order); returns how many old matches it
@@ -84,13 +91,56 @@ pub fn windows(
     let mut ends: Vec<i64> = matches.iter().map(|m| m.0).filter(|t| evaluated_us.is_none_or(|e| *t > e)).collect();
     ends.dedup();
     let mut out = Vec::new();
-    for &end in &ends {
-        let start = end.saturating_sub(window_us);
-        let from = matches.partition_point(|m| m.0 < start);
-        let to = matches.partition_point(|m| m.0 <= end);
-        let window: Vec<&Match> = matches.range(from..to).collect();
-        if let Some((measure, event_ids)) = measure(spec, steps, &window) {
-            out.push(Window { start_us: start, end_us: end, measure, event_ids });
+    {
+        // The window slides forward over the sorted matches: what it holds is counted as matches enter and
+        // leave, so a burst of n matches in one group costs O(n), not O(n * window).
+        let mut held = Held::default();
+        let (mut from, mut to) = (0, 0);
+        for &end in &ends {
+            let start = end.saturating_sub(window_us);
+            while to < matches.len() && matches[to].0 <= end {
+                held.add(&matches[to]);
+                to += 1;
+            }
+            while from < to && matches[from].0 < start {
+                held.remove(&matches[from]);
+                from += 1;
+            }
+            let present = held.slots.len();
+            let measure = match spec.measure {
+                Measure::EventCount => held.ids.len(),
+                Measure::ValueCount => held.values.len(),
+                Measure::Temporal | Measure::TemporalOrdered => present,
+            };
+            if !spec.op.holds(measure as i64, spec.count) {
+                continue;
+            }
+            if spec.measure == Measure::TemporalOrdered {
+                let window: Vec<&Match> = matches.range(from..to).collect();
+                if let Some((measure, event_ids)) = ordered(spec, steps, &window) {
+                    let events = event_ids.len();
+                    out.push(Window { start_us: start, end_us: end, measure, event_ids, events, capped: false });
+                }
+                continue;
+            }
+            let events = held.ids.len();
+            let (event_ids, capped) = if events <= ALERT_EVENT_IDS {
+                (ids(matches.range(from..to)), false)
+            } else {
+                // the newest ALERT_EVENT_IDS events of the window
+                let mut newest: Vec<String> = Vec::with_capacity(ALERT_EVENT_IDS);
+                let mut seen = std::collections::HashSet::new();
+                for m in matches.range(from..to).rev() {
+                    if seen.insert(m.1.as_str()) {
+                        newest.push(m.1.clone());
+                        if newest.len() == ALERT_EVENT_IDS {
+                            break;
+                        }
+                    }
+                }
+                (ids_of(newest), true)
+            };
+            out.push(Window { start_us: start, end_us: end, measure: measure as i64, event_ids, events, capped });
         }
     }
     if let Some(&newest) = ends.last() {
@@ -103,25 +153,37 @@ pub fn windows(
     out
 }
 
-/// The measure of one window and its evidence, when the condition holds.
-fn measure(spec: &CorrelationSpec, steps: usize, window: &[&Match]) -> Option<(i64, Vec<String>)> {
-    let meets = |value: usize| spec.op.holds(value as i64, spec.count);
-    let all_ids = || ids(window.iter().copied());
-    match spec.measure {
-        Measure::EventCount => {
-            let ids = all_ids();
-            let n = ids.len();
-            meets(n).then_some((n as i64, ids))
+/// What a sliding window holds: its distinct events, counted values and steps, each with a count.
+#[derive(Default)]
+struct Held<'a> {
+    ids: std::collections::HashMap<&'a str, u32>,
+    values: std::collections::HashMap<&'a str, u32>,
+    slots: std::collections::HashMap<usize, u32>,
+}
+
+impl<'a> Held<'a> {
+    fn add(&mut self, m: &'a Match) {
+        *self.ids.entry(m.1.as_str()).or_default() += 1;
+        if let Some(v) = m.3.as_deref() {
+            *self.values.entry(v).or_default() += 1;
         }
-        Measure::ValueCount => {
-            let values: BTreeSet<&str> = window.iter().filter_map(|m| m.3.as_deref()).collect();
-            meets(values.len()).then(|| (values.len() as i64, all_ids()))
+        *self.slots.entry(m.2).or_default() += 1;
+    }
+
+    fn remove(&mut self, m: &'a Match) {
+        fn take<K: std::hash::Hash + Eq>(map: &mut std::collections::HashMap<K, u32>, key: K) {
+            if let std::collections::hash_map::Entry::Occupied(mut e) = map.entry(key) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
         }
-        Measure::Temporal => {
-            let present: BTreeSet<usize> = window.iter().map(|m| m.2).collect();
-            meets(present.len()).then(|| (present.len() as i64, all_ids()))
+        take(&mut self.ids, m.1.as_str());
+        if let Some(v) = m.3.as_deref() {
+            take(&mut self.values, v);
         }
-        Measure::TemporalOrdered => ordered(spec, steps, window),
+        take(&mut self.slots, m.2);
     }
 }
 
@@ -252,6 +314,26 @@ mod tests {
         assert_eq!(windows(&gte3, 1, 10 * S, &mut matches, &mut None), w);
         let lt2 = spec(Measure::EventCount, CompareOp::Lt, 2);
         assert_eq!(ends(&run(&lt2, 1, 10, &input)), vec![(0, 1), (30, 1)]);
+    }
+
+    #[test]
+    fn a_flood_in_one_group_is_measured_sliding_and_names_its_newest_events() {
+        // 20,000 matches a second apart in one group, a window of a day: every window from the third on
+        // alerts; measured by sliding counts (a window walk per match would be 20,000 x 20,000)
+        let gte3 = spec(Measure::EventCount, CompareOp::Gte, 3);
+        let mut matches = VecDeque::new();
+        for i in 0..20_000i64 {
+            add(&mut matches, (i * S, format!("e{i:05}"), 0, None));
+        }
+        let w = windows(&gte3, 1, 86_400 * S, &mut matches, &mut None);
+        assert_eq!(w.len(), 19_998);
+        let last = w.last().unwrap();
+        assert_eq!(
+            (last.measure, last.events, last.capped, last.event_ids.len()),
+            (20_000, 20_000, true, ALERT_EVENT_IDS)
+        );
+        assert_eq!(last.event_ids.first().map(String::as_str), Some("e19000"), "the newest 1,000");
+        assert!(!w[0].capped && w[0].event_ids == ["e00000", "e00001", "e00002"]);
     }
 
     #[test]

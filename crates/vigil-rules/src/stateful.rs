@@ -534,15 +534,14 @@ impl RuleState {
                 fields.insert("measure".into(), Value::from(window.measure));
                 fields.insert("window_start".into(), Value::from(format_time_us(window.start_us)));
                 fields.insert("timespan".into(), Value::from(duration_text(self.spec.window_us)));
-                fields.insert("event_count".into(), Value::from(window.event_ids.len()));
+                fields.insert("event_count".into(), Value::from(window.events));
                 if let Some(suppress) = self.spec.suppress_us {
                     fields.insert("suppress".into(), Value::from(duration_text(suppress)));
                     fields.insert("suppressed_windows".into(), Value::from(std::mem::take(&mut state.suppressed)));
                     state.suppressed_until = Some(window.end_us.saturating_add(suppress));
                 }
-                let mut ids = window.event_ids;
-                if ids.len() > correlation::ALERT_EVENT_IDS {
-                    ids.truncate(correlation::ALERT_EVENT_IDS);
+                let ids = window.event_ids;
+                if window.capped {
                     fields.insert("event_ids_capped".into(), Value::from(true));
                 }
                 let mut alert = Alert::new(rule, window.end_us, ids, fields);
